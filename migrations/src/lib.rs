@@ -1,0 +1,29 @@
+//! Orderly's database schema as SeaORM migrations, applied in order by `orderly-migrate`.
+//!
+//! The schema is written as raw PostgreSQL DDL so that constraints, partial indexes and
+//! triggers read exactly as the database sees them. Migrations run once as a release step,
+//! never silently at every boot.
+
+use sea_orm_migration::{MigrationTrait, MigratorTrait, async_trait::async_trait};
+
+mod m20261121_000001_users_and_auth;
+mod m20261121_000002_listings;
+mod m20261121_000003_bookings_and_payments;
+mod m20261121_000004_jobs_and_outbox;
+mod m20261121_000005_reports_schedules_audit;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_users_and_auth::Migration),
+            Box::new(m20261121_000002_listings::Migration),
+            Box::new(m20261121_000003_bookings_and_payments::Migration),
+            Box::new(m20261121_000004_jobs_and_outbox::Migration),
+            Box::new(m20261121_000005_reports_schedules_audit::Migration),
+        ]
+    }
+}

@@ -1,0 +1,122 @@
+//! `bookings`: the orders that frontends post. A booking holds seats of one listing
+//! from `pending_payment` until it expires, is cancelled or is refunded.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Where a booking is in its life; stored as text in `bookings.status`.
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    /// Seats held until `hold_expires_at` while the customer pays.
+    #[sea_orm(string_value = "pending_payment")]
+    PendingPayment,
+    /// Payment authorised; the seats stay held.
+    #[sea_orm(string_value = "confirmed")]
+    Confirmed,
+    /// Payment captured.
+    #[sea_orm(string_value = "paid")]
+    Paid,
+    #[sea_orm(string_value = "expired")]
+    Expired,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+    #[sea_orm(string_value = "refunded")]
+    Refunded,
+}
+
+impl BookingStatus {
+    /// The value stored in the database and used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::Confirmed => "confirmed",
+            Self::Paid => "paid",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "bookings")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub listing_id: Uuid,
+    pub customer_id: Uuid,
+    pub quantity: i32,
+    pub amount_cents: i64,
+    #[sea_orm(column_type = "Text")]
+    pub currency: String,
+    pub status: BookingStatus,
+    pub hold_expires_at: DateTimeWithTimeZone,
+    /// The `Idempotency-Key` the booking was created with; unique per customer.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub idempotency_key: Option<String>,
+    /// `X-Request-Id` of the request that created the booking.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub request_id: Option<String>,
+    pub confirmed_at: Option<DateTimeWithTimeZone>,
+    pub paid_at: Option<DateTimeWithTimeZone>,
+    pub expired_at: Option<DateTimeWithTimeZone>,
+    pub cancelled_at: Option<DateTimeWithTimeZone>,
+    pub refunded_at: Option<DateTimeWithTimeZone>,
+    pub created_at: DateTimeWithTimeZone,
+    pub updated_at: DateTimeWithTimeZone,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::listings::Entity",
+        from = "Column::ListingId",
+        to = "super::listings::Column::Id",
+        on_update = "NoAction",
+        on_delete = "Restrict"
+    )]
+    Listing,
+    #[sea_orm(
+        belongs_to = "super::users::Entity",
+        from = "Column::CustomerId",
+        to = "super::users::Column::Id",
+        on_update = "NoAction",
+        on_delete = "Restrict"
+    )]
+    Customer,
+    #[sea_orm(has_one = "super::payments::Entity")]
+    Payment,
+    #[sea_orm(has_many = "super::notifications::Entity")]
+    Notifications,
+}
+
+impl Related<super::listings::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Listing.def()
+    }
+}
+
+/// The customer who made the booking.
+impl Related<super::users::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Customer.def()
+    }
+}
+
+impl Related<super::payments::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Payment.def()
+    }
+}
+
+impl Related<super::notifications::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Notifications.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}
