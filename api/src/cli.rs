@@ -1,0 +1,87 @@
+//! `orderly-api` flags: `serve` (default) and `create-admin`.
+
+use std::io::Read;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orderly_shared::Settings;
+use orderly_shared::entities::users::Role;
+use secrecy::{ExposeSecret, SecretString};
+use validator::ValidateEmail;
+
+use crate::routes::auth::register::create_user;
+use crate::state::AppState;
+use crate::validation::password_length;
+
+/// Orderly's HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "orderly-api", version)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API on API_ADDR.
+    Serve,
+    /// Create an admin account; the password is read from standard input.
+    CreateAdmin {
+        /// The admin's e-mail.
+        #[arg(long)]
+        email: String,
+        /// The admin's display name.
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// Read the password from standard input (required: never pass it as a flag).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = crate::startup::Application::build(settings).await?;
+            tracing::info!(port = app.port(), "orderly-api listening");
+            app.run_until_stopped()
+                .await
+                .context("the HTTP server failed")
+        }
+        Command::CreateAdmin { email, name, .. } => create_admin(settings, &email, &name).await,
+    }
+}
+
+async fn create_admin(settings: Settings, email: &str, name: &str) -> anyhow::Result<()> {
+    if !email.validate_email() {
+        anyhow::bail!("--email: `{email}` is not a valid e-mail address");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
+    password_length(password.expose_secret())
+        .map_err(|e| anyhow::anyhow!("password: {}", e.message.unwrap_or_default()))?;
+    let state = AppState {
+        db: orderly_shared::db::connect(&settings, 2).await?,
+        redis: orderly_shared::redis_conn::connect(&settings).await?,
+        tokens: crate::auth::TokenKeys::new(settings.jwt_key()),
+        settings: std::sync::Arc::new(settings),
+    };
+    let user = create_user(
+        &state,
+        email,
+        password.expose_secret().to_owned(),
+        name,
+        None,
+        Role::Admin,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(user.id = %user.id, "admin created");
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Turns responses that actix-web produced on its own (unknown route, wrong method, a path
+//! that does not parse) into problem JSON, so that every error answers the same way.
+
+use actix_web::ResponseError;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::ErrorHandlerResponse;
+
+use crate::problem::ApiError;
+
+/// The `ErrorHandlers` default handler.
+pub fn plain_error_to_problem<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let error = match res.status() {
+        StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".into()),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: crate::extract::json::MAX_BODY_BYTES,
+        },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        status if status.is_server_error() => {
+            ApiError::Internal(anyhow::anyhow!("actix-web answered {status} on its own"))
+        }
+        status => ApiError::BadRequest(
+            status
+                .canonical_reason()
+                .unwrap_or("the request could not be handled")
+                .to_owned(),
+        ),
+    };
+    let (req, _) = res.into_parts();
+    let response = error.error_response();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}

@@ -1,0 +1,77 @@
+//! Page numbers in, `{count, next, previous, results}` out.
+
+use actix_web::HttpRequest;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The default page size.
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// The largest page size.
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// A checked page request (query structs carry `page` and `page_size` and build this).
+#[derive(Debug, Clone, Copy)]
+pub struct PageParams {
+    /// 1-based page number.
+    pub page: u64,
+    /// Items per page.
+    pub page_size: u64,
+}
+
+impl PageParams {
+    /// From the optional query values; their ranges are checked by the query's `validate`.
+    pub fn new(page: Option<u64>, page_size: Option<u64>) -> Self {
+        Self {
+            page: page.unwrap_or(1).max(1),
+            page_size: page_size
+                .unwrap_or(DEFAULT_PAGE_SIZE)
+                .clamp(1, MAX_PAGE_SIZE),
+        }
+    }
+
+    /// Rows to skip.
+    pub fn offset(&self) -> u64 {
+        (self.page - 1).saturating_mul(self.page_size)
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// Items in the whole list.
+    pub count: u64,
+    /// URL of the next page, or null.
+    pub next: Option<String>,
+    /// URL of the previous page, or null.
+    pub previous: Option<String>,
+    /// Items on this page.
+    pub results: Vec<T>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page, with links that keep the request's other query parameters.
+    pub fn new(req: &HttpRequest, params: PageParams, count: u64, results: Vec<T>) -> Self {
+        let last = count.div_ceil(params.page_size).max(1);
+        let link = |page: u64| page_url(req, page);
+        Self {
+            count,
+            next: (params.page < last).then(|| link(params.page + 1)),
+            previous: (params.page > 1).then(|| link((params.page - 1).min(last))),
+            results,
+        }
+    }
+}
+
+fn page_url(req: &HttpRequest, page: u64) -> String {
+    let mut url = req.full_url();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "page")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("page", &page.to_string());
+    url.to_string()
+}

@@ -1,0 +1,14 @@
+//! Orderly's HTTP API: routes, extractors, error mapping, OpenAPI and the `create-admin`
+//! command. `main.rs` only parses flags and calls [`cli::run`].
+
+pub mod auth;
+pub mod cli;
+pub mod errors_fallback;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod validation;

@@ -1,0 +1,50 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{auth, health, listings};
+
+/// The whole API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Orderly API", version = "1", description = "Bookings and orders, with the work that follows them done reliably in the background."),
+    paths(
+        health::health,
+        health::ready,
+        health::metrics,
+        auth::register::register,
+        auth::login::login,
+        auth::refresh::refresh,
+        auth::logout::logout,
+        auth::me::me,
+        listings::create::create,
+        listings::list::list,
+        listings::get::get,
+        listings::update::update,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "service", description = "Health, readiness and metrics"),
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "listings", description = "What gets booked"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! `POST /api/v1/auth/login`.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use orderly_shared::entities::users;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use validator::Validate;
+
+use super::register::normalise_email;
+use super::session;
+use super::views::Session;
+use crate::auth::login_limit::LoginLimiter;
+use crate::auth::password;
+use crate::extract::StrictJson;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+/// Credentials.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// E-mail address.
+    #[validate(length(min = 1, max = 254, message = "must not be empty"))]
+    pub email: String,
+    /// Password.
+    #[validate(length(min = 1, max = 1024, message = "must not be empty"))]
+    pub password: String,
+}
+
+/// Signs in with e-mail and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
+    (status = 200, body = Session),
+    (status = 401, description = "wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "too many failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/auth/login")]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: StrictJson<LoginRequest>,
+) -> ApiResult<HttpResponse> {
+    let StrictJson(credentials) = body;
+    let email = normalise_email(&credentials.email);
+    let client = client_address(&req, state.settings.trust_proxy_headers);
+    let limiter = LoginLimiter::new(
+        &state.redis,
+        &state.settings.redis_prefix,
+        state.settings.login_limits,
+        &email,
+        &client,
+    );
+    if let Some(retry_after_s) = limiter.blocked_for().await? {
+        return Err(ApiError::RateLimited { retry_after_s });
+    }
+    let user = users::Entity::find()
+        .filter(users::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let valid = password::verify(credentials.password, stored).await?;
+    let Some(user) = user.filter(|_| valid) else {
+        limiter.record_failure().await?;
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "wrong e-mail or password",
+        ));
+    };
+    limiter.record_success().await?;
+    let txn = state.db.begin().await?;
+    let session = session::start(&txn, &state.tokens, user).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Ok().json(session))
+}
+
+/// The caller's address: the socket peer, or the first `X-Forwarded-For` hop behind a
+/// trusted proxy.
+fn client_address(req: &HttpRequest, trust_proxy_headers: bool) -> String {
+    if trust_proxy_headers
+        && let Some(ip) = req.connection_info().realip_remote_addr()
+    {
+        return ip.to_owned();
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

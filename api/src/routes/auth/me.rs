@@ -1,0 +1,26 @@
+//! `GET /api/v1/me`.
+
+use actix_web::{HttpResponse, get, web};
+use orderly_shared::entities::users;
+use sea_orm::EntityTrait;
+
+use super::views::UserView;
+use crate::extract::AuthUser;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, body = UserView),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/me")]
+pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {
+    let user = users::Entity::find_by_id(caller.id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized("invalid_token", "the token's user no longer exists")
+        })?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}

@@ -1,0 +1,46 @@
+//! `POST /api/v1/auth/refresh`.
+
+use actix_web::{HttpResponse, post, web};
+use chrono::Utc;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use validator::Validate;
+
+use super::views::TokenPair;
+use crate::auth::refresh::{RefreshError, rotate};
+use crate::extract::StrictJson;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+/// A refresh token to exchange (or revoke).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token.
+    #[validate(length(min = 1, max = 512, message = "must not be empty"))]
+    pub refresh: String,
+}
+
+/// Exchanges a refresh token for a new pair; the old one stops working.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
+    (status = 200, body = TokenPair),
+    (status = 401, description = "expired, revoked or already used", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: StrictJson<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    let now = Utc::now();
+    let (user, refresh) = rotate(&state.db, &body.0.refresh, now)
+        .await
+        .map_err(|e| match e {
+            RefreshError::Unknown => ApiError::unauthorized("invalid_token", e.to_string()),
+            RefreshError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
+            RefreshError::Revoked => ApiError::unauthorized("token_revoked", e.to_string()),
+            RefreshError::Reused => ApiError::unauthorized("token_reused", e.to_string()),
+            RefreshError::Db(db) => db.into(),
+        })?;
+    let access = state.tokens.issue_access(user.id, user.role, now)?;
+    Ok(HttpResponse::Ok().json(TokenPair { access, refresh }))
+}

@@ -1,0 +1,111 @@
+//! `POST /api/v1/auth/register`.
+
+use actix_web::{HttpResponse, post, web};
+use chrono::Utc;
+use orderly_shared::entities::users::{self, Role};
+use sea_orm::{ActiveModelTrait, Set, SqlErr, TransactionTrait};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use super::session;
+use super::views::Session;
+use crate::auth::password;
+use crate::extract::StrictJson;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use crate::validation::{E164, password_length};
+
+/// Roles one may register for (admins are made by `orderly-api create-admin`).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterRole {
+    /// Books listings.
+    Customer,
+    /// Offers listings.
+    Provider,
+}
+
+/// A new account.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// E-mail address (stored lower-cased).
+    #[validate(email(message = "is not a valid e-mail address"), length(max = 254))]
+    pub email: String,
+    /// At least 10 characters.
+    #[validate(custom(function = "password_length"))]
+    pub password: String,
+    /// Display name.
+    #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
+    pub name: String,
+    /// E.164 phone number, e.g. `+4915112345678`.
+    #[validate(regex(path = *E164, message = "must be an E.164 number such as +4915112345678"))]
+    pub phone: Option<String>,
+    /// `customer` (default) or `provider`.
+    pub role: Option<RegisterRole>,
+}
+
+/// Creates an account and signs it in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest, responses(
+    (status = 201, body = Session),
+    (status = 409, description = "e-mail taken", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "weak password, bad e-mail or phone", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/auth/register")]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: StrictJson<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
+    let StrictJson(req) = body;
+    let role = match req.role.unwrap_or(RegisterRole::Customer) {
+        RegisterRole::Customer => Role::Customer,
+        RegisterRole::Provider => Role::Provider,
+    };
+    let user = create_user(&state, &req.email, req.password, &req.name, req.phone, role).await?;
+    let txn = state.db.begin().await?;
+    let session = session::start(&txn, &state.tokens, user).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// Creates a user with a hashed password; `409 email_taken` if the e-mail is in use.
+pub async fn create_user(
+    state: &AppState,
+    email: &str,
+    password: String,
+    name: &str,
+    phone: Option<String>,
+    role: Role,
+) -> ApiResult<users::Model> {
+    let password_hash = password::hash(password).await?;
+    let now = Utc::now();
+    let inserted = users::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(normalise_email(email)),
+        password_hash: Set(password_hash),
+        name: Set(name.trim().to_owned()),
+        phone: Set(phone),
+        role: Set(role),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
+    }
+    .insert(&state.db)
+    .await;
+    match inserted {
+        Ok(user) => {
+            tracing::info!(user.id = %user.id, user.role = user.role.as_str(), "user registered");
+            Ok(user)
+        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
+            ApiError::conflict("email_taken", "an account with this e-mail already exists"),
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// E-mails are compared and stored trimmed and lower-cased.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}

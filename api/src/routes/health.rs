@@ -1,0 +1,104 @@
+//! `/health`, `/ready` and `/metrics`.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::ConnectionTrait;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `{"status": "ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process runs.
+    pub status: &'static str,
+}
+
+/// Liveness: answers while the process runs.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, body = Health)))]
+#[get("/health")]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Readiness of each dependency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// `ok`, or what failed, per dependency.
+    pub checks: Checks,
+}
+
+/// One entry per dependency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checks {
+    /// PostgreSQL.
+    pub postgres: String,
+    /// Redis.
+    pub redis: String,
+}
+
+/// Readiness: `200` when PostgreSQL and Redis answer, else `503` naming the one that failed.
+#[utoipa::path(get, path = "/ready", tag = "service", responses(
+    (status = 200, body = Readiness),
+    (status = 503, description = "a dependency is down", body = Readiness),
+))]
+#[get("/ready")]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let postgres = async {
+        match tokio::time::timeout(CHECK_TIMEOUT, state.db.execute_unprepared("SELECT 1")).await {
+            Ok(Ok(_)) => "ok".to_owned(),
+            Ok(Err(e)) => format!("error: {e}"),
+            Err(_) => "error: timed out".to_owned(),
+        }
+    };
+    let redis = async {
+        let mut conn = state.redis.clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(CHECK_TIMEOUT, ping.query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => "ok".to_owned(),
+            Ok(Err(e)) => format!("error: {e}"),
+            Err(_) => "error: timed out".to_owned(),
+        }
+    };
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    let ok = postgres == "ok" && redis == "ok";
+    if !ok {
+        tracing::warn!(postgres = %postgres, redis = %redis, "not ready");
+    }
+    let body = Readiness {
+        status: if ok { "ok" } else { "unavailable" },
+        checks: Checks { postgres, redis },
+    };
+    if ok {
+        return HttpResponse::Ok().json(body);
+    }
+    // A problem document that also carries the per-dependency checks.
+    let detail = match (body.checks.postgres.as_str(), body.checks.redis.as_str()) {
+        ("ok", _) => "Redis does not answer",
+        (_, "ok") => "PostgreSQL does not answer",
+        _ => "PostgreSQL and Redis do not answer",
+    };
+    let mut problem =
+        serde_json::to_value(ApiError::Unavailable(detail.into()).problem()).unwrap_or_default();
+    problem["checks"] = serde_json::json!(body.checks);
+    HttpResponse::ServiceUnavailable()
+        .content_type("application/problem+json")
+        .json(problem)
+}
+
+/// Prometheus metrics in the text format.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, content_type = "text/plain", body = String)))]
+#[get("/metrics")]
+pub async fn metrics(handle: web::Data<PrometheusHandle>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render()))
+}

@@ -1,0 +1,83 @@
+//! `POST /api/v1/listings`.
+
+use actix_web::{HttpResponse, post, web};
+use chrono::{DateTime, Utc};
+use orderly_shared::entities::listings::{self, ListingStatus};
+use orderly_shared::entities::users::Role;
+use sea_orm::{ActiveModelTrait, Set};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use super::views::ListingView;
+use crate::extract::{AuthUser, StrictJson};
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use crate::validation::CURRENCY;
+
+/// Largest capacity of one listing.
+pub const MAX_CAPACITY: i32 = 100_000;
+/// Largest price per seat, in minor units.
+pub const MAX_PRICE_CENTS: i64 = 100_000_000;
+
+/// A new listing.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateListing {
+    /// Title, 1 to 200 characters.
+    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    pub title: String,
+    /// Description, up to 10,000 characters.
+    #[validate(length(max = 10000, message = "must be at most 10000 characters"))]
+    pub description: Option<String>,
+    /// When it starts (RFC 3339); must be in the future.
+    pub starts_at: DateTime<Utc>,
+    /// Seats in all, 1 to 100,000.
+    #[validate(range(min = 1, max = 100000, message = "must be between 1 and 100000"))]
+    pub capacity: i32,
+    /// Price per seat in minor units.
+    #[validate(range(min = 0, max = 100000000, message = "must be between 0 and 100000000"))]
+    pub price_cents: i64,
+    /// ISO 4217, lower case (`eur`).
+    #[validate(regex(path = *CURRENCY, message = "must be a lower-case ISO 4217 code such as eur"))]
+    pub currency: String,
+}
+
+/// Creates a listing (providers and admins).
+#[utoipa::path(post, path = "/api/v1/listings", tag = "listings", request_body = CreateListing, security(("bearer" = [])), responses(
+    (status = 201, body = ListingView),
+    (status = 403, description = "customers cannot create listings", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/listings")]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: StrictJson<CreateListing>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Provider, Role::Admin])?;
+    let StrictJson(new) = body;
+    let now = Utc::now();
+    if new.starts_at <= now {
+        return Err(ApiError::invalid("starts_at", "must be in the future"));
+    }
+    let listing = listings::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        provider_id: Set(caller.id),
+        title: Set(new.title.trim().to_owned()),
+        description: Set(new.description.unwrap_or_default()),
+        starts_at: Set(new.starts_at.into()),
+        capacity: Set(new.capacity),
+        seats_left: Set(new.capacity),
+        price_cents: Set(new.price_cents),
+        currency: Set(new.currency),
+        status: Set(ListingStatus::Published),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
+    }
+    .insert(&state.db)
+    .await?;
+    tracing::info!(listing.id = %listing.id, user.id = %caller.id, "listing created");
+    Ok(HttpResponse::Created().json(ListingView::from(listing)))
+}

@@ -1,0 +1,26 @@
+//! `GET /api/v1/listings/{id}`.
+
+use actix_web::{HttpResponse, get, web};
+use orderly_shared::entities::listings;
+use sea_orm::EntityTrait;
+use uuid::Uuid;
+
+use super::views::ListingView;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+/// One listing (anyone).
+#[utoipa::path(get, path = "/api/v1/listings/{id}", tag = "listings",
+    params(("id" = Uuid, Path, description = "listing id")),
+    responses(
+        (status = 200, body = ListingView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/listings/{id}")]
+pub async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    let listing = listings::Entity::find_by_id(id.into_inner())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such listing".into()))?;
+    Ok(HttpResponse::Ok().json(ListingView::from(listing)))
+}

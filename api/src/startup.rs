@@ -1,0 +1,151 @@
+//! Building and running the HTTP server; tests call the same code on port 0.
+
+use std::net::TcpListener;
+use std::sync::{Arc, OnceLock};
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::http::{Method, header};
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use orderly_shared::Settings;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::TokenKeys;
+use crate::errors_fallback::plain_error_to_problem;
+use crate::middleware::request_context;
+use crate::openapi::ApiDoc;
+use crate::problem::ApiError;
+use crate::routes;
+use crate::state::AppState;
+
+/// A bound, not yet running, API server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl Application {
+    /// Connects to PostgreSQL and Redis and binds `API_ADDR` (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = orderly_shared::db::connect(&settings, 50).await?;
+        let redis = orderly_shared::redis_conn::connect(&settings).await?;
+        let listener = TcpListener::bind(settings.api_addr)
+            .with_context(|| format!("cannot listen on API_ADDR={}", settings.api_addr))?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        let state = AppState {
+            db,
+            redis,
+            tokens: TokenKeys::new(settings.jwt_key()),
+            settings: Arc::new(settings),
+        };
+        let server = serve(listener, state, metrics_handle()?)?;
+        Ok(Self { port, server })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until the server stops (SIGINT/SIGTERM: graceful, 30 s).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("duration_seconds".into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ],
+        )
+        .context("configuring metric buckets")?
+        .install_recorder()
+        .or_else(|e| HANDLE.get().cloned().ok_or(e))
+        .context("installing the metrics recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("idempotent-replayed"),
+            header::RETRY_AFTER,
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
+fn serve(
+    listener: TcpListener,
+    state: AppState,
+    metrics: PrometheusHandle,
+) -> anyhow::Result<Server> {
+    let origins = state.settings.cors_allowed_origins.clone();
+    let state = web::Data::new(state);
+    let metrics = web::Data::new(metrics);
+    let openapi = ApiDoc::openapi();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(ErrorHandlers::new().default_handler(plain_error_to_problem))
+            .wrap(cors(&origins))
+            .wrap(from_fn(request_context))
+            .wrap(sentry_actix::Sentry::new())
+            .app_data(state.clone())
+            .app_data(metrics.clone())
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                ApiError::NotFound(format!("no such resource ({err})")).into()
+            }))
+            .service(routes::health::health)
+            .service(routes::health::ready)
+            .service(routes::health::metrics)
+            .service(web::scope("/api/v1").configure(routes::api_v1))
+            .service(web::redirect("/docs", "/docs/"))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
+            .default_service(web::to(|| async {
+                HttpResponse::from_error(ApiError::NotFound("no such resource".into()))
+            }))
+    })
+    .shutdown_timeout(30)
+    .listen(listener)
+    .context("starting the HTTP server")?
+    .run();
+    Ok(server)
+}

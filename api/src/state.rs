@@ -1,0 +1,22 @@
+//! What every handler can reach: connections, settings and token keys.
+
+use std::sync::Arc;
+
+use orderly_shared::Settings;
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::TokenKeys;
+
+/// Shared application state, cloned into each worker thread.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// PostgreSQL pool.
+    pub db: DatabaseConnection,
+    /// Redis connection (multiplexed, reconnecting).
+    pub redis: ConnectionManager,
+    /// Configuration.
+    pub settings: Arc<Settings>,
+    /// JWT keys.
+    pub tokens: TokenKeys,
+}

@@ -1,0 +1,48 @@
+//! Field rules shared by several request bodies.
+
+use std::sync::LazyLock;
+
+use validator::ValidationError;
+
+use crate::auth::password::MIN_PASSWORD_CHARS;
+
+/// E.164: `+`, then 2 to 15 digits, no leading zero.
+pub static E164: LazyLock<regex::Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern, checked by the tests below
+    regex::Regex::new(r"^\+[1-9][0-9]{1,14}$").unwrap()
+});
+
+/// A lower-case ISO 4217 code, as Stripe writes it.
+pub static CURRENCY: LazyLock<regex::Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern, checked by the tests below
+    regex::Regex::new(r"^[a-z]{3}$").unwrap()
+});
+
+/// Passwords: at least 10 characters, at most 1024 bytes (hashing cost).
+pub fn password_length(password: &str) -> Result<(), ValidationError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ValidationError::new("password_too_short")
+            .with_message(format!("must be at least {MIN_PASSWORD_CHARS} characters").into()));
+    }
+    if password.len() > 1024 {
+        return Err(ValidationError::new("password_too_long")
+            .with_message("must be at most 1024 bytes".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_accept_and_refuse_what_they_should() {
+        assert!(E164.is_match("+4915112345678"));
+        assert!(!E164.is_match("015112345678"));
+        assert!(!E164.is_match("+0123"));
+        assert!(CURRENCY.is_match("eur"));
+        assert!(!CURRENCY.is_match("EUR"));
+        assert!(password_length("short").is_err());
+        assert!(password_length("long enough pw").is_ok());
+    }
+}

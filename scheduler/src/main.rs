@@ -1,0 +1,26 @@
+//! `orderly-scheduler`: parses flags and runs the library.
+
+use clap::Parser;
+use orderly_shared::{Settings, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = orderly_scheduler::Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("orderly-scheduler: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let _telemetry = telemetry::init("orderly-scheduler", &settings);
+    match orderly_scheduler::run(cli, settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "orderly-scheduler failed");
+            eprintln!("orderly-scheduler: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! Typed configuration, read once from the environment at start-up.
+//!
+//! Every binary calls [`Settings::from_env`]; a missing or malformed variable stops it with
+//! one line naming the variable. Secrets are wrapped in [`SecretString`] so they never print.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            var,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where the process runs; production refuses unsafe defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Local development and tests.
+    Development,
+    /// A real deployment.
+    Production,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where e-mail goes.
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    /// A real SMTP server, e.g. `smtp://127.0.0.1:1025`.
+    Smtp(SecretString),
+    /// `.eml` files under `DATA_DIR/mail`.
+    Files(PathBuf),
+}
+
+/// E-mail settings.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// Where messages are delivered.
+    pub transport: MailTransport,
+    /// The `From:` address.
+    pub from: String,
+}
+
+/// Where SMS go.
+#[derive(Debug, Clone)]
+pub enum SmsSettings {
+    /// Appended to `DATA_DIR/sms.log`.
+    Log(PathBuf),
+    /// Twilio's Messages API.
+    Twilio {
+        /// Account SID.
+        account_sid: String,
+        /// Auth token.
+        auth_token: SecretString,
+        /// Sender number (E.164).
+        from: String,
+        /// Scheme, host and port of the API.
+        api_base: String,
+    },
+}
+
+/// What the simulated payment provider does with a new payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimulatedPayments {
+    /// Authorise at once.
+    Authorize,
+    /// Never authorise: every booking waits and expires.
+    Never,
+}
+
+/// Which payment provider is used.
+#[derive(Debug, Clone)]
+pub enum PaymentSettings {
+    /// Stripe (or a server speaking its API).
+    Stripe {
+        /// `sk_...` key.
+        secret_key: SecretString,
+        /// `whsec_...` webhook signing secret.
+        webhook_secret: SecretString,
+        /// API base URL, always ending in `/`.
+        api_base: String,
+    },
+    /// The clearly labelled simulated provider.
+    Simulated(SimulatedPayments),
+}
+
+/// Login attempt limits, counted in Redis so that they hold across API replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// Failures allowed per e-mail address within the window.
+    pub per_email: u32,
+    /// Failures allowed per client address within the window.
+    pub per_client: u32,
+    /// The counting window.
+    pub window: Duration,
+}
+
+/// Every setting of every binary; each binary reads the part it needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_ENV`.
+    pub app_env: AppEnv,
+    /// `DATABASE_URL`.
+    pub database_url: SecretString,
+    /// `REDIS_URL`.
+    pub redis_url: SecretString,
+    /// `REDIS_PREFIX`: namespace of every Redis key (tests use one per test).
+    pub redis_prefix: String,
+    /// `API_ADDR`.
+    pub api_addr: SocketAddr,
+    /// `JWT_SECRET`.
+    pub jwt_secret: SecretString,
+    /// `BOOKING_HOLD_SECONDS`.
+    pub booking_hold: Duration,
+    /// `SMTP_URL`, `MAIL_FROM`.
+    pub mail: MailSettings,
+    /// `SMS_PROVIDER` and `TWILIO_*`.
+    pub sms: SmsSettings,
+    /// `STRIPE_*`, `SIMULATED_PAYMENTS`.
+    pub payments: PaymentSettings,
+    /// `DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `REPORT_CRON` (seconds field first).
+    pub report_cron: String,
+    /// `REPORT_TZ`.
+    pub report_tz: chrono_tz::Tz,
+    /// `ADMIN_EMAILS`.
+    pub admin_emails: Vec<String>,
+    /// `SENTRY_DSN`.
+    pub sentry_dsn: Option<SecretString>,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins of the frontend.
+    pub cors_allowed_origins: Vec<String>,
+    /// `LOGIN_MAX_FAILURES_PER_EMAIL`, `LOGIN_MAX_FAILURES_PER_CLIENT`, `LOGIN_WINDOW_SECONDS`.
+    pub login_limits: LoginLimits,
+    /// `TRUST_PROXY_HEADERS`: take the client address from `X-Forwarded-For`.
+    pub trust_proxy_headers: bool,
+}
+
+/// The minimum length of `JWT_SECRET`, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings from a map; used by tests to build settings without touching the
+    /// process environment.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+        let app_env = match env.get("APP_ENV").as_deref() {
+            None | Some("development") | Some("dev") | Some("test") => AppEnv::Development,
+            Some("production") | Some("prod") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "APP_ENV",
+                    format!("expected `development` or `production`, got `{other}`"),
+                ));
+            }
+        };
+        let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        Ok(Self {
+            app_env,
+            database_url: env.url("DATABASE_URL", &["postgres", "postgresql"])?,
+            redis_url: env.url("REDIS_URL", &["redis", "rediss"])?,
+            redis_prefix: env.get("REDIS_PREFIX").unwrap_or_else(|| "orderly".into()),
+            api_addr: env.parse(
+                "API_ADDR",
+                "127.0.0.1:8080",
+                "a socket address such as 127.0.0.1:8080",
+            )?,
+            jwt_secret: jwt_secret(&env, app_env)?,
+            booking_hold: Duration::from_secs(env.positive("BOOKING_HOLD_SECONDS", 900)?),
+            mail: mail(&env, &data_dir)?,
+            sms: sms(&env, &data_dir)?,
+            payments: payments(&env)?,
+            report_cron: report_cron(&env)?,
+            report_tz: env.parse("REPORT_TZ", "UTC", "an IANA time zone such as Europe/Paris")?,
+            admin_emails: env.list("ADMIN_EMAILS"),
+            sentry_dsn: env.get("SENTRY_DSN").map(SecretString::from),
+            log_format: log_format(&env, app_env)?,
+            cors_allowed_origins: env.list("CORS_ALLOWED_ORIGINS"),
+            login_limits: LoginLimits {
+                per_email: env.positive("LOGIN_MAX_FAILURES_PER_EMAIL", 5)?,
+                per_client: env.positive("LOGIN_MAX_FAILURES_PER_CLIENT", 50)?,
+                window: Duration::from_secs(env.positive("LOGIN_WINDOW_SECONDS", 900)?),
+            },
+            trust_proxy_headers: env.flag("TRUST_PROXY_HEADERS")?,
+            data_dir,
+        })
+    }
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    /// A variable's value; empty counts as unset.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name)
+            .ok_or_else(|| ConfigError::new(name, "is not set"))
+    }
+
+    fn url(&self, name: &'static str, schemes: &[&str]) -> Result<SecretString, ConfigError> {
+        let raw = self.required(name)?;
+        let parsed = url::Url::parse(&raw)
+            .map_err(|e| ConfigError::new(name, format!("is not a valid URL ({e})")))?;
+        if !schemes.contains(&parsed.scheme()) {
+            return Err(ConfigError::new(
+                name,
+                format!(
+                    "scheme must be one of {}, got `{}`",
+                    schemes.join(", "),
+                    parsed.scheme()
+                ),
+            ));
+        }
+        Ok(SecretString::from(raw))
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: &str,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let raw = self.get(name).unwrap_or_else(|| default.to_owned());
+        raw.parse()
+            .map_err(|_| ConfigError::new(name, format!("expected {expected}, got `{raw}`")))
+    }
+
+    fn positive<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + Default + Copy,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.parse::<T>() {
+                Ok(v) if v > T::default() => Ok(v),
+                _ => Err(ConfigError::new(
+                    name,
+                    format!("expected a positive integer, got `{raw}`"),
+                )),
+            },
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.get(name).as_deref() {
+            None | Some("0") | Some("false") | Some("no") => Ok(false),
+            Some("1") | Some("true") | Some("yes") => Ok(true),
+            Some(other) => Err(ConfigError::new(
+                name,
+                format!("expected true or false, got `{other}`"),
+            )),
+        }
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn jwt_secret(env: &Env<'_>, app_env: AppEnv) -> Result<SecretString, ConfigError> {
+    match env.get("JWT_SECRET") {
+        Some(secret) if secret.len() >= MIN_JWT_SECRET_BYTES => Ok(SecretString::from(secret)),
+        Some(secret) => Err(ConfigError::new(
+            "JWT_SECRET",
+            format!(
+                "must be at least {MIN_JWT_SECRET_BYTES} bytes, got {}",
+                secret.len()
+            ),
+        )),
+        None if app_env == AppEnv::Production => Err(ConfigError::new(
+            "JWT_SECRET",
+            format!("is required when APP_ENV=production (at least {MIN_JWT_SECRET_BYTES} bytes)"),
+        )),
+        None => {
+            // Development only: a fresh key per process, so tokens die with it.
+            let mut bytes = [0u8; 48];
+            rand::rng().fill_bytes(&mut bytes);
+            Ok(SecretString::from(hex::encode(bytes)))
+        }
+    }
+}
+
+fn mail(env: &Env<'_>, data_dir: &std::path::Path) -> Result<MailSettings, ConfigError> {
+    let transport = match env.get("SMTP_URL") {
+        Some(_) => MailTransport::Smtp(env.url("SMTP_URL", &["smtp", "smtps"])?),
+        None => MailTransport::Files(data_dir.join("mail")),
+    };
+    let from = env
+        .get("MAIL_FROM")
+        .unwrap_or_else(|| "Orderly <no-reply@orderly.localhost>".into());
+    if !from.contains('@') {
+        return Err(ConfigError::new(
+            "MAIL_FROM",
+            format!("is not an e-mail address: `{from}`"),
+        ));
+    }
+    Ok(MailSettings { transport, from })
+}
+
+fn sms(env: &Env<'_>, data_dir: &std::path::Path) -> Result<SmsSettings, ConfigError> {
+    match env.get("SMS_PROVIDER").as_deref() {
+        None | Some("log") => Ok(SmsSettings::Log(data_dir.join("sms.log"))),
+        Some("twilio") => {
+            let api_base = env
+                .get("TWILIO_API_BASE")
+                .unwrap_or_else(|| "https://api.twilio.com".into());
+            url::Url::parse(&api_base).map_err(|e| {
+                ConfigError::new("TWILIO_API_BASE", format!("is not a valid URL ({e})"))
+            })?;
+            Ok(SmsSettings::Twilio {
+                account_sid: env.required("TWILIO_ACCOUNT_SID")?,
+                auth_token: SecretString::from(env.required("TWILIO_AUTH_TOKEN")?),
+                from: env.required("TWILIO_FROM")?,
+                api_base: api_base.trim_end_matches('/').to_owned(),
+            })
+        }
+        Some(other) => Err(ConfigError::new(
+            "SMS_PROVIDER",
+            format!("expected `log` or `twilio`, got `{other}`"),
+        )),
+    }
+}
+
+fn payments(env: &Env<'_>) -> Result<PaymentSettings, ConfigError> {
+    let simulated = match env.get("SIMULATED_PAYMENTS").as_deref() {
+        None | Some("authorize") => SimulatedPayments::Authorize,
+        Some("never") => SimulatedPayments::Never,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "SIMULATED_PAYMENTS",
+                format!("expected `authorize` or `never`, got `{other}`"),
+            ));
+        }
+    };
+    match (
+        env.get("STRIPE_SECRET_KEY"),
+        env.get("STRIPE_WEBHOOK_SECRET"),
+    ) {
+        (None, None) => Ok(PaymentSettings::Simulated(simulated)),
+        (Some(_), None) => Err(ConfigError::new(
+            "STRIPE_WEBHOOK_SECRET",
+            "is required when STRIPE_SECRET_KEY is set",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "STRIPE_SECRET_KEY",
+            "is required when STRIPE_WEBHOOK_SECRET is set",
+        )),
+        (Some(secret_key), Some(webhook_secret)) => {
+            let base = env
+                .get("STRIPE_API_BASE")
+                .unwrap_or_else(|| "https://api.stripe.com".into());
+            url::Url::parse(&base).map_err(|e| {
+                ConfigError::new("STRIPE_API_BASE", format!("is not a valid URL ({e})"))
+            })?;
+            Ok(PaymentSettings::Stripe {
+                secret_key: SecretString::from(secret_key),
+                webhook_secret: SecretString::from(webhook_secret),
+                api_base: format!("{}/", base.trim_end_matches('/')),
+            })
+        }
+    }
+}
+
+fn report_cron(env: &Env<'_>) -> Result<String, ConfigError> {
+    let expr = env
+        .get("REPORT_CRON")
+        .unwrap_or_else(|| "0 0 2 * * *".into());
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(ConfigError::new(
+            "REPORT_CRON",
+            format!("expected a cron expression with seconds (6 or 7 fields), got `{expr}`"),
+        ));
+    }
+    Ok(expr)
+}
+
+fn log_format(env: &Env<'_>, app_env: AppEnv) -> Result<LogFormat, ConfigError> {
+    match env.get("LOG_FORMAT").as_deref() {
+        None if app_env == AppEnv::Production => Ok(LogFormat::Json),
+        None => Ok(LogFormat::Pretty),
+        Some("pretty") => Ok(LogFormat::Pretty),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(ConfigError::new(
+            "LOG_FORMAT",
+            format!("expected `pretty` or `json`, got `{other}`"),
+        )),
+    }
+}
+
+impl Settings {
+    /// The JWT signing key's bytes.
+    pub fn jwt_key(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        HashMap::from([
+            (
+                "DATABASE_URL".into(),
+                "postgres://u@127.0.0.1:5432/db".into(),
+            ),
+            ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+        ])
+    }
+
+    fn error_of(vars: &HashMap<String, String>) -> ConfigError {
+        match Settings::from_map(vars) {
+            Ok(_) => panic!("settings were accepted"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = Settings::from_map(&base()).unwrap();
+        assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.booking_hold, Duration::from_secs(900));
+        assert_eq!(s.report_cron, "0 0 2 * * *");
+        assert_eq!(s.report_tz, chrono_tz::UTC);
+        assert!(matches!(
+            s.payments,
+            PaymentSettings::Simulated(SimulatedPayments::Authorize)
+        ));
+        assert!(matches!(s.sms, SmsSettings::Log(_)));
+        assert!(matches!(s.mail.transport, MailTransport::Files(_)));
+        assert_eq!(s.log_format, LogFormat::Pretty);
+        assert!(s.jwt_key().len() >= MIN_JWT_SECRET_BYTES);
+    }
+
+    #[test]
+    fn a_missing_database_url_is_named() {
+        let mut vars = base();
+        vars.remove("DATABASE_URL");
+        let err = error_of(&vars);
+        assert_eq!(err.var, "DATABASE_URL");
+        assert_eq!(
+            err.to_string(),
+            "configuration error: DATABASE_URL: is not set"
+        );
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_short_jwt_secret() {
+        let mut vars = base();
+        vars.insert("APP_ENV".into(), "production".into());
+        assert_eq!(error_of(&vars).var, "JWT_SECRET");
+        vars.insert("JWT_SECRET".into(), "short".into());
+        let err = error_of(&vars);
+        assert_eq!(err.var, "JWT_SECRET");
+        assert!(err.problem.contains("at least 32 bytes"), "{err}");
+        vars.insert("JWT_SECRET".into(), "x".repeat(32));
+        let s = Settings::from_map(&vars).unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        for (var, value) in [
+            ("API_ADDR", "nowhere"),
+            ("BOOKING_HOLD_SECONDS", "-5"),
+            ("BOOKING_HOLD_SECONDS", "abc"),
+            ("REPORT_TZ", "Mars/Base"),
+            ("REPORT_CRON", "* *"),
+            ("SMS_PROVIDER", "pigeon"),
+            ("SIMULATED_PAYMENTS", "sometimes"),
+            ("LOG_FORMAT", "xml"),
+            ("REDIS_URL", "http://127.0.0.1"),
+            ("SMTP_URL", "not a url"),
+        ] {
+            let mut vars = base();
+            vars.insert(var.into(), value.into());
+            assert_eq!(error_of(&vars).var, var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn twilio_needs_its_credentials() {
+        let mut vars = base();
+        vars.insert("SMS_PROVIDER".into(), "twilio".into());
+        assert_eq!(error_of(&vars).var, "TWILIO_ACCOUNT_SID");
+    }
+
+    #[test]
+    fn stripe_base_url_always_ends_with_a_slash() {
+        let mut vars = base();
+        vars.insert("STRIPE_SECRET_KEY".into(), "sk_test_x".into());
+        vars.insert("STRIPE_WEBHOOK_SECRET".into(), "whsec_x".into());
+        vars.insert("STRIPE_API_BASE".into(), "http://127.0.0.1:9999".into());
+        let PaymentSettings::Stripe { api_base, .. } = Settings::from_map(&vars).unwrap().payments
+        else {
+            panic!("expected stripe");
+        };
+        assert_eq!(api_base, "http://127.0.0.1:9999/");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let mut vars = base();
+        vars.insert(
+            "JWT_SECRET".into(),
+            "a-very-secret-value-that-is-long-enough".into(),
+        );
+        let shown = format!("{:?}", Settings::from_map(&vars).unwrap());
+        assert!(!shown.contains("a-very-secret-value"));
+        assert!(!shown.contains("postgres://u@"));
+    }
+}

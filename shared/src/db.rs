@@ -1,0 +1,30 @@
+//! PostgreSQL connection pool.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+
+/// Opens the pool and checks that the server answers, failing fast with a clear message.
+pub async fn connect(
+    settings: &Settings,
+    max_connections: u32,
+) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(settings.database_url.expose_secret().to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .context("cannot connect to PostgreSQL at DATABASE_URL")?;
+    db.execute_unprepared("SELECT 1")
+        .await
+        .context("PostgreSQL at DATABASE_URL does not answer")?;
+    Ok(db)
+}

@@ -1,0 +1,3 @@
+//! Domain rules shared by the API and the workers.
+
+pub mod seats;

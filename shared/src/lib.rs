@@ -1,0 +1,12 @@
+//! What every Orderly binary shares: typed configuration, database entities, domain rules,
+//! connections and telemetry.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod redis_conn;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Settings;

@@ -1,0 +1,26 @@
+//! `orderly-worker`: parses flags and runs the library.
+
+use clap::Parser;
+use orderly_shared::{Settings, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = orderly_worker::Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("orderly-worker: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let _telemetry = telemetry::init("orderly-worker", &settings);
+    match orderly_worker::run(cli, settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "orderly-worker failed");
+            eprintln!("orderly-worker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
