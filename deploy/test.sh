@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# deploy/test.sh: run Orderly's whole test suite against private PostgreSQL and Redis servers.
+#
+#   deploy/test.sh [ARGS...]   ARGS go to `cargo nextest run` (or `cargo test` without nextest)
+#
+# Set DATABASE_URL / REDIS_URL to use existing servers instead (the DATABASE_URL user needs
+# CREATEDB). Servers this script starts are stopped when it ends; servers it finds running are
+# left alone.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+# shellcheck source=deploy/lib/services.sh
+source "$ROOT/deploy/lib/services.sh"
+
+die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
+say() { printf 'test.sh: %s\n' "$*" >&2; }
+
+trap 'orderly_stop_services' EXIT
+# Turn signals into a normal exit so the EXIT trap stops the servers.
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+orderly_require_cargo || exit 1
+orderly_ensure_postgres || exit 1
+orderly_ensure_redis || exit 1
+
+say "building binaries (cargo build --workspace --bins)"
+cargo build --workspace --bins || die "cargo build failed"
+
+target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir
+migrate=$target_dir/debug/orderly-migrate
+[[ -x $migrate ]] || die "$migrate not found after the build"
+
+# psql against DATABASE_URL: no psqlrc, never prompt for a password (CI has no terminal).
+sql() { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=10 psql -X -w -q -At -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "$1"; }
+quote_ident() { printf '"%s"' "${1//\"/\"\"}"; }
+
+template=orderly_test_template
+
+# Per-test databases left by earlier (crashed or interrupted) runs would fill up the server.
+leftovers=$(sql "SELECT datname FROM pg_database WHERE datname LIKE 'orderly\_test\_%' AND datname <> '$template'") \
+    || die "cannot list databases on $(_orderly_redact "$DATABASE_URL")"
+if [[ -n $leftovers ]]; then
+    say "dropping $(wc -l <<<"$leftovers") leftover test database(s)"
+    while IFS= read -r db; do
+        # WITH (FORCE): a killed test may still hold connections (PostgreSQL 13+).
+        sql "DROP DATABASE IF EXISTS $(quote_ident "$db") WITH (FORCE)" || die "cannot drop database $db"
+    done <<<"$leftovers"
+fi
+
+# A fresh template with the current migrations; every test clones it (CREATE DATABASE ... TEMPLATE).
+say "creating template database $template"
+sql "DROP DATABASE IF EXISTS $template WITH (FORCE)" || die "cannot drop database $template"
+sql "CREATE DATABASE $template" || die "cannot create database $template (does the DATABASE_URL user have CREATEDB?)"
+DATABASE_URL=$(orderly_db_url "$template") "$migrate" up || die "migrations failed on $template"
+export TEST_TEMPLATE_DATABASE=$template
+
+if cargo nextest --version >/dev/null 2>&1; then
+    runner=(cargo nextest run --workspace --no-fail-fast)
+else
+    say "cargo-nextest not installed; using cargo test"
+    runner=(cargo test --workspace --no-fail-fast)
+fi
+say "running: ${runner[*]} $*"
+status=0
+"${runner[@]}" "$@" || status=$?
+if ((status == 0)); then say "tests passed"; else say "tests FAILED (exit status $status)"; fi
+exit "$status"
