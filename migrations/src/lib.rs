@@ -4,7 +4,8 @@
 //! triggers read exactly as the database sees them. Migrations run once as a release step,
 //! never silently at every boot.
 
-use sea_orm_migration::{MigrationTrait, MigratorTrait, async_trait::async_trait};
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{MigrationTrait, async_trait::async_trait};
 
 mod m20261121_000001_users_and_auth;
 mod m20261121_000002_listings;

@@ -1,0 +1,7 @@
+//! API tests: the real server on a free port, its own database and Redis namespace per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod helpers;
+mod listings;
+mod service;
