@@ -7,11 +7,10 @@ use clap::{Parser, Subcommand};
 use orderly_shared::Settings;
 use orderly_shared::entities::users::Role;
 use secrecy::{ExposeSecret, SecretString};
-use validator::ValidateEmail;
 
 use crate::routes::auth::register::create_user;
 use crate::state::AppState;
-use crate::validation::password_length;
+use crate::validation::{email_address, password_length};
 
 /// Orderly's HTTP API.
 #[derive(Debug, Parser)]
@@ -56,9 +55,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn create_admin(settings: Settings, email: &str, name: &str) -> anyhow::Result<()> {
-    if !email.validate_email() {
-        anyhow::bail!("--email: `{email}` is not a valid e-mail address");
-    }
+    email_address(email)
+        .map_err(|_| anyhow::anyhow!("--email: `{email}` is not a valid e-mail address"))?;
     let mut password = String::new();
     std::io::stdin()
         .read_to_string(&mut password)

@@ -136,9 +136,10 @@ fn serve(
             .service(routes::health::health)
             .service(routes::health::ready)
             .service(routes::health::metrics)
-            .service(web::scope("/api/v1").configure(routes::api_v1))
-            .service(web::redirect("/docs", "/docs/"))
+            // Before the /api/v1 scope, which would otherwise claim /api/v1/openapi.json.
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
+            .service(web::redirect("/docs", "/docs/"))
+            .service(web::scope("/api/v1").configure(routes::api_v1))
             .default_service(web::to(|| async {
                 HttpResponse::from_error(ApiError::NotFound("no such resource".into()))
             }))

@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use validator::ValidationError;
+use validator::{ValidateEmail, ValidationError};
 
 use crate::auth::password::MIN_PASSWORD_CHARS;
 
@@ -17,6 +17,17 @@ pub static CURRENCY: LazyLock<regex::Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern, checked by the tests below
     regex::Regex::new(r"^[a-z]{3}$").unwrap()
 });
+
+/// An e-mail address, ignoring surrounding blanks (it is stored trimmed and lower-cased).
+pub fn email_address(email: &str) -> Result<(), ValidationError> {
+    let email = email.trim();
+    if email.len() > 254 || !email.validate_email() {
+        return Err(
+            ValidationError::new("email").with_message("is not a valid e-mail address".into())
+        );
+    }
+    Ok(())
+}
 
 /// Passwords: at least 10 characters, at most 1024 bytes (hashing cost).
 pub fn password_length(password: &str) -> Result<(), ValidationError> {

@@ -106,7 +106,9 @@ pub fn serde_field_error(path: String, error: &impl std::fmt::Display) -> FieldE
             return FieldError::new(format!("{parent}{name}"), "this field is required");
         }
         if message.starts_with("unknown field") {
-            return FieldError::new(format!("{parent}{name}"), "unknown field");
+            // The path already ends with the unknown key.
+            let field = if path == "." { name.to_owned() } else { path };
+            return FieldError::new(field, "unknown field");
         }
     }
     let field = if path == "." { "body".to_owned() } else { path };

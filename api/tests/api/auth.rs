@@ -33,7 +33,12 @@ async fn registering_returns_the_user_and_working_tokens() {
 async fn a_provider_can_register_but_an_admin_cannot() {
     let app = spawn_app().await;
     let provider = app.register("provider").await;
-    let me: Value = app.get("/api/v1/me", Some(&provider.access)).await.json().await.unwrap();
+    let me: Value = app
+        .get("/api/v1/me", Some(&provider.access))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["role"], "provider");
 
     let mut body = new_user("boss@example.com");
@@ -52,13 +57,34 @@ async fn a_provider_can_register_but_an_admin_cannot() {
 async fn bad_registrations_are_refused_and_write_nothing() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"email": "a@example.com", "password": "short", "name": "A"}), "password"),
-        (json!({"email": "not-an-email", "password": "correct horse battery", "name": "A"}), "email"),
-        (json!({"email": "a@example.com", "password": "correct horse battery", "name": "A", "phone": "0151 123"}), "phone"),
-        (json!({"email": "a@example.com", "password": "correct horse battery", "name": ""}), "name"),
-        (json!({"email": "a@example.com", "password": "correct horse battery"}), "name"),
-        (json!({"email": "a@example.com", "password": "correct horse battery", "name": "A", "is_admin": true}), "is_admin"),
-        (json!({"email": "a@example.com", "password": 1234567890123_i64, "name": "A"}), "password"),
+        (
+            json!({"email": "a@example.com", "password": "short", "name": "A"}),
+            "password",
+        ),
+        (
+            json!({"email": "not-an-email", "password": "correct horse battery", "name": "A"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse battery", "name": "A", "phone": "0151 123"}),
+            "phone",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse battery", "name": ""}),
+            "name",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse battery"}),
+            "name",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse battery", "name": "A", "is_admin": true}),
+            "is_admin",
+        ),
+        (
+            json!({"email": "a@example.com", "password": 1234567890123_i64, "name": "A"}),
+            "password",
+        ),
     ];
     for (body, field) in cases {
         let problem = assert_problem(
@@ -75,9 +101,13 @@ async fn bad_registrations_are_refused_and_write_nothing() {
 #[tokio::test]
 async fn an_e_mail_can_be_registered_once_whatever_its_case() {
     let app = spawn_app().await;
-    let resp = app.post_json("/api/v1/auth/register", &new_user("ada@example.com"), None).await;
+    let resp = app
+        .post_json("/api/v1/auth/register", &new_user("ada@example.com"), None)
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let resp = app.post_json("/api/v1/auth/register", &new_user("ADA@example.com"), None).await;
+    let resp = app
+        .post_json("/api/v1/auth/register", &new_user("ADA@example.com"), None)
+        .await;
     assert_problem(resp, StatusCode::CONFLICT, "email_taken").await;
     assert_eq!(app.count("users").await, 1);
 }
@@ -85,12 +115,29 @@ async fn an_e_mail_can_be_registered_once_whatever_its_case() {
 #[tokio::test]
 async fn malformed_json_is_400_and_the_wrong_content_type_is_415() {
     let app = spawn_app().await;
-    let resp = app.post_raw("/api/v1/auth/register", "application/json", b"{\"email\": ".to_vec(), None).await;
+    let resp = app
+        .post_raw(
+            "/api/v1/auth/register",
+            "application/json",
+            b"{\"email\": ".to_vec(),
+            None,
+        )
+        .await;
     assert_problem(resp, StatusCode::BAD_REQUEST, "malformed_json").await;
     let resp = app
-        .post_raw("/api/v1/auth/register", "text/plain", new_user("a@example.com").to_string().into_bytes(), None)
+        .post_raw(
+            "/api/v1/auth/register",
+            "text/plain",
+            new_user("a@example.com").to_string().into_bytes(),
+            None,
+        )
         .await;
-    assert_problem(resp, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    assert_problem(
+        resp,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
     assert_eq!(app.count("users").await, 0);
 }
 
@@ -112,11 +159,19 @@ async fn login_succeeds_with_the_right_password_only() {
     assert_eq!(ok.id, user.id);
 
     let wrong = app
-        .post_json("/api/v1/auth/login", &json!({"email": user.email, "password": "wrong password!"}), None)
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": user.email, "password": "wrong password!"}),
+            None,
+        )
         .await;
     assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let unknown = app
-        .post_json("/api/v1/auth/login", &json!({"email": "nobody@example.com", "password": "whatever pw"}), None)
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "nobody@example.com", "password": "whatever pw"}),
+            None,
+        )
         .await;
     assert_problem(unknown, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 }
@@ -131,10 +186,17 @@ async fn five_failed_logins_for_an_e_mail_lock_it_with_retry_after() {
         async move { app.post_json("/api/v1/auth/login", &body, None).await }
     };
     for _ in 0..5 {
-        assert_eq!(attempt("wrong password!").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            attempt("wrong password!").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     let locked = attempt("correct horse battery").await;
-    let retry_after: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
     assert_problem(locked, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
@@ -144,12 +206,20 @@ async fn failures_from_one_client_address_are_limited_across_e_mails() {
     let app = spawn_app_with(&[("LOGIN_MAX_FAILURES_PER_CLIENT", "3")]).await;
     for i in 0..3 {
         let resp = app
-            .post_json("/api/v1/auth/login", &json!({"email": format!("u{i}@example.com"), "password": "whatever pw"}), None)
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": format!("u{i}@example.com"), "password": "whatever pw"}),
+                None,
+            )
             .await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
     let resp = app
-        .post_json("/api/v1/auth/login", &json!({"email": "fresh@example.com", "password": "whatever pw"}), None)
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "fresh@example.com", "password": "whatever pw"}),
+            None,
+        )
         .await;
     assert_problem(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
@@ -158,24 +228,62 @@ async fn failures_from_one_client_address_are_limited_across_e_mails() {
 async fn the_login_limit_holds_across_api_replicas_sharing_redis() {
     let first = spawn_app().await;
     let prefix = first.settings.redis_prefix.clone();
-    let second = spawn_app_with(&[("REDIS_PREFIX", prefix.as_str()), ("LOGIN_MAX_FAILURES_PER_EMAIL", "2")]).await;
+    let second = spawn_app_with(&[
+        ("REDIS_PREFIX", prefix.as_str()),
+        ("LOGIN_MAX_FAILURES_PER_EMAIL", "2"),
+    ])
+    .await;
     let body = json!({"email": "ada@example.com", "password": "whatever pw"});
-    assert_eq!(first.post_json("/api/v1/auth/login", &body, None).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(second.post_json("/api/v1/auth/login", &body, None).await.status(), StatusCode::UNAUTHORIZED);
-    assert_problem(second.post_json("/api/v1/auth/login", &body, None).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(
+        first
+            .post_json("/api/v1/auth/login", &body, None)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        second
+            .post_json("/api/v1/auth/login", &body, None)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_problem(
+        second.post_json("/api/v1/auth/login", &body, None).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn refresh_rotates_and_the_old_token_stops_working() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
-    let resp = app.post_json("/api/v1/auth/refresh", &json!({"refresh": user.refresh}), None).await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh": user.refresh}),
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let pair: Value = resp.json().await.unwrap();
     assert_ne!(pair["refresh"], user.refresh.as_str());
-    assert_eq!(app.get("/api/v1/me", pair["access"].as_str()).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/me", pair["access"].as_str())
+            .await
+            .status(),
+        StatusCode::OK
+    );
 
-    let again = app.post_json("/api/v1/auth/refresh", &json!({"refresh": user.refresh}), None).await;
+    let again = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh": user.refresh}),
+            None,
+        )
+        .await;
     assert_problem(again, StatusCode::UNAUTHORIZED, "token_reused").await;
 }
 
@@ -184,21 +292,38 @@ async fn reusing_a_refresh_token_revokes_its_successors_too() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
     let pair: Value = app
-        .post_json("/api/v1/auth/refresh", &json!({"refresh": user.refresh}), None)
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh": user.refresh}),
+            None,
+        )
         .await
         .json()
         .await
         .unwrap();
     // The stolen old token is replayed: the family dies, so the thief's victim must log in again.
-    app.post_json("/api/v1/auth/refresh", &json!({"refresh": user.refresh}), None).await;
-    let successor = app.post_json("/api/v1/auth/refresh", &json!({"refresh": pair["refresh"]}), None).await;
+    app.post_json(
+        "/api/v1/auth/refresh",
+        &json!({"refresh": user.refresh}),
+        None,
+    )
+    .await;
+    let successor = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh": pair["refresh"]}),
+            None,
+        )
+        .await;
     assert_problem(successor, StatusCode::UNAUTHORIZED, "token_revoked").await;
 }
 
 #[tokio::test]
 async fn an_unknown_refresh_token_is_401() {
     let app = spawn_app().await;
-    let resp = app.post_json("/api/v1/auth/refresh", &json!({"refresh": "made-up"}), None).await;
+    let resp = app
+        .post_json("/api/v1/auth/refresh", &json!({"refresh": "made-up"}), None)
+        .await;
     assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
@@ -206,9 +331,21 @@ async fn an_unknown_refresh_token_is_401() {
 async fn logout_revokes_the_refresh_token() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
-    let resp = app.post_json("/api/v1/auth/logout", &json!({"refresh": user.refresh}), None).await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/logout",
+            &json!({"refresh": user.refresh}),
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = app.post_json("/api/v1/auth/refresh", &json!({"refresh": user.refresh}), None).await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh": user.refresh}),
+            None,
+        )
+        .await;
     assert_problem(resp, StatusCode::UNAUTHORIZED, "token_revoked").await;
 }
 
@@ -216,20 +353,46 @@ async fn logout_revokes_the_refresh_token() {
 async fn me_needs_a_valid_unexpired_token() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
-    assert_problem(app.get("/api/v1/me", None).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
-    assert_problem(app.get("/api/v1/me", Some("not.a.jwt")).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_problem(
+        app.get("/api/v1/me", None).await,
+        StatusCode::UNAUTHORIZED,
+        "not_authenticated",
+    )
+    .await;
+    assert_problem(
+        app.get("/api/v1/me", Some("not.a.jwt")).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
 
     let forged = orderly_api::auth::TokenKeys::new(b"another-secret-of-at-least-32-bytes!!")
         .issue_access(user.id, Role::Admin, Utc::now())
         .unwrap();
-    assert_problem(app.get("/api/v1/me", Some(&forged)).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_problem(
+        app.get("/api/v1/me", Some(&forged)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
 
     let now = Utc::now().timestamp();
     let expired = app
         .tokens
-        .sign(&AccessClaims { sub: user.id, role: Role::Customer, iat: now - 7200, exp: now - 3600, iss: "orderly".into() })
+        .sign(&AccessClaims {
+            sub: user.id,
+            role: Role::Customer,
+            iat: now - 7200,
+            exp: now - 3600,
+            iss: "orderly".into(),
+        })
         .unwrap();
-    assert_problem(app.get("/api/v1/me", Some(&expired)).await, StatusCode::UNAUTHORIZED, "token_expired").await;
+    assert_problem(
+        app.get("/api/v1/me", Some(&expired)).await,
+        StatusCode::UNAUTHORIZED,
+        "token_expired",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -237,15 +400,30 @@ async fn create_admin_makes_an_admin_from_a_password_on_stdin() {
     use std::io::Write;
     let app = spawn_app().await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orderly-api"))
-        .args(["create-admin", "--email", "root@example.com", "--password-stdin"])
+        .args([
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ])
         .env("DATABASE_URL", &app.database_url)
         .env("REDIS_URL", std::env::var("REDIS_URL").unwrap())
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"a long admin password\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long admin password\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
     let admin = app.login("root@example.com", "a long admin password").await;
-    let me: Value = app.get("/api/v1/me", Some(&admin.access)).await.json().await.unwrap();
+    let me: Value = app
+        .get("/api/v1/me", Some(&admin.access))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["role"], "admin");
 }

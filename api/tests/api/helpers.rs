@@ -57,7 +57,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         ("REDIS_URL".into(), env("REDIS_URL")),
         ("REDIS_PREFIX".into(), format!("test:{test_id}")),
         ("API_ADDR".into(), "127.0.0.1:0".into()),
-        ("JWT_SECRET".into(), "test-secret-that-is-at-least-32-bytes-long".into()),
+        (
+            "JWT_SECRET".into(),
+            "test-secret-that-is-at-least-32-bytes-long".into(),
+        ),
         ("DATA_DIR".into(), data_dir.display().to_string()),
     ]);
     for (k, v) in overrides {
@@ -68,16 +71,23 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         let _telemetry = orderly_shared::telemetry::init("orderly-api-test", &settings);
     }
     let tokens = TokenKeys::new(settings.jwt_key());
-    let app = Application::build(settings.clone()).await.expect("the API starts");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the API starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let db = Database::connect(&database_url).await.expect("test database");
+    let db = Database::connect(&database_url)
+        .await
+        .expect("test database");
     TestApp {
         address,
         database_url,
         db,
         settings: Arc::new(settings),
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         tokens,
     }
 }
@@ -85,11 +95,15 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 /// Creates `orderly_test_<id>` from the template (made on first use) and returns its URL.
 async fn create_test_database(test_id: &str) -> String {
     let admin_url = env("DATABASE_URL");
-    let template = std::env::var("TEST_TEMPLATE_DATABASE").unwrap_or_else(|_| "orderly_test_template".into());
+    let template =
+        std::env::var("TEST_TEMPLATE_DATABASE").unwrap_or_else(|_| "orderly_test_template".into());
     let admin = Database::connect(&admin_url).await.expect("admin database");
     let backend = admin.get_database_backend();
     admin
-        .execute_raw(Statement::from_string(backend, format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})")))
+        .execute_raw(Statement::from_string(
+            backend,
+            format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"),
+        ))
         .await
         .unwrap();
     let exists = admin
@@ -106,17 +120,26 @@ async fn create_test_database(test_id: &str) -> String {
             .execute_unprepared(&format!("CREATE DATABASE \"{template}\""))
             .await
             .unwrap();
-        let template_db = Database::connect(with_database(&admin_url, &template)).await.unwrap();
-        Migrator::up(&template_db, None).await.expect("migrating the template");
+        let template_db = Database::connect(with_database(&admin_url, &template))
+            .await
+            .unwrap();
+        Migrator::up(&template_db, None)
+            .await
+            .expect("migrating the template");
         template_db.close().await.unwrap();
     }
     let name = format!("orderly_test_{test_id}");
     admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY"))
+        .execute_unprepared(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY"
+        ))
         .await
         .expect("cloning the template database");
     admin
-        .execute_raw(Statement::from_string(backend, format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})")))
+        .execute_raw(Statement::from_string(
+            backend,
+            format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"),
+        ))
         .await
         .unwrap();
     admin.close().await.unwrap();
@@ -139,9 +162,22 @@ impl RedisServer {
     /// Starts one on a free port and waits until it answers.
     pub async fn start() -> Self {
         let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = std::process::Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("starting redis-server (REDIS_SERVER_BIN)");
@@ -176,7 +212,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -211,7 +250,13 @@ impl TestApp {
     }
 
     /// Posts raw bytes with a given content type.
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>, token: Option<&str>) -> Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> Response {
         let mut req = self
             .client
             .post(self.url(path))
@@ -249,7 +294,10 @@ impl TestApp {
     pub async fn admin(&self) -> TestUser {
         let user = self.register("customer").await;
         self.db
-            .execute_unprepared(&format!("UPDATE users SET role = 'admin' WHERE id = '{}'", user.id))
+            .execute_unprepared(&format!(
+                "UPDATE users SET role = 'admin' WHERE id = '{}'",
+                user.id
+            ))
             .await
             .unwrap();
         self.login(&user.email, &user.password).await
@@ -257,7 +305,11 @@ impl TestApp {
 
     pub async fn login(&self, email: &str, password: &str) -> TestUser {
         let resp = self
-            .post_json("/api/v1/auth/login", &json!({"email": email, "password": password}), None)
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": email, "password": password}),
+                None,
+            )
             .await;
         assert_eq!(resp.status(), StatusCode::OK);
         let body: Value = resp.json().await.unwrap();
@@ -291,7 +343,11 @@ impl TestApp {
     /// Creates a listing as `provider` and returns it.
     pub async fn create_listing(&self, provider: &TestUser, changes: Value) -> Value {
         let resp = self
-            .post_json("/api/v1/listings", &self.listing_body(changes), Some(&provider.access))
+            .post_json(
+                "/api/v1/listings",
+                &self.listing_body(changes),
+                Some(&provider.access),
+            )
             .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         resp.json().await.unwrap()
@@ -315,12 +371,24 @@ impl TestApp {
 /// Asserts a problem response with `status` and `code`; returns its body.
 pub async fn assert_problem(resp: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(resp.status(), status, "unexpected status");
-    let content_type = resp.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("application/problem+json"), "content type {content_type}");
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content type {content_type}"
+    );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], code, "problem: {body}");
     assert_eq!(body["status"], status.as_u16(), "problem: {body}");
-    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(), "problem: {body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(),
+        "problem: {body}"
+    );
     body
 }
 
@@ -328,6 +396,11 @@ pub async fn assert_problem(resp: Response, status: StatusCode, code: &str) -> V
 pub fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }

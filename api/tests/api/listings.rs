@@ -20,7 +20,15 @@ async fn a_provider_creates_a_listing_with_every_seat_free() {
     assert_eq!(listing["seats_left"], 12);
     assert_eq!(listing["status"], "published");
     assert_eq!(listing["currency"], "eur");
-    let fetched: Value = app.get(&format!("/api/v1/listings/{}", listing["id"].as_str().unwrap()), None).await.json().await.unwrap();
+    let fetched: Value = app
+        .get(
+            &format!("/api/v1/listings/{}", listing["id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fetched, listing);
 }
 
@@ -29,8 +37,19 @@ async fn customers_and_strangers_cannot_create_listings() {
     let app = spawn_app().await;
     let customer = app.register("customer").await;
     let body = app.listing_body(json!({}));
-    assert_problem(app.post_json("/api/v1/listings", &body, Some(&customer.access)).await, StatusCode::FORBIDDEN, "forbidden").await;
-    assert_problem(app.post_json("/api/v1/listings", &body, None).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+    assert_problem(
+        app.post_json("/api/v1/listings", &body, Some(&customer.access))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.post_json("/api/v1/listings", &body, None).await,
+        StatusCode::UNAUTHORIZED,
+        "not_authenticated",
+    )
+    .await;
     assert_eq!(listing_row_count(&app).await, 0);
 }
 
@@ -51,7 +70,8 @@ async fn invalid_listings_are_refused_naming_the_field() {
     for (changes, field) in cases {
         let body = app.listing_body(changes.clone());
         let problem = assert_problem(
-            app.post_json("/api/v1/listings", &body, Some(&provider.access)).await,
+            app.post_json("/api/v1/listings", &body, Some(&provider.access))
+                .await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
         )
@@ -61,7 +81,8 @@ async fn invalid_listings_are_refused_naming_the_field() {
     let mut missing = app.listing_body(json!({}));
     missing.as_object_mut().unwrap().remove("price_cents");
     let problem = assert_problem(
-        app.post_json("/api/v1/listings", &missing, Some(&provider.access)).await,
+        app.post_json("/api/v1/listings", &missing, Some(&provider.access))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
@@ -74,8 +95,18 @@ async fn invalid_listings_are_refused_naming_the_field() {
 async fn an_unknown_or_malformed_listing_id_is_404() {
     let app = spawn_app().await;
     let unknown = format!("/api/v1/listings/{}", uuid::Uuid::new_v4());
-    assert_problem(app.get(&unknown, None).await, StatusCode::NOT_FOUND, "not_found").await;
-    assert_problem(app.get("/api/v1/listings/42", None).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_problem(
+        app.get(&unknown, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.get("/api/v1/listings/42", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 async fn five_listings(app: &TestApp, provider: &TestUser) -> Vec<Value> {
@@ -96,19 +127,40 @@ async fn pages_link_to_their_neighbours_and_keep_the_filters() {
     let provider = app.register("provider").await;
     five_listings(&app, &provider).await;
 
-    let first: Value = app.get("/api/v1/listings?page_size=2&search=event", None).await.json().await.unwrap();
+    let first: Value = app
+        .get("/api/v1/listings?page_size=2&search=event", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first["count"], 5);
     assert_eq!(first["results"].as_array().unwrap().len(), 2);
     assert!(first["previous"].is_null());
     let next = first["next"].as_str().unwrap();
-    assert!(next.contains("page=2") && next.contains("search=event") && next.contains("page_size=2"), "{next}");
+    assert!(
+        next.contains("page=2") && next.contains("search=event") && next.contains("page_size=2"),
+        "{next}"
+    );
 
-    let last: Value = app.client.get(next.replace("page=2", "page=3")).send().await.unwrap().json().await.unwrap();
+    let last: Value = app
+        .client
+        .get(next.replace("page=2", "page=3"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(last["results"].as_array().unwrap().len(), 1);
     assert!(last["next"].is_null());
     assert!(last["previous"].as_str().unwrap().contains("page=2"));
 
-    let beyond: Value = app.get("/api/v1/listings?page=9&page_size=2", None).await.json().await.unwrap();
+    let beyond: Value = app
+        .get("/api/v1/listings?page=9&page_size=2", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(beyond["count"], 5);
     assert_eq!(beyond["results"].as_array().unwrap().len(), 0);
     assert!(beyond["next"].is_null());
@@ -142,23 +194,62 @@ async fn listings_can_be_filtered_and_ordered() {
     let provider = app.register("provider").await;
     let other = app.register("provider").await;
     let mine = five_listings(&app, &provider).await;
-    app.create_listing(&other, json!({"title": "Kayak trip", "description": "Paddle 100% of the way"})).await;
+    app.create_listing(
+        &other,
+        json!({"title": "Kayak trip", "description": "Paddle 100% of the way"}),
+    )
+    .await;
 
-    let by_price: Value = app.get("/api/v1/listings?ordering=-price_cents&search=event", None).await.json().await.unwrap();
-    let prices: Vec<i64> = by_price["results"].as_array().unwrap().iter().map(|l| l["price_cents"].as_i64().unwrap()).collect();
+    let by_price: Value = app
+        .get("/api/v1/listings?ordering=-price_cents&search=event", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let prices: Vec<i64> = by_price["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["price_cents"].as_i64().unwrap())
+        .collect();
     assert_eq!(prices, [5000, 4000, 3000, 2000, 1000]);
 
-    let by_start: Value = app.get("/api/v1/listings?ordering=-starts_at", None).await.json().await.unwrap();
-    let starts: Vec<String> = by_start["results"].as_array().unwrap().iter().map(|l| l["starts_at"].as_str().unwrap().to_owned()).collect();
+    let by_start: Value = app
+        .get("/api/v1/listings?ordering=-starts_at", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let starts: Vec<String> = by_start["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["starts_at"].as_str().unwrap().to_owned())
+        .collect();
     let mut sorted = starts.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(starts, sorted);
 
-    let theirs: Value = app.get(&format!("/api/v1/listings?provider_id={}", other.id), None).await.json().await.unwrap();
+    let theirs: Value = app
+        .get(&format!("/api/v1/listings?provider_id={}", other.id), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(theirs["count"], 1);
-    let found: Value = app.get("/api/v1/listings?search=KAYAK", None).await.json().await.unwrap();
+    let found: Value = app
+        .get("/api/v1/listings?search=KAYAK", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(found["count"], 1);
-    let percent: Value = app.get("/api/v1/listings?search=100%25", None).await.json().await.unwrap();
+    let percent: Value = app
+        .get("/api/v1/listings?search=100%25", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(percent["count"], 1, "a % in the search matches itself");
 
     let third_start = mine[2]["starts_at"].as_str().unwrap();
@@ -196,13 +287,21 @@ async fn the_owner_patches_a_listing_and_others_get_403() {
     let path = format!("/api/v1/listings/{}", listing["id"].as_str().unwrap());
 
     for intruder in [&rival, &customer] {
-        let resp = app.patch_json(&path, &json!({"title": "Mine now"}), Some(&intruder.access)).await;
+        let resp = app
+            .patch_json(&path, &json!({"title": "Mine now"}), Some(&intruder.access))
+            .await;
         assert_problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
     }
     let unchanged: Value = app.get(&path, None).await.json().await.unwrap();
     assert_eq!(unchanged["title"], listing["title"]);
 
-    let resp = app.patch_json(&path, &json!({"title": "Evening pottery", "price_cents": 3000}), Some(&owner.access)).await;
+    let resp = app
+        .patch_json(
+            &path,
+            &json!({"title": "Evening pottery", "price_cents": 3000}),
+            Some(&owner.access),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let patched: Value = resp.json().await.unwrap();
     assert_eq!(patched["title"], "Evening pottery");
@@ -210,7 +309,13 @@ async fn the_owner_patches_a_listing_and_others_get_403() {
     assert_eq!(patched["description"], listing["description"]);
 
     let admin = app.admin().await;
-    let resp = app.patch_json(&path, &json!({"description": "Changed by an admin"}), Some(&admin.access)).await;
+    let resp = app
+        .patch_json(
+            &path,
+            &json!({"description": "Changed by an admin"}),
+            Some(&admin.access),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -222,18 +327,33 @@ async fn capacity_cannot_drop_below_the_seats_already_booked() {
     let id = listing["id"].as_str().unwrap();
     // Six seats held by bookings (the bookings API arrives with the job pipeline).
     app.db
-        .execute_unprepared(&format!("UPDATE listings SET seats_left = 4 WHERE id = '{id}'"))
+        .execute_unprepared(&format!(
+            "UPDATE listings SET seats_left = 4 WHERE id = '{id}'"
+        ))
         .await
         .unwrap();
     let path = format!("/api/v1/listings/{id}");
 
-    let resp = app.patch_json(&path, &json!({"capacity": 5}), Some(&owner.access)).await;
+    let resp = app
+        .patch_json(&path, &json!({"capacity": 5}), Some(&owner.access))
+        .await;
     assert_problem(resp, StatusCode::CONFLICT, "conflict").await;
     let same: Value = app.get(&path, None).await.json().await.unwrap();
-    assert_eq!((same["capacity"].as_i64(), same["seats_left"].as_i64()), (Some(10), Some(4)));
+    assert_eq!(
+        (same["capacity"].as_i64(), same["seats_left"].as_i64()),
+        (Some(10), Some(4))
+    );
 
-    let grown: Value = app.patch_json(&path, &json!({"capacity": 8}), Some(&owner.access)).await.json().await.unwrap();
-    assert_eq!((grown["capacity"].as_i64(), grown["seats_left"].as_i64()), (Some(8), Some(2)));
+    let grown: Value = app
+        .patch_json(&path, &json!({"capacity": 8}), Some(&owner.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (grown["capacity"].as_i64(), grown["seats_left"].as_i64()),
+        (Some(8), Some(2))
+    );
 }
 
 #[tokio::test]

@@ -76,9 +76,7 @@ pub async fn login(
 /// The caller's address: the socket peer, or the first `X-Forwarded-For` hop behind a
 /// trusted proxy.
 fn client_address(req: &HttpRequest, trust_proxy_headers: bool) -> String {
-    if trust_proxy_headers
-        && let Some(ip) = req.connection_info().realip_remote_addr()
-    {
+    if trust_proxy_headers && let Some(ip) = req.connection_info().realip_remote_addr() {
         return ip.to_owned();
     }
     req.peer_addr()

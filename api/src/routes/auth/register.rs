@@ -15,7 +15,7 @@ use crate::auth::password;
 use crate::extract::StrictJson;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
-use crate::validation::{E164, password_length};
+use crate::validation::{E164, email_address, password_length};
 
 /// Roles one may register for (admins are made by `orderly-api create-admin`).
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -32,7 +32,7 @@ pub enum RegisterRole {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// E-mail address (stored lower-cased).
-    #[validate(email(message = "is not a valid e-mail address"), length(max = 254))]
+    #[validate(custom(function = "email_address"))]
     pub email: String,
     /// At least 10 characters.
     #[validate(custom(function = "password_length"))]
