@@ -134,7 +134,6 @@ cat <<EOF
     API docs   $base_url/docs
     readiness  $base_url/ready
     metrics    $base_url/metrics
-    dashboard  $base_url/admin
     DATABASE_URL=$(_orderly_redact "$DATABASE_URL")
     REDIS_URL=$(_orderly_redact "$REDIS_URL")
 
