@@ -5,6 +5,8 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod entities;
+pub mod jobs;
+pub mod providers;
 pub mod redis_conn;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,3 +1,8 @@
 //! Domain rules shared by the API and the workers.
 
+pub mod bookings;
+pub mod delivery;
+pub mod messages;
+pub mod notifications;
+pub mod payments;
 pub mod seats;

@@ -1,0 +1,297 @@
+//! Booking rules: create, confirm on authorisation, expire, cancel. Each runs in one
+//! transaction holding the booking's (and, where seats move, the listing's) row lock, and
+//! checks the booking's status first, so running it twice changes nothing the second time.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QuerySelect, Set, SqlErr,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::seats::{self, SeatError};
+use crate::entities::bookings::{self, BookingStatus};
+use crate::entities::listings::{self, ListingStatus};
+use crate::entities::notifications::{NotificationChannel, NotificationKind};
+use crate::entities::payments::{self, PaymentProvider, PaymentStatus};
+use crate::entities::users;
+use crate::jobs::{CancelPayment, CapturePayment, ExpireBooking, RefundPayment, outbox};
+
+use super::notifications::notify;
+
+/// Why a booking operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    /// No such listing.
+    #[error("no such listing")]
+    ListingNotFound,
+    /// The listing cannot be booked (cancelled, or already started).
+    #[error("{0}")]
+    ListingUnavailable(&'static str),
+    /// Not enough seats.
+    #[error(transparent)]
+    SoldOut(#[from] SeatError),
+    /// No such booking.
+    #[error("no such booking")]
+    NotFound,
+    /// The booking's status does not allow it.
+    #[error("the booking is {}", .0.as_str())]
+    WrongStatus(BookingStatus),
+    /// The customer already made a booking with this idempotency key.
+    #[error("a booking with this idempotency key already exists")]
+    DuplicateKey,
+    /// Database trouble.
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+/// What a customer asks for.
+#[derive(Debug, Clone)]
+pub struct NewBooking {
+    /// Who books.
+    pub customer_id: Uuid,
+    /// What.
+    pub listing_id: Uuid,
+    /// How many seats (1..=20, checked by the caller).
+    pub quantity: i32,
+    /// The request's `Idempotency-Key`, if any.
+    pub idempotency_key: Option<String>,
+    /// The request's `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// Takes the seats and records the booking, its payment (`creating`) and its expiry job.
+pub async fn create(
+    db: &DatabaseConnection,
+    hold: Duration,
+    provider: PaymentProvider,
+    new: NewBooking,
+) -> Result<(bookings::Model, payments::Model), BookingError> {
+    let txn = db.begin().await?;
+    let listing = listings::Entity::find_by_id(new.listing_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(BookingError::ListingNotFound)?;
+    let now = Utc::now();
+    if listing.status != ListingStatus::Published {
+        return Err(BookingError::ListingUnavailable("the listing is cancelled"));
+    }
+    if listing.starts_at <= now {
+        return Err(BookingError::ListingUnavailable("the listing has already started"));
+    }
+    let seats_left = seats::take(listing.seats_left, new.quantity)?;
+    let amount_cents = listing.price_cents * i64::from(new.quantity);
+    let currency = listing.currency.clone();
+    let mut listing = listing.into_active_model();
+    listing.seats_left = Set(seats_left);
+    listing.updated_at = Set(now.into());
+    listing.update(&txn).await?;
+
+    let hold_expires_at = now + chrono::Duration::from_std(hold).unwrap_or(chrono::Duration::minutes(15));
+    let booking = bookings::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        listing_id: Set(new.listing_id),
+        customer_id: Set(new.customer_id),
+        quantity: Set(new.quantity),
+        amount_cents: Set(amount_cents),
+        currency: Set(currency.clone()),
+        status: Set(BookingStatus::PendingPayment),
+        hold_expires_at: Set(hold_expires_at.into()),
+        idempotency_key: Set(new.idempotency_key),
+        request_id: Set(new.request_id.clone()),
+        confirmed_at: Set(None),
+        paid_at: Set(None),
+        expired_at: Set(None),
+        cancelled_at: Set(None),
+        refunded_at: Set(None),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => BookingError::DuplicateKey,
+        _ => BookingError::Db(e),
+    })?;
+    let payment = payments::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        booking_id: Set(booking.id),
+        provider: Set(provider),
+        provider_payment_id: Set(None),
+        status: Set(PaymentStatus::Creating),
+        amount_cents: Set(amount_cents),
+        currency: Set(currency),
+        client_secret: Set(None),
+        amount_captured_cents: Set(0),
+        amount_refunded_cents: Set(0),
+        captured_at: Set(None),
+        cancelled_at: Set(None),
+        refunded_at: Set(None),
+        last_error: Set(None),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
+    }
+    .insert(&txn)
+    .await?;
+    outbox::enqueue(
+        &txn,
+        &ExpireBooking { booking_id: booking.id },
+        Some(hold_expires_at),
+        new.request_id.as_deref(),
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, "booking created");
+    Ok((booking, payment))
+}
+
+/// Locks a booking and its payment inside `txn`.
+pub async fn lock(
+    txn: &DatabaseTransaction,
+    booking_id: Uuid,
+) -> Result<(bookings::Model, payments::Model), BookingError> {
+    let booking = bookings::Entity::find_by_id(booking_id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(BookingError::NotFound)?;
+    let payment = payments::Entity::find()
+        .filter_by_booking(booking_id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(BookingError::NotFound)?;
+    Ok((booking, payment))
+}
+
+trait FilterByBooking {
+    fn filter_by_booking(self, booking_id: Uuid) -> Self;
+}
+
+impl FilterByBooking for sea_orm::Select<payments::Entity> {
+    fn filter_by_booking(self, booking_id: Uuid) -> Self {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        self.filter(payments::Column::BookingId.eq(booking_id))
+    }
+}
+
+async fn customer(txn: &DatabaseTransaction, booking: &bookings::Model) -> Result<users::Model, BookingError> {
+    users::Entity::find_by_id(booking.customer_id)
+        .one(txn)
+        .await?
+        .ok_or(BookingError::NotFound)
+}
+
+/// The payment was authorised (webhook, or the simulated provider at once): confirm the
+/// booking, tell the customer, queue the capture. Returns `false` when there was nothing
+/// to do. An authorisation that arrives after the hold expired is cancelled instead.
+pub async fn payment_authorized(
+    db: &DatabaseConnection,
+    booking_id: Uuid,
+    request_id: Option<&str>,
+) -> Result<bool, BookingError> {
+    let txn = db.begin().await?;
+    let (booking, payment) = lock(&txn, booking_id).await?;
+    let now = Utc::now();
+    if booking.status != BookingStatus::PendingPayment {
+        if matches!(booking.status, BookingStatus::Expired | BookingStatus::Cancelled) {
+            outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
+            txn.commit().await?;
+        }
+        return Ok(false);
+    }
+    let user = customer(&txn, &booking).await?;
+    let mut b = booking.into_active_model();
+    b.status = Set(BookingStatus::Confirmed);
+    b.confirmed_at = Set(Some(now.into()));
+    b.updated_at = Set(now.into());
+    b.update(&txn).await?;
+    let mut p = payment.into_active_model();
+    p.status = Set(PaymentStatus::Authorized);
+    p.updated_at = Set(now.into());
+    p.update(&txn).await?;
+    for channel in [NotificationChannel::Email, NotificationChannel::Sms] {
+        notify(&txn, booking_id, &user, channel, NotificationKind::BookingConfirmed, request_id).await?;
+    }
+    outbox::enqueue(&txn, &CapturePayment { booking_id }, None, request_id).await?;
+    txn.commit().await?;
+    tracing::info!(booking.id = %booking_id, "booking confirmed");
+    Ok(true)
+}
+
+/// The hold ran out: if the booking is still unpaid, expire it, return its seats (once),
+/// tell the customer and queue the payment's cancellation. Returns whether it expired.
+pub async fn expire(db: &DatabaseConnection, booking_id: Uuid, request_id: Option<&str>) -> Result<bool, BookingError> {
+    let txn = db.begin().await?;
+    let (booking, _payment) = lock(&txn, booking_id).await?;
+    if booking.status != BookingStatus::PendingPayment {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    return_seats(&txn, &booking).await?;
+    let user = customer(&txn, &booking).await?;
+    let mut b = booking.into_active_model();
+    b.status = Set(BookingStatus::Expired);
+    b.expired_at = Set(Some(now.into()));
+    b.updated_at = Set(now.into());
+    b.update(&txn).await?;
+    notify(&txn, booking_id, &user, NotificationChannel::Email, NotificationKind::HoldExpired, request_id).await?;
+    outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
+    txn.commit().await?;
+    tracing::info!(booking.id = %booking_id, "booking expired; seats returned");
+    Ok(true)
+}
+
+/// Cancels a booking for its customer or an admin: seats return; an authorised payment is
+/// cancelled, a captured one refunded; the customer is told.
+pub async fn cancel(
+    db: &DatabaseConnection,
+    booking_id: Uuid,
+    request_id: Option<&str>,
+) -> Result<bookings::Model, BookingError> {
+    let txn = db.begin().await?;
+    let (booking, _payment) = lock(&txn, booking_id).await?;
+    let was = booking.status;
+    if !matches!(
+        was,
+        BookingStatus::PendingPayment | BookingStatus::Confirmed | BookingStatus::Paid
+    ) {
+        return Err(BookingError::WrongStatus(was));
+    }
+    let now = Utc::now();
+    return_seats(&txn, &booking).await?;
+    let user = customer(&txn, &booking).await?;
+    let mut b = booking.into_active_model();
+    b.status = Set(BookingStatus::Cancelled);
+    b.cancelled_at = Set(Some(now.into()));
+    b.updated_at = Set(now.into());
+    let booking = b.update(&txn).await?;
+    if was == BookingStatus::Paid {
+        outbox::enqueue(&txn, &RefundPayment { booking_id }, None, request_id).await?;
+    } else {
+        outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
+    }
+    notify(&txn, booking_id, &user, NotificationChannel::Email, NotificationKind::BookingCancelled, request_id).await?;
+    txn.commit().await?;
+    tracing::info!(booking.id = %booking_id, booking.was = was.as_str(), "booking cancelled; seats returned");
+    Ok(booking)
+}
+
+/// Gives a booking's seats back to its listing (the caller holds the booking's lock and
+/// has checked that its seats are still held).
+async fn return_seats(txn: &DatabaseTransaction, booking: &bookings::Model) -> Result<(), BookingError> {
+    let listing = listings::Entity::find_by_id(booking.listing_id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(BookingError::ListingNotFound)?;
+    let seats_left = seats::give_back(listing.seats_left, listing.capacity, booking.quantity);
+    let mut l = listing.into_active_model();
+    l.seats_left = Set(seats_left);
+    l.updated_at = Set(Utc::now().into());
+    l.update(txn).await?;
+    Ok(())
+}

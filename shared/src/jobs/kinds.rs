@@ -1,0 +1,150 @@
+//! Every job payload. Payloads carry IDs only; handlers read current state from the database.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Job, Queue, RetryPolicy};
+
+/// Expire a booking whose hold ran out unpaid (due at `hold_expires_at`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExpireBooking {
+    /// The booking.
+    pub booking_id: Uuid,
+}
+
+impl Job for ExpireBooking {
+    const NAME: &'static str = "expire_booking";
+    const QUEUE: Queue = Queue::Bookings;
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.booking_id)
+    }
+}
+
+/// Capture an authorised payment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CapturePayment {
+    /// The booking whose payment is captured.
+    pub booking_id: Uuid,
+}
+
+impl Job for CapturePayment {
+    const NAME: &'static str = "capture_payment";
+    const QUEUE: Queue = Queue::Payments;
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.booking_id)
+    }
+}
+
+/// Cancel a payment that was never captured (expiry, cancellation).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CancelPayment {
+    /// The booking whose payment is cancelled.
+    pub booking_id: Uuid,
+}
+
+impl Job for CancelPayment {
+    const NAME: &'static str = "cancel_payment";
+    const QUEUE: Queue = Queue::Payments;
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.booking_id)
+    }
+}
+
+/// Refund a captured payment (cancellation after capture).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundPayment {
+    /// The booking whose payment is refunded.
+    pub booking_id: Uuid,
+}
+
+impl Job for RefundPayment {
+    const NAME: &'static str = "refund_payment";
+    const QUEUE: Queue = Queue::Payments;
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.booking_id)
+    }
+}
+
+/// Send the e-mail of a `notifications` row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendEmail {
+    /// The notification to deliver.
+    pub notification_id: Uuid,
+}
+
+impl Job for SendEmail {
+    const NAME: &'static str = "send_email";
+    const QUEUE: Queue = Queue::Email;
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.notification_id)
+    }
+}
+
+/// Send the SMS of a `notifications` row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendSms {
+    /// The notification to deliver.
+    pub notification_id: Uuid,
+}
+
+impl Job for SendSms {
+    const NAME: &'static str = "send_sms";
+    const QUEUE: Queue = Queue::Sms;
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.notification_id)
+    }
+}
+
+/// Does nothing: a queue health probe and the benchmark's unit of work.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Noop {
+    /// Makes each probe distinct.
+    pub id: Uuid,
+}
+
+impl Job for Noop {
+    const NAME: &'static str = "noop";
+    const QUEUE: Queue = Queue::Bookings;
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 1,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(1),
+    };
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.id)
+    }
+}
+
+/// Create the payment of a booking whose provider could not be reached while the booking
+/// request was served.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreatePayment {
+    /// The booking.
+    pub booking_id: Uuid,
+}
+
+impl Job for CreatePayment {
+    const NAME: &'static str = "create_payment";
+    const QUEUE: Queue = Queue::Payments;
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(60),
+    };
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.booking_id)
+    }
+}

@@ -1,0 +1,192 @@
+//! The outbox: PostgreSQL's record of every job, from enqueue to completion.
+//!
+//! `enqueue` writes a row in the caller's transaction. The relay `claim_due`s rows (several
+//! relays are safe: `FOR UPDATE SKIP LOCKED`) and pushes them to Redis under a lease; the
+//! worker records how each attempt ended; `reclaim_expired` hands back rows whose lease ran
+//! out without a recorded end (Redis lost them, or a relay died between claim and push).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use uuid::Uuid;
+
+use super::{Envelope, Job};
+use crate::entities::outbox::Queue;
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+}
+
+/// Records `job` to run at `run_at` (now if `None`) as part of the caller's transaction.
+/// Returns `false` when the same work (same dedup key) was already enqueued.
+pub async fn enqueue<J: Job>(
+    db: &impl ConnectionTrait,
+    job: &J,
+    run_at: Option<DateTime<Utc>>,
+    request_id: Option<&str>,
+) -> Result<bool, DbErr> {
+    let payload = serde_json::to_value(job).map_err(|e| DbErr::Custom(format!("serialising {}: {e}", J::NAME)))?;
+    let result = db
+        .execute_raw(stmt(
+            "INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at, request_id)
+             VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7)
+             ON CONFLICT (task_id) DO NOTHING",
+            vec![
+                Uuid::now_v7().into(),
+                J::QUEUE.as_str().into(),
+                J::NAME.into(),
+                payload.into(),
+                job.dedup_key().into(),
+                run_at.into(),
+                request_id.map(str::to_owned).into(),
+            ],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A claimed row, ready to push.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The queue to push to.
+    pub queue: Queue,
+    /// The job.
+    pub envelope: Envelope,
+}
+
+/// Claims up to `limit` due rows for `lease`, marking them `enqueued`.
+pub async fn claim_due(db: &impl ConnectionTrait, limit: u64, lease: Duration) -> Result<Vec<Claimed>, DbErr> {
+    let rows = db
+        .query_all_raw(stmt(
+            "WITH due AS (
+                SELECT id FROM outbox
+                 WHERE status = 'pending' AND run_at <= now()
+                 ORDER BY run_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE outbox o
+                SET status = 'enqueued', enqueued_at = now(),
+                    lease_until = now() + make_interval(secs => $2)
+               FROM due WHERE o.id = due.id
+             RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts",
+            vec![(limit as i64).into(), lease.as_secs_f64().into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let queue: String = row.try_get("", "queue")?;
+            let attempts: i32 = row.try_get("", "attempts")?;
+            Ok(Claimed {
+                queue: crate::jobs::Queue::parse(&queue)
+                    .ok_or_else(|| DbErr::Custom(format!("unknown queue `{queue}` in outbox")))?,
+                envelope: Envelope {
+                    outbox_id: row.try_get("", "id")?,
+                    job_type: row.try_get("", "job_type")?,
+                    payload: row.try_get("", "payload")?,
+                    request_id: row.try_get("", "request_id")?,
+                    attempt: attempts.max(0) as u32 + 1,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Hands claimed rows back (the push to Redis failed).
+pub async fn unclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "UPDATE outbox SET status = 'pending', lease_until = NULL WHERE id = ANY($1) AND status = 'enqueued'",
+        vec![ids.to_vec().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// When the next pending row falls due, if any.
+pub async fn next_due(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let row = db
+        .query_one_raw(stmt("SELECT min(run_at) AS next FROM outbox WHERE status = 'pending'", vec![]))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<Option<DateTime<Utc>>>("", "next")?,
+        None => None,
+    })
+}
+
+/// Records that attempt `attempt` of a job succeeded.
+pub async fn complete(db: &impl ConnectionTrait, id: Uuid, attempt: u32) -> Result<(), DbErr> {
+    complete_many(db, &[(id, attempt)]).await
+}
+
+/// Records several successes in one statement.
+pub async fn complete_many(db: &impl ConnectionTrait, done: &[(Uuid, u32)]) -> Result<(), DbErr> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = done.iter().map(|(id, _)| *id).collect();
+    let attempts: Vec<i32> = done.iter().map(|(_, a)| *a as i32).collect();
+    db.execute_raw(stmt(
+        "UPDATE outbox o
+            SET status = 'done', completed_at = now(), lease_until = NULL,
+                attempts = GREATEST(o.attempts, d.attempt)
+           FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+          WHERE o.id = d.id AND o.status <> 'done'",
+        vec![ids.into(), attempts.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt to be retried at `retry_at`.
+pub async fn retry_later(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    attempt: u32,
+    retry_at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts, $2), run_at = $3,
+                last_error = $4, lease_until = NULL
+          WHERE id = $1 AND status NOT IN ('done', 'dead')",
+        vec![id.into(), (attempt as i32).into(), retry_at.into(), error.to_owned().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Records a job as dead (permanent failure, or out of attempts), keeping its error.
+pub async fn bury(db: &impl ConnectionTrait, id: Uuid, attempt: u32, error: &str) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "UPDATE outbox SET status = 'dead', attempts = GREATEST(attempts, $2), last_error = $3,
+                completed_at = now(), lease_until = NULL
+          WHERE id = $1 AND status <> 'done'",
+        vec![id.into(), (attempt as i32).into(), error.to_owned().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Returns rows whose lease ran out with no recorded end to `pending`, due now.
+pub async fn reclaim_expired(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let result = db
+        .execute_raw(stmt(
+            "UPDATE outbox SET status = 'pending', run_at = now(), lease_until = NULL
+              WHERE status = 'enqueued' AND lease_until < now()",
+            vec![],
+        ))
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Returns the given enqueued rows to `pending` at once (Redis no longer holds them).
+pub async fn reclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<u64, DbErr> {
+    let result = db
+        .execute_raw(stmt(
+            "UPDATE outbox SET status = 'pending', run_at = now(), lease_until = NULL
+              WHERE id = ANY($1) AND status = 'enqueued'",
+            vec![ids.to_vec().into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
+}

@@ -1,0 +1,70 @@
+//! Retry policy: exponential backoff with full jitter, up to an attempt limit.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// How a job is retried after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; past this the job is dead.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled for each further one.
+    pub base_delay: Duration,
+    /// The longest delay.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// 8 attempts, 2 s doubling up to 10 minutes (about 20 minutes in all).
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        max_attempts: 8,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(600),
+    };
+
+    /// Whether another attempt is allowed after `attempts` have run.
+    pub fn may_retry(&self, attempts: u32) -> bool {
+        attempts < self.max_attempts
+    }
+
+    /// The delay before attempt `attempts + 1`: a random point in the upper half of
+    /// `base × 2^(attempts-1)`, capped — growing, yet spread so that retries do not stampede.
+    pub fn delay_after(&self, attempts: u32) -> Duration {
+        let exponent = attempts.saturating_sub(1).min(20);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_delay);
+        let half = ceiling / 2;
+        let jitter_ms = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
+        half + Duration::from_millis(jitter_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_and_stay_within_the_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+        };
+        for attempts in 1..=12 {
+            let ceiling = Duration::from_secs(1u64 << (attempts - 1).min(20)).min(Duration::from_secs(30));
+            for _ in 0..50 {
+                let d = policy.delay_after(attempts);
+                assert!(d >= ceiling / 2 && d <= ceiling + Duration::from_millis(1), "{attempts}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_attempt_limit_is_respected() {
+        assert!(RetryPolicy::DEFAULT.may_retry(7));
+        assert!(!RetryPolicy::DEFAULT.may_retry(8));
+    }
+}

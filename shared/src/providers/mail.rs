@@ -1,0 +1,153 @@
+//! E-mail: a real SMTP server when `SMTP_URL` is set, `.eml` files under `DATA_DIR/mail`
+//! otherwise. Each message's file name and `Message-ID` come from its notification id, so
+//! re-sending the same notification never makes a second file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::ProviderError;
+use crate::config::{MailTransport, Settings};
+
+/// A file attached to an e-mail.
+#[derive(Debug, Clone)]
+pub struct EmailAttachment {
+    /// File name shown to the recipient.
+    pub filename: String,
+    /// MIME type, e.g. `text/csv`.
+    pub content_type: String,
+    /// The bytes.
+    pub content: Vec<u8>,
+}
+
+/// One e-mail to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingEmail {
+    /// The notification it delivers (becomes the `Message-ID`).
+    pub id: Uuid,
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// Attachments.
+    pub attachments: Vec<EmailAttachment>,
+}
+
+/// Something that delivers e-mail.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+    /// Sends; returns the provider's message id.
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError>;
+}
+
+/// Builds the mailer the settings name.
+pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
+    let from: Mailbox = settings
+        .mail
+        .from
+        .parse()
+        .with_context(|| format!("MAIL_FROM: `{}` is not a valid mailbox", settings.mail.from))?;
+    Ok(match &settings.mail.transport {
+        MailTransport::Files(dir) => Arc::new(FileMailer { dir: dir.clone(), from }),
+        MailTransport::Smtp(url) => {
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                .context("SMTP_URL: not a usable SMTP URL")?
+                .timeout(Some(std::time::Duration::from_secs(20)))
+                .build();
+            Arc::new(SmtpMailer { transport, from })
+        }
+    })
+}
+
+/// Formats the RFC 5322 message.
+pub fn build_message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, ProviderError> {
+    let to: Mailbox = email
+        .to
+        .parse()
+        .map_err(|e| ProviderError::Permanent(format!("bad recipient address: {e}")))?;
+    let builder = Message::builder()
+        .message_id(Some(message_id(email.id)))
+        .from(from.clone())
+        .to(to)
+        .subject(email.subject.clone());
+    let text = SinglePart::plain(email.body.clone());
+    let message = if email.attachments.is_empty() {
+        builder.singlepart(text)
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(text);
+        for a in &email.attachments {
+            let content_type = ContentType::parse(&a.content_type)
+                .map_err(|e| ProviderError::Permanent(format!("bad attachment type: {e}")))?;
+            parts = parts.singlepart(Attachment::new(a.filename.clone()).body(a.content.clone(), content_type));
+        }
+        builder.multipart(parts)
+    };
+    message.map_err(|e| ProviderError::Permanent(format!("cannot build the message: {e}")))
+}
+
+/// `<notification-id@orderly>`.
+pub fn message_id(id: Uuid) -> String {
+    format!("<{id}@orderly>")
+}
+
+/// Writes `DATA_DIR/mail/<notification id>.eml`.
+#[derive(Debug, Clone)]
+pub struct FileMailer {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The sender.
+    pub from: Mailbox,
+}
+
+#[async_trait]
+impl Mailer for FileMailer {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
+        let bytes = build_message(&self.from, email)?.formatted();
+        let io = |e: std::io::Error| ProviderError::Transient(format!("writing the .eml file: {e}"));
+        tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
+        // Write then rename: a reader never sees half a message, and a re-send replaces it.
+        let path = self.dir.join(format!("{}.eml", email.id));
+        let tmp = self.dir.join(format!(".{}.eml.tmp", email.id));
+        tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        Ok(path.display().to_string())
+    }
+}
+
+/// Sends through an SMTP server.
+#[derive(Clone)]
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
+        let message = build_message(&self.from, email)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(message_id(email.id)),
+            Err(e) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),
+            Err(e) => Err(ProviderError::Transient(format!("SMTP: {e}"))),
+        }
+    }
+}
