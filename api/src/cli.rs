@@ -68,6 +68,7 @@ async fn create_admin(settings: Settings, email: &str, name: &str) -> anyhow::Re
         db: orderly_shared::db::connect(&settings, 2).await?,
         redis: orderly_shared::redis_conn::connect(&settings).await?,
         tokens: crate::auth::TokenKeys::new(settings.jwt_key()),
+        providers: orderly_shared::providers::Providers::from_settings(&settings)?,
         settings: std::sync::Arc::new(settings),
     };
     let user = create_user(

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod errors_fallback;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, health, listings};
+use crate::routes::{auth, bookings, health, listings};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -22,12 +22,17 @@ use crate::routes::{auth, health, listings};
         listings::list::list,
         listings::get::get,
         listings::update::update,
+        bookings::create::create,
+        bookings::list::list,
+        bookings::get::get,
+        bookings::cancel::cancel,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "service", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts and tokens"),
         (name = "listings", description = "What gets booked"),
+        (name = "bookings", description = "Orders for seats, paid and followed up in the background"),
     )
 )]
 pub struct ApiDoc;

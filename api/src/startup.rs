@@ -51,6 +51,7 @@ impl Application {
             db,
             redis,
             tokens: TokenKeys::new(settings.jwt_key()),
+            providers: orderly_shared::providers::Providers::from_settings(&settings)?,
             settings: Arc::new(settings),
         };
         let server = serve(listener, state, metrics_handle()?)?;

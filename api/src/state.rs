@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use orderly_shared::Settings;
+use orderly_shared::providers::Providers;
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
 
@@ -19,4 +20,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// JWT keys.
     pub tokens: TokenKeys,
+    /// Payment, mail and SMS clients.
+    pub providers: Providers,
 }

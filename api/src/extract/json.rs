@@ -5,10 +5,11 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use validator::Validate;
 
 use crate::problem::{ApiError, FieldError};
@@ -27,6 +28,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for StrictJson<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let checked = check_headers(req);
         let mut payload = payload.take();
+        let req = req.clone();
         Box::pin(async move {
             checked?;
             let mut body = web::BytesMut::new();
@@ -44,7 +46,9 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for StrictJson<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse(&body).map(StrictJson)
+            let (parsed, fingerprint) = parse_with_fingerprint(&body)?;
+            req.extensions_mut().insert(fingerprint);
+            Ok(StrictJson(parsed))
         })
     }
 }
@@ -75,10 +79,23 @@ fn check_headers(req: &HttpRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// SHA-256 of a body's canonical JSON (keys sorted, no blanks): two bodies that mean the
+/// same thing have the same fingerprint. Stored in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyFingerprint(pub String);
+
 /// Parses and validates a body; public so that other extractors and tests share the rules.
 pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
+    parse_with_fingerprint(body).map(|(parsed, _)| parsed)
+}
+
+fn parse_with_fingerprint<T: DeserializeOwned + Validate>(
+    body: &[u8],
+) -> Result<(T, BodyFingerprint), ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let canonical = serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.into()))?;
+    let fingerprint = BodyFingerprint(hex::encode(Sha256::digest(&canonical)));
     if !value.is_object() {
         return Err(ApiError::invalid("body", "expected a JSON object"));
     }
@@ -88,7 +105,7 @@ pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError>
     parsed
         .validate()
         .map_err(|e| ApiError::validation(validator_errors(&e)))?;
-    Ok(parsed)
+    Ok((parsed, fingerprint))
 }
 
 /// Turns a serde error at `path` into a field error, naming the field for missing and

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource, one file per endpoint.
 
 pub mod auth;
+pub mod bookings;
 pub mod health;
 pub mod listings;
 
@@ -16,5 +17,9 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
         .service(listings::create::create)
         .service(listings::list::list)
         .service(listings::get::get)
-        .service(listings::update::update);
+        .service(listings::update::update)
+        .service(bookings::create::create)
+        .service(bookings::list::list)
+        .service(bookings::get::get)
+        .service(bookings::cancel::cancel);
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QuerySelect, Set, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -80,7 +80,9 @@ pub async fn create(
         return Err(BookingError::ListingUnavailable("the listing is cancelled"));
     }
     if listing.starts_at <= now {
-        return Err(BookingError::ListingUnavailable("the listing has already started"));
+        return Err(BookingError::ListingUnavailable(
+            "the listing has already started",
+        ));
     }
     let seats_left = seats::take(listing.seats_left, new.quantity)?;
     let amount_cents = listing.price_cents * i64::from(new.quantity);
@@ -90,7 +92,8 @@ pub async fn create(
     listing.updated_at = Set(now.into());
     listing.update(&txn).await?;
 
-    let hold_expires_at = now + chrono::Duration::from_std(hold).unwrap_or(chrono::Duration::minutes(15));
+    let hold_expires_at =
+        now + chrono::Duration::from_std(hold).unwrap_or(chrono::Duration::minutes(15));
     let booking = bookings::ActiveModel {
         id: Set(Uuid::now_v7()),
         listing_id: Set(new.listing_id),
@@ -138,7 +141,9 @@ pub async fn create(
     .await?;
     outbox::enqueue(
         &txn,
-        &ExpireBooking { booking_id: booking.id },
+        &ExpireBooking {
+            booking_id: booking.id,
+        },
         Some(hold_expires_at),
         new.request_id.as_deref(),
     )
@@ -178,7 +183,10 @@ impl FilterByBooking for sea_orm::Select<payments::Entity> {
     }
 }
 
-async fn customer(txn: &DatabaseTransaction, booking: &bookings::Model) -> Result<users::Model, BookingError> {
+async fn customer(
+    txn: &DatabaseTransaction,
+    booking: &bookings::Model,
+) -> Result<users::Model, BookingError> {
     users::Entity::find_by_id(booking.customer_id)
         .one(txn)
         .await?
@@ -197,7 +205,10 @@ pub async fn payment_authorized(
     let (booking, payment) = lock(&txn, booking_id).await?;
     let now = Utc::now();
     if booking.status != BookingStatus::PendingPayment {
-        if matches!(booking.status, BookingStatus::Expired | BookingStatus::Cancelled) {
+        if matches!(
+            booking.status,
+            BookingStatus::Expired | BookingStatus::Cancelled
+        ) {
             outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
             txn.commit().await?;
         }
@@ -214,7 +225,15 @@ pub async fn payment_authorized(
     p.updated_at = Set(now.into());
     p.update(&txn).await?;
     for channel in [NotificationChannel::Email, NotificationChannel::Sms] {
-        notify(&txn, booking_id, &user, channel, NotificationKind::BookingConfirmed, request_id).await?;
+        notify(
+            &txn,
+            booking_id,
+            &user,
+            channel,
+            NotificationKind::BookingConfirmed,
+            request_id,
+        )
+        .await?;
     }
     outbox::enqueue(&txn, &CapturePayment { booking_id }, None, request_id).await?;
     txn.commit().await?;
@@ -224,7 +243,11 @@ pub async fn payment_authorized(
 
 /// The hold ran out: if the booking is still unpaid, expire it, return its seats (once),
 /// tell the customer and queue the payment's cancellation. Returns whether it expired.
-pub async fn expire(db: &DatabaseConnection, booking_id: Uuid, request_id: Option<&str>) -> Result<bool, BookingError> {
+pub async fn expire(
+    db: &DatabaseConnection,
+    booking_id: Uuid,
+    request_id: Option<&str>,
+) -> Result<bool, BookingError> {
     let txn = db.begin().await?;
     let (booking, _payment) = lock(&txn, booking_id).await?;
     if booking.status != BookingStatus::PendingPayment {
@@ -238,7 +261,15 @@ pub async fn expire(db: &DatabaseConnection, booking_id: Uuid, request_id: Optio
     b.expired_at = Set(Some(now.into()));
     b.updated_at = Set(now.into());
     b.update(&txn).await?;
-    notify(&txn, booking_id, &user, NotificationChannel::Email, NotificationKind::HoldExpired, request_id).await?;
+    notify(
+        &txn,
+        booking_id,
+        &user,
+        NotificationChannel::Email,
+        NotificationKind::HoldExpired,
+        request_id,
+    )
+    .await?;
     outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, "booking expired; seats returned");
@@ -274,7 +305,15 @@ pub async fn cancel(
     } else {
         outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
     }
-    notify(&txn, booking_id, &user, NotificationChannel::Email, NotificationKind::BookingCancelled, request_id).await?;
+    notify(
+        &txn,
+        booking_id,
+        &user,
+        NotificationChannel::Email,
+        NotificationKind::BookingCancelled,
+        request_id,
+    )
+    .await?;
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, booking.was = was.as_str(), "booking cancelled; seats returned");
     Ok(booking)
@@ -282,7 +321,10 @@ pub async fn cancel(
 
 /// Gives a booking's seats back to its listing (the caller holds the booking's lock and
 /// has checked that its seats are still held).
-async fn return_seats(txn: &DatabaseTransaction, booking: &bookings::Model) -> Result<(), BookingError> {
+async fn return_seats(
+    txn: &DatabaseTransaction,
+    booking: &bookings::Model,
+) -> Result<(), BookingError> {
     let listing = listings::Entity::find_by_id(booking.listing_id)
         .lock_exclusive()
         .one(txn)

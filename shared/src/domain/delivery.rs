@@ -5,8 +5,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -18,7 +18,10 @@ use crate::providers::ProviderError;
 use crate::providers::mail::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsSender};
 
-async fn claim(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<notifications::Model>, JobError> {
+async fn claim(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+) -> Result<Option<notifications::Model>, JobError> {
     let row = notifications::Entity::find_by_id(id)
         .lock_exclusive()
         .one(txn)
@@ -74,7 +77,11 @@ async fn record(
 }
 
 /// The `send_email` job.
-pub async fn send_email(db: &DatabaseConnection, mailer: &dyn Mailer, id: Uuid) -> Result<(), JobError> {
+pub async fn send_email(
+    db: &DatabaseConnection,
+    mailer: &dyn Mailer,
+    id: Uuid,
+) -> Result<(), JobError> {
     let txn = db.begin().await?;
     let Some(row) = claim(&txn, id).await? else {
         return Ok(());
@@ -93,7 +100,11 @@ pub async fn send_email(db: &DatabaseConnection, mailer: &dyn Mailer, id: Uuid) 
 }
 
 /// The `send_sms` job.
-pub async fn send_sms(db: &DatabaseConnection, sender: &dyn SmsSender, id: Uuid) -> Result<(), JobError> {
+pub async fn send_sms(
+    db: &DatabaseConnection,
+    sender: &dyn SmsSender,
+    id: Uuid,
+) -> Result<(), JobError> {
     let txn = db.begin().await?;
     let Some(row) = claim(&txn, id).await? else {
         return Ok(());

@@ -13,7 +13,12 @@ pub struct EmailText {
 }
 
 fn money(cents: i64, currency: &str) -> String {
-    format!("{}.{:02} {}", cents / 100, (cents % 100).abs(), currency.to_uppercase())
+    format!(
+        "{}.{:02} {}",
+        cents / 100,
+        (cents % 100).abs(),
+        currency.to_uppercase()
+    )
 }
 
 fn describe(booking: Option<&bookings::Model>, listing: Option<&listings::Model>) -> String {
@@ -32,17 +37,27 @@ fn describe(booking: Option<&bookings::Model>, listing: Option<&listings::Model>
 }
 
 /// The e-mail for `kind`.
-pub fn email(kind: NotificationKind, booking: Option<&bookings::Model>, listing: Option<&listings::Model>) -> EmailText {
+pub fn email(
+    kind: NotificationKind,
+    booking: Option<&bookings::Model>,
+    listing: Option<&listings::Model>,
+) -> EmailText {
     let what = describe(booking, listing);
     let (subject, lead) = match kind {
-        NotificationKind::BookingConfirmed => ("Your booking is confirmed", "Your booking is confirmed:"),
+        NotificationKind::BookingConfirmed => {
+            ("Your booking is confirmed", "Your booking is confirmed:")
+        }
         NotificationKind::PaymentReceipt => ("Your receipt", "We received your payment for:"),
         NotificationKind::HoldExpired => (
             "Your booking hold has expired",
             "We did not receive your payment in time, so these seats were released:",
         ),
-        NotificationKind::BookingCancelled => ("Your booking was cancelled", "Your booking was cancelled:"),
-        NotificationKind::BookingRefunded => ("Your refund is on its way", "We refunded your payment for:"),
+        NotificationKind::BookingCancelled => {
+            ("Your booking was cancelled", "Your booking was cancelled:")
+        }
+        NotificationKind::BookingRefunded => {
+            ("Your refund is on its way", "We refunded your payment for:")
+        }
         NotificationKind::Reminder => ("Coming up soon", "A reminder of your booking:"),
         NotificationKind::DailyReport => ("Daily report", "The daily report is attached."),
     };
@@ -53,11 +68,17 @@ pub fn email(kind: NotificationKind, booking: Option<&bookings::Model>, listing:
 }
 
 /// The SMS for `kind`.
-pub fn sms(kind: NotificationKind, booking: Option<&bookings::Model>, listing: Option<&listings::Model>) -> String {
+pub fn sms(
+    kind: NotificationKind,
+    booking: Option<&bookings::Model>,
+    listing: Option<&listings::Model>,
+) -> String {
     let title = listing.map(|l| l.title.as_str()).unwrap_or("your booking");
     let seats = booking.map(|b| b.quantity).unwrap_or(0);
     match kind {
-        NotificationKind::BookingConfirmed => format!("Orderly: {seats} seat(s) for {title} confirmed."),
+        NotificationKind::BookingConfirmed => {
+            format!("Orderly: {seats} seat(s) for {title} confirmed.")
+        }
         NotificationKind::Reminder => format!("Orderly: reminder, {title} starts soon."),
         other => format!("Orderly: {} for {title}.", other.as_str().replace('_', " ")),
     }

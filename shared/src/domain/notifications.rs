@@ -28,7 +28,11 @@ pub async fn notify(
             None => return Ok(()),
         },
     };
-    let dedup_key = format!("booking:{booking_id}:{}:{}", channel.as_str(), kind.as_str());
+    let dedup_key = format!(
+        "booking:{booking_id}:{}:{}",
+        channel.as_str(),
+        kind.as_str()
+    );
     let id = Uuid::now_v7();
     let now = Utc::now();
     let inserted = db
@@ -54,10 +58,26 @@ pub async fn notify(
     if inserted {
         match channel {
             NotificationChannel::Email => {
-                outbox::enqueue(db, &SendEmail { notification_id: id }, None, request_id).await?;
+                outbox::enqueue(
+                    db,
+                    &SendEmail {
+                        notification_id: id,
+                    },
+                    None,
+                    request_id,
+                )
+                .await?;
             }
             NotificationChannel::Sms => {
-                outbox::enqueue(db, &SendSms { notification_id: id }, None, request_id).await?;
+                outbox::enqueue(
+                    db,
+                    &SendSms {
+                        notification_id: id,
+                    },
+                    None,
+                    request_id,
+                )
+                .await?;
             }
         }
     }

@@ -3,7 +3,9 @@
 //! moves from, so a retried job never charges, cancels or refunds twice.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::bookings::{self, BookingError};
@@ -20,7 +22,9 @@ impl From<BookingError> for JobError {
     fn from(e: BookingError) -> Self {
         match e {
             BookingError::Db(db) => db.into(),
-            BookingError::NotFound | BookingError::ListingNotFound => JobError::Permanent(e.to_string()),
+            BookingError::NotFound | BookingError::ListingNotFound => {
+                JobError::Permanent(e.to_string())
+            }
             other => JobError::Permanent(other.to_string()),
         }
     }
@@ -63,7 +67,8 @@ pub async fn create_at_provider(
     let payment = {
         let txn = db.begin().await?;
         let (booking, payment) = bookings::lock(&txn, booking_id).await?;
-        if booking.status != BookingStatus::PendingPayment || payment.provider_payment_id.is_some() {
+        if booking.status != BookingStatus::PendingPayment || payment.provider_payment_id.is_some()
+        {
             return Ok(());
         }
         txn.commit().await?;
@@ -120,9 +125,13 @@ pub async fn capture(
         .clone()
         .ok_or_else(|| JobError::Permanent("an authorised payment without a provider id".into()))?;
     // The row locks are held across the call, so a cancellation waits for the capture.
-    gateway.capture(&provider_id, &key(booking_id, "capture")).await?;
+    gateway
+        .capture(&provider_id, &key(booking_id, "capture"))
+        .await?;
     let now = Utc::now();
-    let user = users::Entity::find_by_id(booking.customer_id).one(&txn).await?;
+    let user = users::Entity::find_by_id(booking.customer_id)
+        .one(&txn)
+        .await?;
     let amount = payment.amount_cents;
     let mut p = payment.into_active_model();
     p.status = Set(PaymentStatus::Captured);
@@ -136,7 +145,15 @@ pub async fn capture(
     b.updated_at = Set(now.into());
     b.update(&txn).await?;
     if let Some(user) = user {
-        notify(&txn, booking_id, &user, NotificationChannel::Email, NotificationKind::PaymentReceipt, request_id).await?;
+        notify(
+            &txn,
+            booking_id,
+            &user,
+            NotificationChannel::Email,
+            NotificationKind::PaymentReceipt,
+            request_id,
+        )
+        .await?;
     }
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, payment.amount_cents = amount, "payment captured");
@@ -144,7 +161,11 @@ pub async fn capture(
 }
 
 /// The `cancel_payment` job: a payment that was never captured is cancelled at the provider.
-pub async fn cancel(db: &DatabaseConnection, gateway: &dyn PaymentGateway, booking_id: Uuid) -> Result<(), JobError> {
+pub async fn cancel(
+    db: &DatabaseConnection,
+    gateway: &dyn PaymentGateway,
+    booking_id: Uuid,
+) -> Result<(), JobError> {
     let txn = db.begin().await?;
     let (_, payment) = bookings::lock(&txn, booking_id).await?;
     if !matches!(
@@ -154,7 +175,9 @@ pub async fn cancel(db: &DatabaseConnection, gateway: &dyn PaymentGateway, booki
         return Ok(());
     }
     if let Some(provider_id) = &payment.provider_payment_id {
-        gateway.cancel(provider_id, &key(booking_id, "cancel")).await?;
+        gateway
+            .cancel(provider_id, &key(booking_id, "cancel"))
+            .await?;
     }
     let now = Utc::now();
     let mut p = payment.into_active_model();
@@ -185,9 +208,13 @@ pub async fn refund(
         .ok_or_else(|| JobError::Permanent("a captured payment without a provider id".into()))?;
     let amount = payment.amount_captured_cents - payment.amount_refunded_cents;
     let refunded_total = payment.amount_refunded_cents + amount;
-    gateway.refund(&provider_id, amount, &key(booking_id, "refund")).await?;
+    gateway
+        .refund(&provider_id, amount, &key(booking_id, "refund"))
+        .await?;
     let now = Utc::now();
-    let user = users::Entity::find_by_id(booking.customer_id).one(&txn).await?;
+    let user = users::Entity::find_by_id(booking.customer_id)
+        .one(&txn)
+        .await?;
     let mut p = payment.into_active_model();
     p.status = Set(PaymentStatus::Refunded);
     p.amount_refunded_cents = Set(refunded_total);
@@ -200,7 +227,15 @@ pub async fn refund(
     b.updated_at = Set(now.into());
     b.update(&txn).await?;
     if let Some(user) = user {
-        notify(&txn, booking_id, &user, NotificationChannel::Email, NotificationKind::BookingRefunded, request_id).await?;
+        notify(
+            &txn,
+            booking_id,
+            &user,
+            NotificationChannel::Email,
+            NotificationKind::BookingRefunded,
+            request_id,
+        )
+        .await?;
     }
     txn.commit().await?;
     Ok(())

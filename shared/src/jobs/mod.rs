@@ -22,7 +22,13 @@ pub use policy::RetryPolicy;
 
 impl Queue {
     /// Every queue, in the order the worker starts them.
-    pub const ALL: [Queue; 5] = [Queue::Bookings, Queue::Payments, Queue::Email, Queue::Sms, Queue::Reports];
+    pub const ALL: [Queue; 5] = [
+        Queue::Bookings,
+        Queue::Payments,
+        Queue::Email,
+        Queue::Sms,
+        Queue::Reports,
+    ];
 
     /// Parses a queue name as written in `--queues`.
     pub fn parse(name: &str) -> Option<Queue> {

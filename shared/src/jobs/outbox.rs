@@ -26,7 +26,8 @@ pub async fn enqueue<J: Job>(
     run_at: Option<DateTime<Utc>>,
     request_id: Option<&str>,
 ) -> Result<bool, DbErr> {
-    let payload = serde_json::to_value(job).map_err(|e| DbErr::Custom(format!("serialising {}: {e}", J::NAME)))?;
+    let payload = serde_json::to_value(job)
+        .map_err(|e| DbErr::Custom(format!("serialising {}: {e}", J::NAME)))?;
     let result = db
         .execute_raw(stmt(
             "INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at, request_id)
@@ -56,7 +57,11 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due rows for `lease`, marking them `enqueued`.
-pub async fn claim_due(db: &impl ConnectionTrait, limit: u64, lease: Duration) -> Result<Vec<Claimed>, DbErr> {
+pub async fn claim_due(
+    db: &impl ConnectionTrait,
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<Claimed>, DbErr> {
     let rows = db
         .query_all_raw(stmt(
             "WITH due AS (
@@ -105,7 +110,10 @@ pub async fn unclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DbEr
 /// When the next pending row falls due, if any.
 pub async fn next_due(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
     let row = db
-        .query_one_raw(stmt("SELECT min(run_at) AS next FROM outbox WHERE status = 'pending'", vec![]))
+        .query_one_raw(stmt(
+            "SELECT min(run_at) AS next FROM outbox WHERE status = 'pending'",
+            vec![],
+        ))
         .await?;
     Ok(match row {
         Some(row) => row.try_get::<Option<DateTime<Utc>>>("", "next")?,
@@ -149,14 +157,24 @@ pub async fn retry_later(
         "UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts, $2), run_at = $3,
                 last_error = $4, lease_until = NULL
           WHERE id = $1 AND status NOT IN ('done', 'dead')",
-        vec![id.into(), (attempt as i32).into(), retry_at.into(), error.to_owned().into()],
+        vec![
+            id.into(),
+            (attempt as i32).into(),
+            retry_at.into(),
+            error.to_owned().into(),
+        ],
     ))
     .await?;
     Ok(())
 }
 
 /// Records a job as dead (permanent failure, or out of attempts), keeping its error.
-pub async fn bury(db: &impl ConnectionTrait, id: Uuid, attempt: u32, error: &str) -> Result<(), DbErr> {
+pub async fn bury(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    attempt: u32,
+    error: &str,
+) -> Result<(), DbErr> {
     db.execute_raw(stmt(
         "UPDATE outbox SET status = 'dead', attempts = GREATEST(attempts, $2), last_error = $3,
                 completed_at = now(), lease_until = NULL

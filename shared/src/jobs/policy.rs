@@ -54,10 +54,14 @@ mod tests {
             max_delay: Duration::from_secs(30),
         };
         for attempts in 1..=12 {
-            let ceiling = Duration::from_secs(1u64 << (attempts - 1).min(20)).min(Duration::from_secs(30));
+            let ceiling =
+                Duration::from_secs(1u64 << (attempts - 1).min(20)).min(Duration::from_secs(30));
             for _ in 0..50 {
                 let d = policy.delay_after(attempts);
-                assert!(d >= ceiling / 2 && d <= ceiling + Duration::from_millis(1), "{attempts}: {d:?}");
+                assert!(
+                    d >= ceiling / 2 && d <= ceiling + Duration::from_millis(1),
+                    "{attempts}: {d:?}"
+                );
             }
         }
     }

@@ -53,13 +53,15 @@ pub trait Mailer: Send + Sync {
 
 /// Builds the mailer the settings name.
 pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
-    let from: Mailbox = settings
-        .mail
-        .from
-        .parse()
-        .with_context(|| format!("MAIL_FROM: `{}` is not a valid mailbox", settings.mail.from))?;
+    let from: Mailbox =
+        settings.mail.from.parse().with_context(|| {
+            format!("MAIL_FROM: `{}` is not a valid mailbox", settings.mail.from)
+        })?;
     Ok(match &settings.mail.transport {
-        MailTransport::Files(dir) => Arc::new(FileMailer { dir: dir.clone(), from }),
+        MailTransport::Files(dir) => Arc::new(FileMailer {
+            dir: dir.clone(),
+            from,
+        }),
         MailTransport::Smtp(url) => {
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                 .context("SMTP_URL: not a usable SMTP URL")?
@@ -89,7 +91,9 @@ pub fn build_message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, P
         for a in &email.attachments {
             let content_type = ContentType::parse(&a.content_type)
                 .map_err(|e| ProviderError::Permanent(format!("bad attachment type: {e}")))?;
-            parts = parts.singlepart(Attachment::new(a.filename.clone()).body(a.content.clone(), content_type));
+            parts = parts.singlepart(
+                Attachment::new(a.filename.clone()).body(a.content.clone(), content_type),
+            );
         }
         builder.multipart(parts)
     };
@@ -118,7 +122,8 @@ impl Mailer for FileMailer {
 
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
         let bytes = build_message(&self.from, email)?.formatted();
-        let io = |e: std::io::Error| ProviderError::Transient(format!("writing the .eml file: {e}"));
+        let io =
+            |e: std::io::Error| ProviderError::Transient(format!("writing the .eml file: {e}"));
         tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
         // Write then rename: a reader never sees half a message, and a re-send replaces it.
         let path = self.dir.join(format!("{}.eml", email.id));

@@ -53,9 +53,17 @@ pub trait PaymentGateway: Send + Sync {
     /// Creates a payment with manual capture.
     async fn create(&self, payment: &NewPayment) -> Result<CreatedPayment, ProviderError>;
     /// Captures an authorised payment in full.
-    async fn capture(&self, provider_payment_id: &str, idempotency_key: &str) -> Result<(), ProviderError>;
+    async fn capture(
+        &self,
+        provider_payment_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), ProviderError>;
     /// Cancels a payment that was not captured.
-    async fn cancel(&self, provider_payment_id: &str, idempotency_key: &str) -> Result<(), ProviderError>;
+    async fn cancel(
+        &self,
+        provider_payment_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(), ProviderError>;
     /// Refunds `amount_cents` of a captured payment; returns the refund's id.
     async fn refund(
         &self,
@@ -113,7 +121,12 @@ impl PaymentGateway for SimulatedGateway {
         Ok(())
     }
 
-    async fn refund(&self, provider_payment_id: &str, _: i64, _: &str) -> Result<String, ProviderError> {
+    async fn refund(
+        &self,
+        provider_payment_id: &str,
+        _: i64,
+        _: &str,
+    ) -> Result<String, ProviderError> {
         Ok(format!("sim_re_{provider_payment_id}"))
     }
 }

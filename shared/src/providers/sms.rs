@@ -110,17 +110,20 @@ impl SmsSender for TwilioSms {
             .client
             .post(&self.url)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            .form(&[("To", sms.to.as_str()), ("From", self.from.as_str()), ("Body", sms.body.as_str())])
+            .form(&[
+                ("To", sms.to.as_str()),
+                ("From", self.from.as_str()),
+                ("Body", sms.body.as_str()),
+            ])
             .send()
             .await
             .map_err(|e| ProviderError::Transient(format!("Twilio unreachable: {e}")))?;
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         if status.is_success() {
-            return body["sid"]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| ProviderError::Transient("Twilio answered without a message sid".into()));
+            return body["sid"].as_str().map(str::to_owned).ok_or_else(|| {
+                ProviderError::Transient("Twilio answered without a message sid".into())
+            });
         }
         let detail = format!(
             "Twilio {status}: code {} {}",

@@ -1,0 +1,51 @@
+//! `POST /api/v1/bookings/{id}/cancel`.
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
+use orderly_shared::domain::bookings::{self, BookingError};
+use uuid::Uuid;
+
+use super::access::{Access, visible};
+use super::views::BookingView;
+use crate::extract::AuthUser;
+use crate::middleware::RequestId;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+/// Cancels a booking (its customer or an admin): seats return, an authorised payment is
+/// cancelled, a captured one refunded, and the customer is told.
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings",
+    params(("id" = Uuid, Path, description = "booking id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = BookingView),
+        (status = 403, description = "the listing's provider may see but not cancel", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already expired, cancelled or refunded", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/bookings/{id}/cancel")]
+pub async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let (booking, access) = visible(&state.db, &caller, id.into_inner()).await?;
+    if access != Access::Manage {
+        return Err(ApiError::Forbidden(
+            "only the customer or an admin may cancel a booking".into(),
+        ));
+    }
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let cancelled = bookings::cancel(&state.db, booking.id, request_id.as_deref())
+        .await
+        .map_err(|e| match e {
+            BookingError::WrongStatus(_) => {
+                ApiError::conflict("conflict", format!("cannot cancel: {e}"))
+            }
+            BookingError::Db(db) => db.into(),
+            other => ApiError::Internal(other.into()),
+        })?;
+    tracing::info!(booking.id = %cancelled.id, user.id = %caller.id, "booking cancelled by request");
+    let view = BookingView::load(&state.db, cancelled, caller.id).await?;
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,102 @@
+//! `POST /api/v1/bookings`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
+use orderly_shared::domain::bookings::{self, BookingError, NewBooking};
+use orderly_shared::domain::payments;
+use orderly_shared::entities::bookings as booking_rows;
+use orderly_shared::entities::users::Role;
+use sea_orm::EntityTrait;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use super::views::BookingView;
+use crate::extract::{AuthUser, StrictJson};
+use crate::idempotency;
+use crate::middleware::RequestId;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+/// An order for seats.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBooking {
+    /// The listing.
+    pub listing_id: Uuid,
+    /// Seats, 1 to 20.
+    #[validate(range(min = 1, max = 20, message = "must be between 1 and 20"))]
+    pub quantity: i32,
+}
+
+/// Books seats (customers). Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for the same key and body")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = BookingView, description = "booked; replays carry `Idempotent-Replayed: true`"),
+        (status = 403, description = "only customers book", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown listing", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`sold_out`, or the listing cannot be booked", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/bookings")]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: StrictJson<CreateBooking>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Customer])?;
+    let StrictJson(order) = body;
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    idempotency::run(
+        &state.db,
+        &req,
+        caller.id,
+        StatusCode::CREATED,
+        |key| async { book(&state, &caller, order, key, request_id).await },
+    )
+    .await
+}
+
+async fn book(
+    state: &AppState,
+    caller: &AuthUser,
+    order: CreateBooking,
+    idempotency_key: Option<String>,
+    request_id: Option<String>,
+) -> ApiResult<BookingView> {
+    let gateway = state.providers.payments.as_ref();
+    let new = NewBooking {
+        customer_id: caller.id,
+        listing_id: order.listing_id,
+        quantity: order.quantity,
+        idempotency_key,
+        request_id: request_id.clone(),
+    };
+    let (booking, _) = bookings::create(
+        &state.db,
+        state.settings.booking_hold,
+        gateway.provider(),
+        new,
+    )
+    .await
+    .map_err(|e| match e {
+        BookingError::ListingNotFound => ApiError::NotFound("no such listing".into()),
+        BookingError::SoldOut(seats) => ApiError::conflict("sold_out", seats.to_string()),
+        BookingError::ListingUnavailable(why) => ApiError::conflict("conflict", why),
+        BookingError::DuplicateKey => ApiError::conflict("conflict", e.to_string()),
+        BookingError::Db(db) => db.into(),
+        other => ApiError::Internal(other.into()),
+    })?;
+    payments::start(&state.db, gateway, booking.id, request_id.as_deref())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let booking = booking_rows::Entity::find_by_id(booking.id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("booking {} vanished", booking.id)))?;
+    Ok(BookingView::load(&state.db, booking, caller.id).await?)
+}
