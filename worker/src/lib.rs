@@ -18,3 +18,7 @@ pub async fn run(_cli: Cli, settings: Settings) -> anyhow::Result<()> {
     tracing::info!("orderly-worker stopped");
     Ok(())
 }
+
+pub mod context;
+pub mod execute;
+pub mod jobs;

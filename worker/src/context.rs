@@ -1,0 +1,13 @@
+//! What job handlers are given: the database and the provider clients.
+
+use orderly_shared::providers::Providers;
+use sea_orm::DatabaseConnection;
+
+/// Dependencies of every job handler.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// PostgreSQL.
+    pub db: DatabaseConnection,
+    /// Payments, mail, SMS.
+    pub providers: Providers,
+}

@@ -1,0 +1,74 @@
+//! Every job type the worker runs, in one list. A handler is a thin `run` that calls a
+//! domain function with explicit dependencies.
+
+mod cancel_payment;
+mod capture_payment;
+mod create_payment;
+mod expire_booking;
+mod noop;
+mod refund_payment;
+mod send_email;
+mod send_sms;
+
+use std::time::Duration;
+
+use orderly_shared::jobs::{
+    CancelPayment, CapturePayment, CreatePayment, Envelope, ExpireBooking, Job, JobError, Noop,
+    RefundPayment, RetryPolicy, SendEmail, SendSms,
+};
+
+use crate::context::JobContext;
+
+/// How a job type is retried and how long one attempt may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Retry policy.
+    pub policy: RetryPolicy,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+}
+
+fn limits_of<J: Job>() -> Limits {
+    Limits {
+        policy: J::POLICY,
+        timeout: J::TIMEOUT,
+    }
+}
+
+/// The limits of a job type, by name; `None` for a name no handler knows.
+pub fn limits(job_type: &str) -> Option<Limits> {
+    Some(match job_type {
+        ExpireBooking::NAME => limits_of::<ExpireBooking>(),
+        CreatePayment::NAME => limits_of::<CreatePayment>(),
+        CapturePayment::NAME => limits_of::<CapturePayment>(),
+        CancelPayment::NAME => limits_of::<CancelPayment>(),
+        RefundPayment::NAME => limits_of::<RefundPayment>(),
+        SendEmail::NAME => limits_of::<SendEmail>(),
+        SendSms::NAME => limits_of::<SendSms>(),
+        Noop::NAME => limits_of::<Noop>(),
+        _ => return None,
+    })
+}
+
+fn payload<J: Job>(envelope: &Envelope) -> Result<J, JobError> {
+    serde_json::from_value(envelope.payload.clone())
+        .map_err(|e| JobError::Permanent(format!("bad {} payload: {e}", J::NAME)))
+}
+
+/// Runs the handler of `envelope`'s job type.
+pub async fn run(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobError> {
+    let request_id = envelope.request_id.as_deref();
+    match envelope.job_type.as_str() {
+        ExpireBooking::NAME => expire_booking::run(ctx, payload(envelope)?, request_id).await,
+        CreatePayment::NAME => create_payment::run(ctx, payload(envelope)?, request_id).await,
+        CapturePayment::NAME => capture_payment::run(ctx, payload(envelope)?, request_id).await,
+        CancelPayment::NAME => cancel_payment::run(ctx, payload(envelope)?).await,
+        RefundPayment::NAME => refund_payment::run(ctx, payload(envelope)?, request_id).await,
+        SendEmail::NAME => send_email::run(ctx, payload(envelope)?).await,
+        SendSms::NAME => send_sms::run(ctx, payload(envelope)?).await,
+        Noop::NAME => noop::run(payload(envelope)?).await,
+        other => Err(JobError::Permanent(format!(
+            "no handler for job type `{other}`"
+        ))),
+    }
+}
