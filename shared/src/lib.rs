@@ -12,3 +12,7 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use config::Settings;
+
+#[cfg(feature = "testing")]
+#[allow(clippy::expect_used, clippy::panic)]
+pub mod testing;

@@ -1,24 +1,222 @@
-//! `orderly-worker`: drains the job queues. The queues and their jobs are registered in
-//! one place as they are built; this crate owns the process: connections, flags, shutdown.
-
-use clap::Parser;
-use orderly_shared::Settings;
-
-/// Flags of `orderly-worker`.
-#[derive(Debug, Parser)]
-#[command(name = "orderly-worker", version)]
-pub struct Cli {}
-
-/// Connects to PostgreSQL and Redis, then runs until SIGTERM or SIGINT.
-pub async fn run(_cli: Cli, settings: Settings) -> anyhow::Result<()> {
-    let _db = orderly_shared::db::connect(&settings, 10).await?;
-    let _redis = orderly_shared::redis_conn::connect(&settings).await?;
-    tracing::info!("orderly-worker connected to PostgreSQL and Redis; waiting for jobs");
-    orderly_shared::shutdown::signal().await;
-    tracing::info!("orderly-worker stopped");
-    Ok(())
-}
+//! `orderly-worker`: drains the job queues, relays the outbox to them and reconciles the
+//! two. Which queues a process drains is a flag, so deployments scale per queue.
+//!
+//! - [`jobs`]: every job type, in one list;
+//! - [`execute`]: one attempt, its timeout, and its end recorded in the outbox;
+//! - [`relay`] and [`reconciler`]: PostgreSQL's outbox to Redis, and back when Redis lost it;
+//! - [`queues`] and [`wake`]: apalis-redis storages and prompt pick-up.
 
 pub mod context;
 pub mod execute;
 pub mod jobs;
+pub mod queues;
+pub mod reconciler;
+pub mod relay;
+pub mod transport;
+pub mod wake;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use clap::Parser;
+use orderly_shared::Settings;
+use orderly_shared::jobs::{Envelope, Queue};
+use orderly_shared::providers::Providers;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::JobContext;
+use crate::queues::{QueueTimings, RedisTransport};
+use crate::transport::Transport;
+
+/// Flags of `orderly-worker` (each can also be set in the environment).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "orderly-worker", version)]
+pub struct Cli {
+    /// Queues to drain, comma-separated: bookings, payments, email, sms, reports.
+    #[arg(long, env = "WORKER_QUEUES", value_delimiter = ',', default_value = "bookings,payments,email,sms,reports", value_parser = parse_queue)]
+    pub queues: Vec<Queue>,
+    /// Jobs run at once per queue.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Per-queue overrides of --concurrency, e.g. `email=64,payments=4`.
+    #[arg(long, env = "WORKER_QUEUE_CONCURRENCY", value_delimiter = ',', value_parser = parse_override)]
+    pub queue_concurrency: Vec<(Queue, usize)>,
+    /// Seconds between a worker's heartbeats.
+    #[arg(long, env = "WORKER_HEARTBEAT_SECONDS", default_value_t = 3)]
+    pub heartbeat_seconds: u64,
+    /// Missed heartbeats after which a dead worker's jobs go to others.
+    #[arg(long, env = "WORKER_MISSED_HEARTBEATS", default_value_t = 10)]
+    pub missed_heartbeats: usize,
+    /// Seconds that running jobs get to finish after SIGTERM.
+    #[arg(long, env = "WORKER_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+    /// Seconds a pushed job may go without a recorded end before it is pushed again.
+    #[arg(long, env = "OUTBOX_LEASE_SECONDS", default_value_t = 300)]
+    pub lease_seconds: u64,
+    /// Seconds between reconciliations of the outbox with Redis.
+    #[arg(long, env = "RECONCILE_INTERVAL_SECONDS", default_value_t = 5)]
+    pub reconcile_interval_seconds: u64,
+    /// Do not run the outbox relay and reconciler in this process.
+    #[arg(long, env = "WORKER_NO_RELAY")]
+    pub no_relay: bool,
+}
+
+fn parse_queue(name: &str) -> Result<Queue, String> {
+    Queue::parse(name.trim()).ok_or_else(|| {
+        format!("unknown queue `{name}` (expected bookings, payments, email, sms or reports)")
+    })
+}
+
+fn parse_override(item: &str) -> Result<(Queue, usize), String> {
+    let (queue, n) = item
+        .split_once('=')
+        .ok_or_else(|| format!("expected QUEUE=N, got `{item}`"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("expected a positive number in `{item}`"))?;
+    Ok((parse_queue(queue)?, n))
+}
+
+impl Cli {
+    fn timings(&self) -> QueueTimings {
+        QueueTimings {
+            heartbeat: Duration::from_secs(self.heartbeat_seconds.max(1)),
+            missed_heartbeats: self.missed_heartbeats.max(2),
+        }
+    }
+
+    fn concurrency_of(&self, queue: Queue) -> usize {
+        let overrides: HashMap<Queue, usize> = self.queue_concurrency.iter().copied().collect();
+        overrides
+            .get(&queue)
+            .copied()
+            .unwrap_or(self.concurrency)
+            .max(1)
+    }
+}
+
+/// Connects, then drains the chosen queues until SIGTERM or SIGINT; running jobs get the
+/// grace period to finish.
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    run_until(cli, settings, orderly_shared::shutdown::signal()).await
+}
+
+/// [`run`], stopping when `stop` resolves (tests pass their own).
+pub async fn run_until(
+    cli: Cli,
+    settings: Settings,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = orderly_shared::db::connect(&settings, 20).await?;
+    let redis = orderly_shared::redis_conn::connect(&settings).await?;
+    let client = redis::Client::open(settings.redis_url.expose_secret()).context("REDIS_URL")?;
+    let providers = Providers::from_settings(&settings)?;
+    let ctx = JobContext {
+        db: db.clone(),
+        providers,
+    };
+    let timings = cli.timings();
+    let prefix = settings.redis_prefix.clone();
+    let transport: Arc<dyn Transport> =
+        Arc::new(RedisTransport::new(redis.clone(), prefix.clone(), timings));
+    let background = CancellationToken::new();
+    let mut tasks = Vec::new();
+    if !cli.no_relay {
+        let relay_settings = relay::RelaySettings {
+            lease: Duration::from_secs(cli.lease_seconds.max(1)),
+            ..Default::default()
+        };
+        tasks.push(tokio::spawn(relay::run(
+            db.clone(),
+            transport.clone(),
+            relay_settings,
+            background.clone(),
+        )));
+        let reconciler_settings = reconciler::ReconcilerSettings {
+            interval: Duration::from_secs(cli.reconcile_interval_seconds.max(1)),
+            ..Default::default()
+        };
+        tasks.push(tokio::spawn(reconciler::run(
+            db.clone(),
+            transport.clone(),
+            reconciler_settings,
+            background.clone(),
+        )));
+    }
+
+    let instance = format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+        std::process::id(),
+        ulid::Ulid::generate()
+    );
+    let mut monitor = Monitor::new();
+    for queue in cli.queues.iter().copied() {
+        let concurrency = cli.concurrency_of(queue);
+        let config = queues::config(&prefix, queue, timings, concurrency.min(50));
+        let wake = wake::listen(
+            client.clone(),
+            wake::channel(&queues::queue_key(&prefix, queue)),
+        );
+        let backend = queues::storage(redis.clone(), config)
+            .poll_with_strategy(wake::WakeStrategy::new(wake, Duration::from_secs(1)));
+        let ctx = ctx.clone();
+        let name = format!("{}-{instance}", queue.as_str());
+        monitor = monitor.register(move |run| {
+            WorkerBuilder::new(format!("{name}-{run}"))
+                .backend(backend.clone())
+                .data(ctx.clone())
+                .data(queue)
+                .concurrency(concurrency)
+                .enable_tracing()
+                .build(handle)
+        });
+        tracing::info!(job.queue = queue.as_str(), concurrency, "draining queue");
+    }
+    let grace = Duration::from_secs(cli.shutdown_grace_seconds);
+    let monitor = monitor
+        .should_restart(|worker, error| {
+            tracing::error!(worker = worker.name(), error = %error, "queue worker stopped; restarting");
+            true
+        })
+        .shutdown_timeout(grace);
+    tracing::info!(
+        orphan_after_s = timings.orphan_after().as_secs(),
+        shutdown_grace_s = grace.as_secs(),
+        relay = !cli.no_relay,
+        "orderly-worker started"
+    );
+    let stopping = background.clone();
+    monitor
+        .run_with_signal(async move {
+            stop.await;
+            stopping.cancel();
+            Ok(())
+        })
+        .await
+        .context("the queue workers failed")?;
+    background.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    tracing::info!("orderly-worker stopped");
+    Ok(())
+}
+
+/// The apalis handler of every queue: run the job and record its end.
+async fn handle(
+    envelope: Envelope,
+    ctx: Data<JobContext>,
+    queue: Data<Queue>,
+) -> Result<(), BoxDynError> {
+    execute::execute(&ctx, queue.as_str(), &envelope)
+        .await
+        .map_err(|e| BoxDynError::from(format!("{e:#}")))
+}

@@ -5,15 +5,12 @@ use std::sync::Arc;
 
 use orderly_api::auth::TokenKeys;
 use orderly_api::startup::Application;
-use orderly_migrations::{Migrator, MigratorTrait};
 use orderly_shared::Settings;
+pub use orderly_shared::testing::{RedisServer, create_test_database, env};
 use reqwest::{Response, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-/// Advisory lock key serialising template creation and cloning across test processes.
-const TEMPLATE_LOCK: i64 = 7_301_977;
 
 /// A running API and handles on its own database and Redis namespace.
 pub struct TestApp {
@@ -33,12 +30,6 @@ pub struct TestUser {
     pub password: String,
     pub access: String,
     pub refresh: String,
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with deploy/test.sh, which starts PostgreSQL and Redis")
-    })
 }
 
 /// Starts the API with default test settings.
@@ -89,134 +80,6 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
             .build()
             .unwrap(),
         tokens,
-    }
-}
-
-/// Creates `orderly_test_<id>` from the template (made on first use) and returns its URL.
-async fn create_test_database(test_id: &str) -> String {
-    let admin_url = env("DATABASE_URL");
-    let template =
-        std::env::var("TEST_TEMPLATE_DATABASE").unwrap_or_else(|_| "orderly_test_template".into());
-    let admin = Database::connect(&admin_url).await.expect("admin database");
-    let backend = admin.get_database_backend();
-    admin
-        .execute_raw(Statement::from_string(
-            backend,
-            format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"),
-        ))
-        .await
-        .unwrap();
-    let exists = admin
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT 1 AS one FROM pg_database WHERE datname = $1",
-            [template.clone().into()],
-        ))
-        .await
-        .unwrap()
-        .is_some();
-    if !exists {
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{template}\""))
-            .await
-            .unwrap();
-        let template_db = Database::connect(with_database(&admin_url, &template))
-            .await
-            .unwrap();
-        Migrator::up(&template_db, None)
-            .await
-            .expect("migrating the template");
-        template_db.close().await.unwrap();
-    }
-    let name = format!("orderly_test_{test_id}");
-    admin
-        .execute_unprepared(&format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY"
-        ))
-        .await
-        .expect("cloning the template database");
-    admin
-        .execute_raw(Statement::from_string(
-            backend,
-            format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"),
-        ))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    with_database(&admin_url, &name)
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let mut url = url::Url::parse(url).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
-}
-
-/// A private `redis-server` for tests that stop or empty their Redis.
-pub struct RedisServer {
-    pub url: String,
-    child: std::process::Child,
-}
-
-impl RedisServer {
-    /// Starts one on a free port and waits until it answers.
-    pub async fn start() -> Self {
-        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("starting redis-server (REDIS_SERVER_BIN)");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).unwrap();
-        wait_until("redis-server answers", || {
-            let client = client.clone();
-            async move { client.get_multiplexed_async_connection().await.is_ok() }
-        })
-        .await;
-        Self { url, child }
-    }
-
-    /// Kills the server.
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Polls `check` every 20 ms until it is true; panics after 10 s.
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -22,6 +22,11 @@ impl Envelope {
     /// The queue's task id: one per outbox row and attempt, so a re-push of the same
     /// attempt is the same task, and a retry is a new one.
     pub fn task_id(&self) -> String {
-        format!("{}.{}", self.outbox_id.simple(), self.attempt)
+        task_id(self.outbox_id, self.attempt)
     }
+}
+
+/// The queue's task id of attempt `attempt` (1-based) of outbox row `outbox_id`.
+pub fn task_id(outbox_id: Uuid, attempt: u32) -> String {
+    format!("{}.{}", outbox_id.simple(), attempt)
 }

@@ -1,0 +1,156 @@
+//! Test support (feature `testing`): a fresh database per test cloned from a migrated
+//! template, private Redis servers, and polling with a deadline.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+use uuid::Uuid;
+
+use orderly_migrations::{Migrator, MigratorTrait};
+
+/// Advisory lock key serialising template creation and cloning across test processes.
+const TEMPLATE_LOCK: i64 = 7_301_977;
+
+/// A variable set by `deploy/test.sh`.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with deploy/test.sh, which starts PostgreSQL and Redis")
+    })
+}
+
+/// Creates `orderly_test_<id>` from the template (made on first use) and returns its URL.
+pub async fn create_test_database(test_id: &str) -> String {
+    let admin_url = env("DATABASE_URL");
+    let template =
+        std::env::var("TEST_TEMPLATE_DATABASE").unwrap_or_else(|_| "orderly_test_template".into());
+    let admin = Database::connect(&admin_url).await.expect("admin database");
+    let backend = admin.get_database_backend();
+    let sql = |s: String| Statement::from_string(backend, s);
+    admin
+        .execute_raw(sql(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})")))
+        .await
+        .expect("template lock");
+    let exists = admin
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT 1 AS one FROM pg_database WHERE datname = $1",
+            [template.clone().into()],
+        ))
+        .await
+        .expect("looking for the template")
+        .is_some();
+    if !exists {
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{template}\""))
+            .await
+            .expect("creating the template");
+        let template_db = Database::connect(with_database(&admin_url, &template))
+            .await
+            .expect("template");
+        Migrator::up(&template_db, None)
+            .await
+            .expect("migrating the template");
+        template_db.close().await.expect("closing the template");
+    }
+    let name = format!("orderly_test_{test_id}");
+    admin
+        .execute_unprepared(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY"
+        ))
+        .await
+        .expect("cloning the template database");
+    admin
+        .execute_raw(sql(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})")))
+        .await
+        .expect("template unlock");
+    admin.close().await.expect("closing the admin connection");
+    with_database(&admin_url, &name)
+}
+
+/// The same server URL with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let mut url = url::Url::parse(url).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// A new id for a test's database and Redis prefix.
+pub fn test_id() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+/// A private `redis-server` for tests that stop or empty their Redis.
+#[derive(Debug)]
+pub struct RedisServer {
+    /// `redis://127.0.0.1:<port>`.
+    pub url: String,
+    /// Its port.
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// Starts one on a free port and waits until it answers.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port).await
+    }
+
+    /// Starts one on `port` (to restart a stopped server at the same address).
+    pub async fn start_on(port: u16) -> Self {
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let child = std::process::Command::new(bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting redis-server (REDIS_SERVER_BIN)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.as_str()).expect("redis url");
+        wait_until("redis-server answers", Duration::from_secs(10), || {
+            let client = client.clone();
+            async move { client.get_multiplexed_async_connection().await.is_ok() }
+        })
+        .await;
+        Self { url, port, child }
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `check` every 20 ms until it is true; panics after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
