@@ -10,4 +10,6 @@ pub struct JobContext {
     pub db: DatabaseConnection,
     /// Payments, mail, SMS.
     pub providers: Providers,
+    /// When set, the first retry delay of every job type (`JOB_RETRY_BASE_DELAY_MS`).
+    pub retry_base_delay: Option<std::time::Duration>,
 }

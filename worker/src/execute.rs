@@ -72,9 +72,12 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
             tracing::warn!(duration_ms, error = %error, "job failed permanently; dead");
         }
         Err(JobError::Transient(error)) => {
-            let policy = jobs::limits(&envelope.job_type)
+            let mut policy = jobs::limits(&envelope.job_type)
                 .map(|l| l.policy)
                 .unwrap_or(RetryPolicy::DEFAULT);
+            if let Some(base) = ctx.retry_base_delay {
+                policy.base_delay = base;
+            }
             let error = format!("{error:#}");
             if policy.may_retry(attempt) {
                 let delay = policy.delay_after(attempt);

@@ -60,6 +60,10 @@ pub struct Cli {
     /// Seconds between reconciliations of the outbox with Redis.
     #[arg(long, env = "RECONCILE_INTERVAL_SECONDS", default_value_t = 5)]
     pub reconcile_interval_seconds: u64,
+    /// Overrides the first retry delay of every job type, in milliseconds (delays still
+    /// double per attempt).
+    #[arg(long, env = "JOB_RETRY_BASE_DELAY_MS")]
+    pub retry_base_delay_ms: Option<u64>,
     /// Do not run the outbox relay and reconciler in this process.
     #[arg(long, env = "WORKER_NO_RELAY")]
     pub no_relay: bool,
@@ -121,6 +125,7 @@ pub async fn run_until(
     let ctx = JobContext {
         db: db.clone(),
         providers,
+        retry_base_delay: cli.retry_base_delay_ms.map(Duration::from_millis),
     };
     let timings = cli.timings();
     let prefix = settings.redis_prefix.clone();
@@ -139,10 +144,9 @@ pub async fn run_until(
             relay_settings,
             background.clone(),
         )));
-        let reconciler_settings = reconciler::ReconcilerSettings {
-            interval: Duration::from_secs(cli.reconcile_interval_seconds.max(1)),
-            ..Default::default()
-        };
+        let reconciler_settings = reconciler::ReconcilerSettings::every(Duration::from_secs(
+            cli.reconcile_interval_seconds.max(1),
+        ));
         tasks.push(tokio::spawn(reconciler::run(
             db.clone(),
             transport.clone(),

@@ -27,11 +27,12 @@ pub struct ReconcilerSettings {
     pub grace: Duration,
 }
 
-impl Default for ReconcilerSettings {
-    fn default() -> Self {
+impl ReconcilerSettings {
+    /// Runs every `interval`, with a grace of the same length.
+    pub fn every(interval: Duration) -> Self {
         Self {
-            interval: Duration::from_secs(5),
-            grace: Duration::from_secs(5),
+            interval,
+            grace: interval,
         }
     }
 }

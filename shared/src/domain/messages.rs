@@ -21,19 +21,25 @@ fn money(cents: i64, currency: &str) -> String {
     )
 }
 
+/// One short line per fact, so that the body stays plain 7-bit text.
 fn describe(booking: Option<&bookings::Model>, listing: Option<&listings::Model>) -> String {
-    match (booking, listing) {
-        (Some(b), Some(l)) => format!(
-            "{} × {} on {} (booking {}, {})",
-            b.quantity,
-            l.title,
-            l.starts_at.format("%Y-%m-%d %H:%M UTC"),
-            b.id,
-            money(b.amount_cents, &b.currency)
-        ),
-        (Some(b), None) => format!("booking {}", b.id),
-        _ => "your booking".to_owned(),
+    let mut lines = Vec::new();
+    if let Some(l) = listing {
+        lines.push(format!("  Listing: {}", l.title));
+        lines.push(format!(
+            "  Starts:  {}",
+            l.starts_at.format("%Y-%m-%d %H:%M UTC")
+        ));
     }
+    if let Some(b) = booking {
+        lines.push(format!("  Seats:   {}", b.quantity));
+        lines.push(format!("  Amount:  {}", money(b.amount_cents, &b.currency)));
+        lines.push(format!("  Booking: {}", b.id));
+    }
+    if lines.is_empty() {
+        lines.push("  your booking".to_owned());
+    }
+    lines.join("\n")
 }
 
 /// The e-mail for `kind`.
@@ -63,7 +69,7 @@ pub fn email(
     };
     EmailText {
         subject: subject.to_owned(),
-        body: format!("Hello,\n\n{lead}\n\n  {what}\n\nThank you,\nOrderly\n"),
+        body: format!("Hello,\n\n{lead}\n\n{what}\n\nThank you,\nOrderly\n"),
     }
 }
 

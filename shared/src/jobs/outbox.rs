@@ -153,10 +153,14 @@ pub async fn retry_later(
     retry_at: DateTime<Utc>,
     error: &str,
 ) -> Result<(), DbErr> {
+    // The NOTIFY tells a sleeping relay about the new due time.
     db.execute_raw(stmt(
-        "UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts, $2), run_at = $3,
-                last_error = $4, lease_until = NULL
-          WHERE id = $1 AND status NOT IN ('done', 'dead')",
+        "WITH retried AS (
+            UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts, $2), run_at = $3,
+                   last_error = $4, lease_until = NULL
+             WHERE id = $1 AND status NOT IN ('done', 'dead')
+            RETURNING 1)
+         SELECT pg_notify('orderly_outbox', '') FROM retried",
         vec![
             id.into(),
             (attempt as i32).into(),
@@ -194,7 +198,7 @@ pub async fn reclaim_expired(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
             vec![],
         ))
         .await?;
-    Ok(result.rows_affected())
+    wake_relays(db, result.rows_affected()).await
 }
 
 /// Returns the given enqueued rows to `pending` at once (Redis no longer holds them).
@@ -206,5 +210,13 @@ pub async fn reclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<u64, DbE
             vec![ids.to_vec().into()],
         ))
         .await?;
-    Ok(result.rows_affected())
+    wake_relays(db, result.rows_affected()).await
+}
+
+/// Wakes every relay when `handed_back` rows became due again.
+async fn wake_relays(db: &impl ConnectionTrait, handed_back: u64) -> Result<u64, DbErr> {
+    if handed_back > 0 {
+        db.execute_unprepared("NOTIFY orderly_outbox").await?;
+    }
+    Ok(handed_back)
 }

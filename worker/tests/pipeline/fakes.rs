@@ -1,0 +1,140 @@
+//! Stand-ins for the outside world, spoken to over real sockets: a small SMTP server (with
+//! an optional delay before it accepts a message) and a Twilio-shaped HTTP server.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// An SMTP server on loopback that keeps every message it accepts.
+#[derive(Clone)]
+pub struct FakeSmtp {
+    pub url: String,
+    /// Messages whose DATA began.
+    pub started: Arc<AtomicUsize>,
+    /// Accepted messages, raw.
+    pub messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeSmtp {
+    /// Starts it; each message is accepted `delay` after its data arrived.
+    pub async fn start(delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let smtp = Self {
+            url,
+            started: Arc::default(),
+            messages: Arc::default(),
+        };
+        let server = smtp.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let _ = server.session(socket, delay).await;
+                });
+            }
+        });
+        smtp
+    }
+
+    async fn session(&self, socket: tokio::net::TcpStream, delay: Duration) -> std::io::Result<()> {
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 fake-smtp ready\r\n").await?;
+        while let Some(line) = lines.next_line().await? {
+            let verb = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            match verb.as_str() {
+                "EHLO" | "HELO" => {
+                    write
+                        .write_all(b"250-fake-smtp\r\n250 8BITMIME\r\n")
+                        .await?
+                }
+                "MAIL" | "RCPT" | "RSET" | "NOOP" => write.write_all(b"250 OK\r\n").await?,
+                "DATA" => {
+                    write.write_all(b"354 go ahead\r\n").await?;
+                    self.started.fetch_add(1, Ordering::SeqCst);
+                    let mut message = String::new();
+                    while let Some(data) = lines.next_line().await? {
+                        if data == "." {
+                            break;
+                        }
+                        message.push_str(&data);
+                        message.push('\n');
+                    }
+                    tokio::time::sleep(delay).await;
+                    self.messages.lock().unwrap().push(message);
+                    write.write_all(b"250 accepted\r\n").await?;
+                }
+                "QUIT" => {
+                    write.write_all(b"221 bye\r\n").await?;
+                    break;
+                }
+                _ => write.write_all(b"502 not implemented\r\n").await?,
+            }
+        }
+        Ok(())
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.messages.lock().unwrap().len()
+    }
+}
+
+/// A Twilio Messages API that answers every request with one status and records when each
+/// request arrived.
+#[derive(Clone)]
+pub struct FakeTwilio {
+    pub base: String,
+    pub arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl FakeTwilio {
+    pub async fn start(status: u16, body: serde_json::Value) -> Self {
+        let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let recorded = arrivals.clone();
+        let server = HttpServer::new(move || {
+            let recorded = recorded.clone();
+            let body = body.clone();
+            App::new().route(
+                "/2010-04-01/Accounts/{sid}/Messages.json",
+                web::post().to(move || {
+                    let recorded = recorded.clone();
+                    let body = body.clone();
+                    async move {
+                        recorded.lock().unwrap().push(Instant::now());
+                        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                            .json(body)
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let base = format!("http://{}", server.addrs()[0]);
+        tokio::spawn(server.run());
+        Self { base, arrivals }
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SMS_PROVIDER", "twilio".into()),
+            ("TWILIO_ACCOUNT_SID", "ACtest".into()),
+            ("TWILIO_AUTH_TOKEN", "token".into()),
+            ("TWILIO_FROM", "+15005550006".into()),
+            ("TWILIO_API_BASE", self.base.clone()),
+        ]
+    }
+
+    pub fn requests(&self) -> Vec<Instant> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}

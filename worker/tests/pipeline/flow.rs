@@ -1,0 +1,86 @@
+//! The happy path and the outbox's basic promises.
+
+use std::time::Duration;
+
+use orderly_shared::jobs::{Noop, outbox};
+use sea_orm::TransactionTrait;
+use uuid::Uuid;
+
+use crate::harness::Pipeline;
+
+#[tokio::test]
+async fn a_rolled_back_transaction_leaves_no_job_and_a_committed_one_leaves_one() {
+    let p = Pipeline::new(&[]).await;
+    let job = Noop { id: Uuid::new_v4() };
+    let txn = p.db.begin().await.unwrap();
+    assert!(outbox::enqueue(&txn, &job, None, None).await.unwrap());
+    txn.rollback().await.unwrap();
+    assert_eq!(p.scalar("SELECT count(*) FROM outbox").await, 0);
+
+    let txn = p.db.begin().await.unwrap();
+    assert!(outbox::enqueue(&txn, &job, None, None).await.unwrap());
+    txn.commit().await.unwrap();
+    assert!(
+        !outbox::enqueue(&p.db, &job, None, None).await.unwrap(),
+        "the same work is enqueued once"
+    );
+    assert_eq!(p.scalar("SELECT count(*) FROM outbox").await, 1);
+}
+
+#[tokio::test]
+async fn bookings_become_paid_with_one_confirmation_email_and_sms_each() {
+    let p = Pipeline::new(&[]).await;
+    let listing = p.listing(100).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let customer = p
+            .user(
+                orderly_shared::entities::users::Role::Customer,
+                Some("+4915112345678"),
+            )
+            .await;
+        ids.push(p.book(&customer, &listing, 2).await);
+    }
+    let _worker = p.spawn_worker(&[]);
+    p.wait_until_drained(Duration::from_secs(30)).await;
+
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM bookings WHERE status = 'paid'")
+            .await,
+        20
+    );
+    assert_eq!(p.scalar("SELECT count(*) FROM payments WHERE status = 'captured' AND amount_captured_cents = 8400").await, 20);
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM notifications WHERE status = 'sent' AND kind = 'booking_confirmed' AND channel = 'email'").await,
+        20
+    );
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM notifications WHERE status = 'sent' AND kind = 'booking_confirmed' AND channel = 'sms'").await,
+        20
+    );
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM notifications WHERE kind = 'payment_receipt' AND status = 'sent'"
+        )
+        .await,
+        20
+    );
+    let mail = p.mail_files();
+    assert_eq!(mail.len(), 40, "a confirmation and a receipt per booking");
+    for id in &ids {
+        let confirmations = mail
+            .iter()
+            .filter(|m| m.contains(&id.to_string()) && m.contains("Your booking is confirmed"))
+            .count();
+        assert_eq!(confirmations, 1, "booking {id}");
+    }
+    let sms = std::fs::read_to_string(p.data_dir.join("sms.log")).unwrap();
+    assert_eq!(sms.lines().count(), 20);
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM outbox WHERE status <> 'done' AND job_type <> 'expire_booking'"
+        )
+        .await,
+        0
+    );
+}

@@ -1,0 +1,237 @@
+//! A pipeline under test: its own database, Redis namespace and data folder, seed data made
+//! through the same domain functions the API calls, and worker processes to start and kill.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
+
+use chrono::Utc;
+use orderly_shared::Settings;
+use orderly_shared::domain::{bookings, payments};
+use orderly_shared::entities::listings::{self, ListingStatus};
+use orderly_shared::entities::users::{self, Role};
+use orderly_shared::providers::Providers;
+use orderly_shared::testing::{create_test_database, env, test_id, wait_until};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set, Statement};
+use uuid::Uuid;
+
+pub struct Pipeline {
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    pub providers: Providers,
+    pub data_dir: PathBuf,
+    vars: HashMap<String, String>,
+}
+
+impl Pipeline {
+    /// A fresh pipeline; `overrides` are environment variables for settings and workers.
+    pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let id = test_id();
+        let database_url = create_test_database(&id).await;
+        let data_dir = std::env::temp_dir().join(format!("orderly-pipeline-{id}"));
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("DATABASE_URL".into(), database_url.clone()),
+            ("REDIS_URL".into(), env("REDIS_URL")),
+            ("REDIS_PREFIX".into(), format!("test:{id}")),
+            ("DATA_DIR".into(), data_dir.display().to_string()),
+            ("WORKER_HEARTBEAT_SECONDS".into(), "1".into()),
+            ("WORKER_MISSED_HEARTBEATS".into(), "3".into()),
+            ("RECONCILE_INTERVAL_SECONDS".into(), "1".into()),
+            ("RUST_LOG".into(), "warn,orderly_worker=info".into()),
+        ]);
+        for (k, v) in overrides {
+            vars.insert((*k).into(), (*v).into());
+        }
+        let settings = Settings::from_map(&vars).expect("settings");
+        let providers = Providers::from_settings(&settings).expect("providers");
+        let db = Database::connect(&database_url)
+            .await
+            .expect("test database");
+        Self {
+            db,
+            settings,
+            providers,
+            data_dir,
+            vars,
+        }
+    }
+
+    /// Starts the worker binary with this pipeline's environment plus `extra`.
+    pub fn spawn_worker(&self, extra: &[(&str, &str)]) -> WorkerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orderly-worker"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.vars {
+            command.env(k, v);
+        }
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        WorkerProcess {
+            child: command.spawn().expect("starting orderly-worker"),
+        }
+    }
+
+    pub async fn user(&self, role: Role, phone: Option<&str>) -> users::Model {
+        let now = Utc::now();
+        users::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            email: Set(format!(
+                "{}-{}@example.com",
+                role.as_str(),
+                Uuid::new_v4().simple()
+            )),
+            password_hash: Set("not-a-real-hash".into()),
+            name: Set("Test".into()),
+            phone: Set(phone.map(str::to_owned)),
+            role: Set(role),
+            created_at: Set(now.into()),
+            updated_at: Set(now.into()),
+        }
+        .insert(&self.db)
+        .await
+        .unwrap()
+    }
+
+    pub async fn listing(&self, capacity: i32) -> listings::Model {
+        let provider = self.user(Role::Provider, None).await;
+        let now = Utc::now();
+        listings::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            provider_id: Set(provider.id),
+            title: Set("Sunset kayak tour".into()),
+            description: Set(String::new()),
+            starts_at: Set((now + chrono::Duration::days(7)).into()),
+            capacity: Set(capacity),
+            seats_left: Set(capacity),
+            price_cents: Set(4200),
+            currency: Set("eur".into()),
+            status: Set(ListingStatus::Published),
+            created_at: Set(now.into()),
+            updated_at: Set(now.into()),
+        }
+        .insert(&self.db)
+        .await
+        .unwrap()
+    }
+
+    /// Books as the API does: the booking transaction, then the payment.
+    pub async fn book(
+        &self,
+        customer: &users::Model,
+        listing: &listings::Model,
+        quantity: i32,
+    ) -> Uuid {
+        let gateway = self.providers.payments.as_ref();
+        let (booking, _) = bookings::create(
+            &self.db,
+            self.settings.booking_hold,
+            gateway.provider(),
+            bookings::NewBooking {
+                customer_id: customer.id,
+                listing_id: listing.id,
+                quantity,
+                idempotency_key: None,
+                request_id: Some(format!("req-{}", Uuid::new_v4().simple())),
+            },
+        )
+        .await
+        .unwrap();
+        payments::start(&self.db, gateway, booking.id, booking.request_id.as_deref())
+            .await
+            .unwrap();
+        booking.id
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    pub async fn text(&self, sql: &str) -> Option<String> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()?;
+        row.try_get_by_index::<Option<String>>(0).unwrap()
+    }
+
+    /// Waits until every outbox row due now reached an end.
+    pub async fn wait_until_drained(&self, limit: Duration) {
+        wait_until("every job ended", limit, || async {
+            self.scalar("SELECT count(*) FROM outbox WHERE status IN ('pending', 'enqueued') AND run_at <= now()")
+                .await
+                == 0
+        })
+        .await;
+    }
+
+    /// `.eml` files written so far.
+    pub fn mail_files(&self) -> Vec<String> {
+        match std::fs::read_dir(self.data_dir.join("mail")) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// A running `orderly-worker`.
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn exited(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,10 @@
+//! The job pipeline end to end: real PostgreSQL, real Redis, the real worker binary, and
+//! fake SMTP and SMS servers on loopback. Nothing here sleeps to wait: it polls with deadlines.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod crashes;
+mod expiry;
+mod fakes;
+mod flow;
+mod harness;
+mod retries;
