@@ -13,6 +13,6 @@ pub mod telemetry;
 
 pub use config::Settings;
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 #[allow(clippy::expect_used, clippy::panic)]
 pub mod testing;

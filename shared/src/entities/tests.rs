@@ -96,10 +96,11 @@ where
 }
 
 #[tokio::test]
-#[ignore = "needs a migrated PostgreSQL in DATABASE_URL"]
 async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let db = Database::connect(std::env::var("DATABASE_URL")?).await?;
+    // A database of its own, cloned from the migrated template (see deploy/test.sh).
+    let url = crate::testing::create_test_database(&crate::testing::test_id()).await;
+    let db = Database::connect(url).await?;
     let txn = db.begin().await?;
     let t = now();
 
