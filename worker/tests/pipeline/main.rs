@@ -8,3 +8,4 @@ mod fakes;
 mod flow;
 mod harness;
 mod retries;
+mod startup;

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# deploy/bench.sh: measure Orderly and print a table of figures against the targets.
+#
+#   deploy/bench.sh            full run: release build, 30 s loads (about 4 minutes)
+#   deploy/bench.sh --smoke    a few seconds per figure, debug build (keeps the script from rotting)
+#
+# Uses the private PostgreSQL and Redis of deploy/lib/services.sh (or DATABASE_URL/REDIS_URL),
+# in a database of its own (orderly_bench, recreated each run) and a Redis prefix of its own.
+# Quote medians of several runs: the machine is shared and noisy.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+# shellcheck source=deploy/lib/services.sh
+source "$ROOT/deploy/lib/services.sh"
+
+say() { printf 'bench.sh: %s\n' "$*" >&2; }
+die() { printf 'bench.sh: error: %s\n' "$*" >&2; exit 1; }
+
+SMOKE=0
+[[ ${1:-} == --smoke ]] && SMOKE=1
+if ((SMOKE)); then
+    PROFILE=debug; LOAD_S=3; GET_S=2; DRAIN_N=2000; EMAIL_N=500; ENQ_N=2000; LAT_S=2; EXP_N=20; EXP_SPREAD=1; PGB_S=3
+else
+    PROFILE=release; LOAD_S=30; GET_S=15; DRAIN_N=50000; EMAIL_N=20000; ENQ_N=100000; LAT_S=10; EXP_N=200; EXP_SPREAD=5; PGB_S=30
+fi
+CONNECTIONS=64
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    orderly_stop_services
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+orderly_require_cargo || exit 1
+orderly_ensure_postgres || exit 1
+orderly_ensure_redis || exit 1
+
+if ((SMOKE)); then
+    cargo build --workspace --bins || die "build failed"
+else
+    cargo build --release --workspace --bins || die "build failed"
+fi
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
+
+sql() { psql -X -w -q -At -v ON_ERROR_STOP=1 "$1" -c "$2"; }
+ADMIN_URL=$DATABASE_URL
+BENCH_DB=orderly_bench
+sql "$ADMIN_URL" "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)"
+sql "$ADMIN_URL" "CREATE DATABASE $BENCH_DB"
+DATABASE_URL=$(orderly_db_url "$BENCH_DB")
+export DATABASE_URL
+"$BIN/orderly-migrate" up >/dev/null || die "migrations failed"
+
+WORK=$(mktemp -d)
+export REDIS_PREFIX="bench:$$:$(date +%s)" API_ADDR=127.0.0.1:18080 DATA_DIR=$WORK/data
+export RUST_LOG=error LOG_FORMAT=json JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+export LOGIN_MAX_FAILURES_PER_CLIENT=100000
+RESULTS=$WORK/results.jsonl
+record() { printf '{"name":"%s","result":%s}\n' "$1" "$2" >>"$RESULTS"; }
+
+start() { # name, binary, args...
+    local name=$1; shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_$name=$!"
+}
+stop() { # name
+    local var="PID_$1" pid
+    pid=${!var}
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+start api "$BIN/orderly-api"
+start scheduler "$BIN/orderly-scheduler"
+for _ in $(seq 1 100); do curl -fsS "http://$API_ADDR/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fsS "http://$API_ADDR/ready" >/dev/null || die "the API did not become ready (see $WORK/api.log)"
+
+say "setting up customers and listings"
+"$BIN/orderly-bench" setup --api "http://$API_ADDR" --out "$WORK/fixture.json" >/dev/null
+
+say "bookings, no worker running (${LOAD_S}s, $CONNECTIONS connections)"
+record bookings "$("$BIN/orderly-bench" bookings --api "http://$API_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"
+say "GET booking (${GET_S}s)"
+record get_booking "$("$BIN/orderly-bench" get-booking --api "http://$API_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $GET_S)"
+
+say "starting one worker; draining what the bookings queued"
+start worker "$BIN/orderly-worker"
+backlog() { sql "$DATABASE_URL" "SELECT count(*) FROM outbox WHERE status IN ('pending','enqueued') AND run_at <= now()"; }
+for _ in $(seq 1 3000); do [[ $(backlog) == 0 ]] && break; sleep 0.2; done
+say "bookings while the worker drains (${LOAD_S}s)"
+record bookings_with_worker "$("$BIN/orderly-bench" bookings --api "http://$API_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"
+record backlog_after_load "{\"jobs\":$(backlog)}"
+for _ in $(seq 1 3000); do [[ $(backlog) == 0 ]] && break; sleep 0.2; done
+record backlog_drained_after "{\"jobs\":$(backlog)}"
+
+say "draining $DRAIN_N noop jobs"
+record drain_noop "$("$BIN/orderly-bench" drain --kind noop --count $DRAIN_N)"
+say "draining $EMAIL_N send_email jobs"
+record drain_send_email "$("$BIN/orderly-bench" drain --kind send_email --count $EMAIL_N)"
+say "enqueue-to-start latency at light load (${LAT_S}s)"
+record latency "$("$BIN/orderly-bench" latency --rate 50 --seconds $LAT_S)"
+say "expiry lateness ($EXP_N bookings)"
+record expiry "$("$BIN/orderly-bench" expiry --count $EXP_N --hold-seconds 2 --spread-seconds $EXP_SPREAD)"
+record rss_api "{\"kb\":$(peak_rss_kb "$PID_api")}"
+record rss_worker "{\"kb\":$(peak_rss_kb "$PID_worker")}"
+record rss_scheduler "{\"kb\":$(peak_rss_kb "$PID_scheduler")}"
+
+say "enqueue rate from one process, no worker running"
+stop worker
+record enqueue "$("$BIN/orderly-bench" enqueue --count $ENQ_N --concurrency 32)"
+
+say "pgbench: the booking transaction in plain SQL (${PGB_S}s, $CONNECTIONS clients)"
+sql "$DATABASE_URL" "CREATE TABLE bench_listings AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM listings"
+customer=$(sql "$DATABASE_URL" "SELECT id FROM users WHERE role = 'customer' LIMIT 1")
+listings=$(sql "$DATABASE_URL" "SELECT count(*) FROM bench_listings")
+cat >"$WORK/booking.sql" <<SQL
+\set n random(1, $listings)
+BEGIN;
+SELECT l.id, l.seats_left, l.price_cents FROM listings l JOIN bench_listings b ON b.id = l.id WHERE b.n = :n FOR UPDATE OF l;
+UPDATE listings SET seats_left = seats_left - 1, updated_at = now() FROM bench_listings b WHERE b.id = listings.id AND b.n = :n AND seats_left >= 1;
+INSERT INTO bookings (id, listing_id, customer_id, quantity, amount_cents, currency, status, hold_expires_at)
+  SELECT gen_random_uuid(), id, '$customer', 1, 1000, 'eur', 'pending_payment', now() + interval '15 minutes' FROM bench_listings WHERE n = :n RETURNING id AS booking \gset
+INSERT INTO payments (id, booking_id, provider, status, amount_cents, currency) VALUES (gen_random_uuid(), ':booking', 'simulated', 'creating', 1000, 'eur');
+INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at)
+  VALUES (gen_random_uuid(), 'bookings', 'expire_booking', jsonb_build_object('booking_id', ':booking'), 'expire_booking:' || ':booking', now() + interval '15 minutes');
+COMMIT;
+SQL
+PGBENCH=$(command -v pgbench || echo "${_ORDERLY_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench")
+tps=$("$PGBENCH" -n -c $CONNECTIONS -j 2 -T $PGB_S -f "$WORK/booking.sql" "$DATABASE_URL" 2>"$WORK/pgbench.err" | awk '/^tps/ {print $3; exit}')
+[[ -n $tps ]] || die "pgbench failed: $(tail -3 "$WORK/pgbench.err")"
+record pgbench "{\"tps\":$tps}"
+
+stop api
+stop scheduler
+"$BIN/orderly-bench" report --results "$RESULTS"
+say "raw results: $RESULTS"

@@ -1,0 +1,269 @@
+//! Job-pipeline measurements, straight against the database the workers drain.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use orderly_shared::jobs::{Noop, outbox};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+}
+
+async fn connect(max: u32) -> anyhow::Result<DatabaseConnection> {
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set")?;
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(max).sqlx_logging(false);
+    Ok(Database::connect(options).await?)
+}
+
+async fn scalar(
+    db: &DatabaseConnection,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> anyhow::Result<f64> {
+    let row = db
+        .query_one_raw(stmt(sql, values))
+        .await?
+        .context("no row")?;
+    Ok(row.try_get_by_index::<Option<f64>>(0)?.unwrap_or(0.0))
+}
+
+/// Polls until `sql` (a count) reaches `target`, or `limit` passes.
+async fn wait_for(
+    db: &DatabaseConnection,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+    target: f64,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while scalar(db, sql, values.clone()).await? < target {
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for: {sql}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Arguments of `drain`.
+#[derive(Debug, clap::Args)]
+pub struct DrainArgs {
+    /// `noop` or `send_email`.
+    #[arg(long, default_value = "noop")]
+    kind: String,
+    /// Jobs to queue.
+    #[arg(long, default_value_t = 50_000)]
+    count: usize,
+}
+
+/// Queues `count` jobs in one transaction (visible at once) and times the drain from that
+/// commit to the last recorded completion.
+pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
+    let db = connect(4).await?;
+    let ids: Vec<Uuid> = (0..args.count).map(|_| Uuid::now_v7()).collect();
+    let sql = match args.kind.as_str() {
+        "noop" => {
+            "INSERT INTO outbox (id, queue, job_type, payload, task_id)
+             SELECT gen_random_uuid(), 'bookings', 'noop', jsonb_build_object('id', x), 'noop:' || x
+               FROM unnest($1::uuid[]) AS x"
+        }
+        "send_email" => {
+            "WITH n AS (
+                INSERT INTO notifications (id, dedup_key, channel, kind, recipient)
+                SELECT x, 'bench:' || x, 'email', 'reminder', 'bench@example.com' FROM unnest($1::uuid[]) AS x
+                RETURNING id)
+             INSERT INTO outbox (id, queue, job_type, payload, task_id)
+             SELECT gen_random_uuid(), 'email', 'send_email', jsonb_build_object('notification_id', id), 'send_email:' || id
+               FROM n"
+        }
+        other => anyhow::bail!("unknown kind `{other}` (noop or send_email)"),
+    };
+    let task_ids: Vec<String> = ids.iter().map(|id| format!("{}:{id}", args.kind)).collect();
+    db.execute_raw(stmt(sql, vec![ids.clone().into()])).await?;
+    let committed = chrono::Utc::now();
+    let started = Instant::now();
+    wait_for(
+        &db,
+        "SELECT count(*)::float8 FROM outbox WHERE task_id = ANY($1) AND status = 'done'",
+        vec![task_ids.clone().into()],
+        args.count as f64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let wall = started.elapsed().as_secs_f64();
+    let span = scalar(
+        &db,
+        "SELECT extract(epoch FROM max(completed_at) - $2)::float8 FROM outbox WHERE task_id = ANY($1)",
+        vec![task_ids.into(), committed.into()],
+    )
+    .await?;
+    let seconds = if span > 0.0 { span } else { wall };
+    Ok(
+        json!({"kind": args.kind, "jobs": args.count, "seconds": seconds, "jobs_per_s": args.count as f64 / seconds}),
+    )
+}
+
+/// Arguments of `enqueue`.
+#[derive(Debug, clap::Args)]
+pub struct EnqueueArgs {
+    /// Jobs to enqueue.
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    /// Concurrent enqueuers (each its own connection).
+    #[arg(long, default_value_t = 32)]
+    concurrency: u32,
+}
+
+/// Enqueues `count` noop jobs, each in its own transaction, from `concurrency` tasks.
+pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<Value> {
+    let db = connect(args.concurrency).await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let db = db.clone();
+            let next = next.clone();
+            let count = args.count;
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    outbox::enqueue(&db, &Noop { id: Uuid::new_v4() }, None, None).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(json!({"jobs": args.count, "seconds": seconds, "jobs_per_s": args.count as f64 / seconds}))
+}
+
+/// Arguments of `latency`.
+#[derive(Debug, clap::Args)]
+pub struct LatencyArgs {
+    /// Jobs per second.
+    #[arg(long, default_value_t = 50)]
+    rate: u64,
+    /// How long.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+/// Enqueues noop jobs at a steady light rate; latency = completion − insert, both on the
+/// database clock (a noop's run time is microseconds).
+pub async fn latency(args: LatencyArgs) -> anyhow::Result<Value> {
+    let db = connect(2).await?;
+    let mut ids = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate.max(1)));
+    for _ in 0..args.rate * args.seconds {
+        tick.tick().await;
+        let job = Noop { id: Uuid::new_v4() };
+        outbox::enqueue(&db, &job, None, None).await?;
+        ids.push(format!("noop:{}", job.id));
+    }
+    let n = ids.len() as f64;
+    wait_for(
+        &db,
+        "SELECT count(*)::float8 FROM outbox WHERE task_id = ANY($1) AND status = 'done'",
+        vec![ids.clone().into()],
+        n,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let q = |p: f64| {
+        let ids = ids.clone();
+        let db = db.clone();
+        async move {
+            scalar(
+                &db,
+                "SELECT (percentile_cont($2) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at)) * 1000)::float8
+                   FROM outbox WHERE task_id = ANY($1)",
+                vec![ids.into(), p.into()],
+            )
+            .await
+        }
+    };
+    Ok(json!({"jobs": ids.len(), "p50_ms": q(0.5).await?, "p99_ms": q(0.99).await?}))
+}
+
+/// Arguments of `expiry`.
+#[derive(Debug, clap::Args)]
+pub struct ExpiryArgs {
+    /// Bookings to let expire.
+    #[arg(long, default_value_t = 200)]
+    count: usize,
+    /// Hold of the first booking, in seconds; the others follow over `spread_seconds`.
+    #[arg(long, default_value_t = 2)]
+    hold_seconds: u64,
+    /// Spread of the holds.
+    #[arg(long, default_value_t = 5)]
+    spread_seconds: u64,
+}
+
+/// Books seats with short holds and no payment; lateness = expiry − end of hold.
+pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
+    let db = connect(4).await?;
+    let listing: Uuid = db
+        .query_one_raw(stmt(
+            "SELECT id FROM listings WHERE seats_left > $1 LIMIT 1",
+            vec![(args.count as i32).into()],
+        ))
+        .await?
+        .context("no listing with enough seats (run setup first)")?
+        .try_get_by_index(0)?;
+    let customer: Uuid = db
+        .query_one_raw(stmt(
+            "SELECT id FROM users WHERE role = 'customer' LIMIT 1",
+            vec![],
+        ))
+        .await?
+        .context("no customer (run setup first)")?
+        .try_get_by_index(0)?;
+    let mut ids = Vec::new();
+    let step = Duration::from_millis(args.spread_seconds * 1000 / args.count.max(1) as u64);
+    for i in 0..args.count {
+        let hold = Duration::from_secs(args.hold_seconds) + step * i as u32;
+        let (booking, _) = orderly_shared::domain::bookings::create(
+            &db,
+            hold,
+            orderly_shared::entities::payments::PaymentProvider::Simulated,
+            orderly_shared::domain::bookings::NewBooking {
+                customer_id: customer,
+                listing_id: listing,
+                quantity: 1,
+                idempotency_key: None,
+                request_id: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("booking: {e}"))?;
+        ids.push(booking.id);
+    }
+    wait_for(
+        &db,
+        "SELECT count(*)::float8 FROM bookings WHERE id = ANY($1) AND status = 'expired'",
+        vec![ids.clone().into()],
+        ids.len() as f64,
+        Duration::from_secs(60 + args.hold_seconds + args.spread_seconds),
+    )
+    .await?;
+    let q = |p: f64| {
+        let ids = ids.clone();
+        let db = db.clone();
+        async move {
+            scalar(
+                &db,
+                "SELECT (percentile_cont($2) WITHIN GROUP (ORDER BY extract(epoch FROM expired_at - hold_expires_at)) * 1000)::float8
+                   FROM bookings WHERE id = ANY($1)",
+                vec![ids.into(), p.into()],
+            )
+            .await
+        }
+    };
+    Ok(json!({"bookings": ids.len(), "p50_ms": q(0.5).await?, "p99_ms": q(0.99).await?}))
+}

@@ -1,0 +1,52 @@
+//! The worker refuses to start without what it needs, naming what is wrong.
+
+use std::process::Command;
+
+fn run_worker(vars: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orderly-worker"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    let output = command.output().expect("running orderly-worker");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_variable_stops_the_worker_with_one_line_naming_it() {
+    let (code, stderr) = run_worker(&[("REDIS_URL", "redis://127.0.0.1:1")]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.trim(),
+        "orderly-worker: configuration error: DATABASE_URL: is not set"
+    );
+}
+
+#[test]
+fn an_unreachable_database_stops_the_worker_saying_so() {
+    let (code, stderr) = run_worker(&[
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL at DATABASE_URL"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_queue_is_refused_by_name() {
+    let (code, stderr) = run_worker(&[
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+        ("WORKER_QUEUES", "email,pigeons"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown queue `pigeons`"), "{stderr}");
+}
