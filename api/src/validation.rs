@@ -29,6 +29,16 @@ pub fn email_address(email: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// A title: 1 to 200 characters once surrounding blanks are trimmed.
+pub fn valid_title(title: &str) -> Result<(), ValidationError> {
+    let length = title.trim().chars().count();
+    if !(1..=200).contains(&length) {
+        return Err(ValidationError::new("title")
+            .with_message("must be 1 to 200 characters (blanks aside)".into()));
+    }
+    Ok(())
+}
+
 /// Passwords: at least 10 characters, at most 1024 bytes (hashing cost).
 pub fn password_length(password: &str) -> Result<(), ValidationError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {

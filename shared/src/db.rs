@@ -13,12 +13,21 @@ pub async fn connect(
     settings: &Settings,
     max_connections: u32,
 ) -> anyhow::Result<DatabaseConnection> {
+    connect_with(settings, max_connections, Duration::from_secs(5)).await
+}
+
+/// [`connect`], waiting up to `acquire` for a free connection (workers queue for them).
+pub async fn connect_with(
+    settings: &Settings,
+    max_connections: u32,
+    acquire: Duration,
+) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(settings.database_url.expose_secret().to_owned());
     options
         .max_connections(max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire)
         .sqlx_logging(false);
     let db = Database::connect(options)
         .await

@@ -68,6 +68,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
         }
         Err(JobError::Permanent(error)) => {
             outbox::bury(&ctx.db, id, attempt, &error).await?;
+            jobs::on_dead(ctx, envelope, &error).await?;
             count(queue, &envelope.job_type, "dead");
             tracing::warn!(duration_ms, error = %error, "job failed permanently; dead");
         }
@@ -89,6 +90,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
             } else {
                 let error = format!("gave up after {attempt} attempts: {error}");
                 outbox::bury(&ctx.db, id, attempt, &error).await?;
+                jobs::on_dead(ctx, envelope, &error).await?;
                 count(queue, &envelope.job_type, "dead");
                 tracing::error!(duration_ms, error = %error, "job out of attempts; dead");
             }

@@ -118,7 +118,10 @@ pub async fn run_until(
     settings: Settings,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = orderly_shared::db::connect(&settings, 20).await?;
+    // One connection per job that may run at once, plus the relay, its LISTEN, the reconciler.
+    let total: usize = cli.queues.iter().map(|q| cli.concurrency_of(*q)).sum();
+    let pool = (total + 4).min(u32::MAX as usize) as u32;
+    let db = orderly_shared::db::connect_with(&settings, pool, Duration::from_secs(30)).await?;
     let redis = orderly_shared::redis_conn::connect(&settings).await?;
     let client = redis::Client::open(settings.redis_url.expose_secret()).context("REDIS_URL")?;
     let providers = Providers::from_settings(&settings)?;

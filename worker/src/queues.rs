@@ -102,25 +102,71 @@ impl Transport for RedisTransport {
         Ok(())
     }
 
-    async fn missing(&self, queue: Queue, jobs: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>> {
+    async fn lost(&self, queue: Queue, jobs: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let data = config(&self.prefix, queue, self.timings, 1).job_data_hash();
+        let config = config(&self.prefix, queue, self.timings, 1);
+        let (data, done, dead) = (
+            config.job_data_hash(),
+            config.done_jobs_set(),
+            config.dead_jobs_set(),
+        );
         let mut pipe = redis::pipe();
         for (_, task_id) in jobs {
-            pipe.hexists(&data, task_id);
+            pipe.hexists(&data, task_id)
+                .sismember(&done, task_id)
+                .sismember(&dead, task_id);
         }
         let mut conn = self.conn.clone();
-        let held: Vec<bool> = pipe
+        let answers: Vec<bool> = pipe
             .query_async(&mut conn)
             .await
             .context("checking held jobs")?;
         Ok(jobs
             .iter()
-            .zip(held)
-            .filter(|(_, held)| !held)
+            .zip(answers.chunks(3))
+            .filter(|(_, a)| !a[0] || a[1] || a[2])
             .map(|((id, _), _)| *id)
             .collect())
     }
+
+    async fn purge_finished(&self, queue: Queue, cutoff: i64) -> anyhow::Result<u64> {
+        let config = config(&self.prefix, queue, self.timings, 1);
+        let mut conn = self.conn.clone();
+        let removed: u64 = PURGE_FINISHED
+            .key(config.done_jobs_set())
+            .key(config.dead_jobs_set())
+            .key(config.job_data_hash())
+            .key(config.job_meta_hash())
+            .arg(cutoff)
+            .arg(500)
+            .invoke_async(&mut conn)
+            .await
+            .context("purging finished tasks")?;
+        Ok(removed)
+    }
 }
+
+/// Removes up to ARGV[2] finished tasks per set whose `done_at` is at or before ARGV[1].
+static PURGE_FINISHED: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local removed = 0
+for s = 1, 2 do
+  local ids = redis.call('SRANDMEMBER', KEYS[s], tonumber(ARGV[2]))
+  for _, id in ipairs(ids) do
+    local meta = KEYS[4] .. ':' .. id
+    local done_at = tonumber(redis.call('HGET', meta, 'done_at') or '0') or 0
+    if done_at <= tonumber(ARGV[1]) then
+      redis.call('SREM', KEYS[s], id)
+      redis.call('HDEL', KEYS[3], id)
+      redis.call('DEL', meta)
+      removed = removed + 1
+    end
+  end
+end
+return removed
+",
+    )
+});

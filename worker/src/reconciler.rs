@@ -1,10 +1,14 @@
 //! The reconciler: makes sure every job recorded in PostgreSQL reaches an end.
 //!
-//! Every `interval` it (1) hands back outbox rows whose lease ran out with no recorded end,
-//! and (2) hands back at once rows that were pushed more than `grace` ago but that Redis no
-//! longer holds (Redis restarted empty, or the relay died between claim and push). The relay
-//! then pushes them again. Jobs held by a worker that died stay in Redis and come back
-//! through the queue's own orphan recovery. It also deletes expired idempotency keys.
+//! Every `interval` it (1) hands back outbox rows whose lease ran out with no recorded end;
+//! (2) hands back at once rows pushed more than `grace` ago whose task Redis no longer
+//! holds (Redis restarted empty, the relay died between claim and push) or holds as
+//! finished although the outbox recorded no end (the end could not be written); the relay
+//! then pushes them again, as new tasks; (3) expires unpaid bookings whose hold ended more
+//! than a minute ago (a sweep behind the `expire_booking` jobs); (4) drops finished tasks'
+//! data from Redis after [`REDIS_RETENTION`] (PostgreSQL keeps the record) and expired
+//! idempotency keys. Jobs held by a worker that died stay in Redis and come back through
+//! the queue's own orphan recovery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,12 +69,16 @@ pub async fn reconcile_once(
     for queue in Queue::ALL {
         let enqueued = enqueued_before(db, queue, settings.grace).await?;
         for chunk in enqueued.chunks(1000) {
-            let lost = transport.missing(queue, chunk).await?;
+            let lost = transport.lost(queue, chunk).await?;
             if !lost.is_empty() {
                 handed_back += outbox::reclaim(db, &lost).await?;
             }
         }
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(REDIS_RETENTION).unwrap_or_default();
+        transport.purge_finished(queue, cutoff.timestamp()).await?;
     }
+    sweep_expired_holds(db).await?;
     if handed_back > 0 {
         tracing::warn!(
             jobs = handed_back,
@@ -83,6 +91,28 @@ pub async fn reconcile_once(
     Ok(handed_back)
 }
 
+/// How long Redis keeps a finished task's data.
+pub const REDIS_RETENTION: Duration = Duration::from_secs(600);
+
+/// Expires unpaid bookings whose hold ended over a minute ago, in case their job was lost.
+async fn sweep_expired_holds(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT id FROM bookings
+              WHERE status = 'pending_payment' AND hold_expires_at < now() - interval '1 minute'
+              LIMIT 500",
+        ))
+        .await?;
+    for row in rows {
+        let id: Uuid = row.try_get("", "id")?;
+        if orderly_shared::domain::bookings::expire(db, id, None).await? {
+            tracing::warn!(booking.id = %id, "expired by the sweep: its expire_booking job was late or lost");
+        }
+    }
+    Ok(())
+}
+
 /// `(outbox id, task id)` of the rows of `queue` pushed more than `grace` ago.
 async fn enqueued_before(
     db: &DatabaseConnection,
@@ -92,7 +122,7 @@ async fn enqueued_before(
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
-            "SELECT id, attempts FROM outbox
+            "SELECT id, attempts, (extract(epoch FROM enqueued_at) * 1000)::bigint AS claim FROM outbox
               WHERE status = 'enqueued' AND queue = $1 AND enqueued_at < now() - make_interval(secs => $2)",
             vec![queue.as_str().into(), grace.as_secs_f64().into()],
         ))
@@ -101,7 +131,8 @@ async fn enqueued_before(
         .map(|row| {
             let id: Uuid = row.try_get("", "id")?;
             let attempts: i32 = row.try_get("", "attempts")?;
-            Ok((id, task_id(id, attempts.max(0) as u32 + 1)))
+            let claim: i64 = row.try_get("", "claim")?;
+            Ok((id, task_id(id, attempts.max(0) as u32 + 1, claim)))
         })
         .collect()
 }

@@ -12,7 +12,11 @@ pub trait Transport: Send + Sync {
     /// nothing.
     async fn push(&self, queue: Queue, jobs: &[Envelope]) -> anyhow::Result<()>;
 
-    /// Of `jobs` (all on `queue`), the outbox ids of those the queue no longer holds:
-    /// neither waiting, running, nor finished.
-    async fn missing(&self, queue: Queue, jobs: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>>;
+    /// Of `jobs` (outbox id, task id; all on `queue`, all still `enqueued` in the outbox),
+    /// the outbox ids of those that will not run: the queue does not hold the task, or
+    /// holds it as finished (so its end could not be recorded).
+    async fn lost(&self, queue: Queue, jobs: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>>;
+
+    /// Drops the data of tasks that finished before `cutoff` (Unix seconds).
+    async fn purge_finished(&self, queue: Queue, cutoff: i64) -> anyhow::Result<u64>;
 }

@@ -55,8 +55,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let postgres = async {
         match tokio::time::timeout(CHECK_TIMEOUT, state.db.execute_unprepared("SELECT 1")).await {
             Ok(Ok(_)) => "ok".to_owned(),
-            Ok(Err(e)) => format!("error: {e}"),
-            Err(_) => "error: timed out".to_owned(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: PostgreSQL failed");
+                "unavailable".to_owned()
+            }
+            Err(_) => "timed out".to_owned(),
         }
     };
     let redis = async {
@@ -64,8 +67,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         let ping = redis::cmd("PING");
         match tokio::time::timeout(CHECK_TIMEOUT, ping.query_async::<String>(&mut conn)).await {
             Ok(Ok(_)) => "ok".to_owned(),
-            Ok(Err(e)) => format!("error: {e}"),
-            Err(_) => "error: timed out".to_owned(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: Redis failed");
+                "unavailable".to_owned()
+            }
+            Err(_) => "timed out".to_owned(),
         }
     };
     let (postgres, redis) = tokio::join!(postgres, redis);

@@ -17,7 +17,9 @@ use crate::entities::listings::{self, ListingStatus};
 use crate::entities::notifications::{NotificationChannel, NotificationKind};
 use crate::entities::payments::{self, PaymentProvider, PaymentStatus};
 use crate::entities::users;
-use crate::jobs::{CancelPayment, CapturePayment, ExpireBooking, RefundPayment, outbox};
+use crate::jobs::{
+    CancelPayment, CapturePayment, CreatePayment, ExpireBooking, RefundPayment, outbox,
+};
 
 use super::notifications::notify;
 
@@ -46,6 +48,9 @@ pub enum BookingError {
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
 }
+
+/// When the `create_payment` safety net runs after a booking is made.
+pub const PAYMENT_SAFETY_NET_SECONDS: i64 = 10;
 
 /// What a customer asks for.
 #[derive(Debug, Clone)]
@@ -148,6 +153,17 @@ pub async fn create(
         new.request_id.as_deref(),
     )
     .await?;
+    // The request creates the payment right after this commit; should it die first, this
+    // job does it (and finds nothing to do otherwise).
+    outbox::enqueue(
+        &txn,
+        &CreatePayment {
+            booking_id: booking.id,
+        },
+        Some(now + chrono::Duration::seconds(PAYMENT_SAFETY_NET_SECONDS)),
+        new.request_id.as_deref(),
+    )
+    .await?;
     txn.commit().await?;
     tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, "booking created");
     Ok((booking, payment))
@@ -195,7 +211,9 @@ async fn customer(
 
 /// The payment was authorised (webhook, or the simulated provider at once): confirm the
 /// booking, tell the customer, queue the capture. Returns `false` when there was nothing
-/// to do. An authorisation that arrives after the hold expired is cancelled instead.
+/// to do. An authorisation that arrives after the booking expired or was cancelled is
+/// cancelled instead (a booking still `pending_payment` is confirmed, even if its hold
+/// has just run out: its seats are still held).
 pub async fn payment_authorized(
     db: &DatabaseConnection,
     booking_id: Uuid,
@@ -208,8 +226,24 @@ pub async fn payment_authorized(
         if matches!(
             booking.status,
             BookingStatus::Expired | BookingStatus::Cancelled
-        ) {
-            outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
+        ) && payment.status != PaymentStatus::Authorized
+        {
+            // The money is held now: release it, as a job of its own (the first
+            // cancellation may have run already).
+            let mut p = payment.into_active_model();
+            p.status = Set(PaymentStatus::Authorized);
+            p.updated_at = Set(now.into());
+            p.update(&txn).await?;
+            outbox::enqueue(
+                &txn,
+                &CancelPayment {
+                    booking_id,
+                    round: 1,
+                },
+                None,
+                request_id,
+            )
+            .await?;
             txn.commit().await?;
         }
         return Ok(false);
@@ -270,7 +304,16 @@ pub async fn expire(
         request_id,
     )
     .await?;
-    outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
+    outbox::enqueue(
+        &txn,
+        &CancelPayment {
+            booking_id,
+            round: 0,
+        },
+        None,
+        request_id,
+    )
+    .await?;
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, "booking expired; seats returned");
     Ok(true)
@@ -303,7 +346,16 @@ pub async fn cancel(
     if was == BookingStatus::Paid {
         outbox::enqueue(&txn, &RefundPayment { booking_id }, None, request_id).await?;
     } else {
-        outbox::enqueue(&txn, &CancelPayment { booking_id }, None, request_id).await?;
+        outbox::enqueue(
+            &txn,
+            &CancelPayment {
+                booking_id,
+                round: 0,
+            },
+            None,
+            request_id,
+        )
+        .await?;
     }
     notify(
         &txn,

@@ -57,7 +57,8 @@ pub async fn start(
     }
 }
 
-/// The `create_payment` job, and the first try of [`start`].
+/// The `create_payment` job, and the first try of [`start`]. The provider call carries the
+/// same idempotency key every time, so calling again returns the same payment.
 pub async fn create_at_provider(
     db: &DatabaseConnection,
     gateway: &dyn PaymentGateway,
@@ -67,11 +68,13 @@ pub async fn create_at_provider(
     let payment = {
         let txn = db.begin().await?;
         let (booking, payment) = bookings::lock(&txn, booking_id).await?;
-        if booking.status != BookingStatus::PendingPayment || payment.provider_payment_id.is_some()
-        {
+        let open = matches!(
+            payment.status,
+            PaymentStatus::Creating | PaymentStatus::RequiresPayment
+        );
+        if booking.status != BookingStatus::PendingPayment || !open {
             return Ok(());
         }
-        txn.commit().await?;
         payment
     };
     let created = gateway
@@ -82,25 +85,41 @@ pub async fn create_at_provider(
             idempotency_key: key(booking_id, "create"),
         })
         .await;
+    let txn = db.begin().await?;
+    let (booking, payment) = bookings::lock(&txn, booking_id).await?;
     let now = Utc::now();
     let created = match created {
         Ok(created) => created,
         Err(ProviderError::Permanent(e)) => {
-            let mut p = payment.into_active_model();
-            p.status = Set(PaymentStatus::Failed);
-            p.last_error = Set(Some(e.clone()));
-            p.updated_at = Set(now.into());
-            p.update(db).await?;
+            if payment.status == PaymentStatus::Creating {
+                let mut p = payment.into_active_model();
+                p.status = Set(PaymentStatus::Failed);
+                p.last_error = Set(Some(e.clone()));
+                p.updated_at = Set(now.into());
+                p.update(&txn).await?;
+                txn.commit().await?;
+            }
             return Err(JobError::Permanent(e));
         }
         Err(e) => return Err(e.into()),
     };
-    let mut p = payment.into_active_model();
-    p.provider_payment_id = Set(Some(created.provider_payment_id));
-    p.client_secret = Set(created.client_secret);
-    p.status = Set(PaymentStatus::RequiresPayment);
-    p.updated_at = Set(now.into());
-    p.update(db).await?;
+    if booking.status != BookingStatus::PendingPayment {
+        // Expired or cancelled while the provider answered: release what was just made.
+        txn.commit().await?;
+        gateway
+            .cancel(&created.provider_payment_id, &key(booking_id, "cancel"))
+            .await?;
+        return Ok(());
+    }
+    if payment.status == PaymentStatus::Creating {
+        let mut p = payment.into_active_model();
+        p.provider_payment_id = Set(Some(created.provider_payment_id));
+        p.client_secret = Set(created.client_secret);
+        p.status = Set(PaymentStatus::RequiresPayment);
+        p.updated_at = Set(now.into());
+        p.update(&txn).await?;
+    }
+    txn.commit().await?;
     if created.state == IntentState::Authorized {
         bookings::payment_authorized(db, booking_id, request_id).await?;
     }

@@ -16,17 +16,20 @@ pub struct Envelope {
     pub request_id: Option<String>,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When the relay claimed it (Unix milliseconds, database clock): each push is a task
+    /// of its own, so a re-push after a lost or stuck one is never ignored by the queue.
+    pub claim: i64,
 }
 
 impl Envelope {
-    /// The queue's task id: one per outbox row and attempt, so a re-push of the same
-    /// attempt is the same task, and a retry is a new one.
+    /// The queue's task id: one per outbox row, attempt and claim.
     pub fn task_id(&self) -> String {
-        task_id(self.outbox_id, self.attempt)
+        task_id(self.outbox_id, self.attempt, self.claim)
     }
 }
 
-/// The queue's task id of attempt `attempt` (1-based) of outbox row `outbox_id`.
-pub fn task_id(outbox_id: Uuid, attempt: u32) -> String {
-    format!("{}.{}", outbox_id.simple(), attempt)
+/// The queue's task id of attempt `attempt` (1-based) of outbox row `outbox_id`, claimed
+/// at `claim` (Unix milliseconds).
+pub fn task_id(outbox_id: Uuid, attempt: u32, claim: i64) -> String {
+    format!("{}.{}.{}", outbox_id.simple(), attempt, claim)
 }

@@ -45,6 +45,10 @@ impl Job for CapturePayment {
 pub struct CancelPayment {
     /// The booking whose payment is cancelled.
     pub booking_id: Uuid,
+    /// 0 for the cancellation that follows expiry or cancellation; 1 for an authorisation
+    /// that arrived after it (a second, separate job).
+    #[serde(default)]
+    pub round: u32,
 }
 
 impl Job for CancelPayment {
@@ -53,7 +57,7 @@ impl Job for CancelPayment {
     const TIMEOUT: Duration = Duration::from_secs(60);
 
     fn dedup_key(&self) -> String {
-        format!("{}:{}", Self::NAME, self.booking_id)
+        format!("{}:{}:{}", Self::NAME, self.booking_id, self.round)
     }
 }
 

@@ -74,7 +74,8 @@ pub async fn claim_due(
                 SET status = 'enqueued', enqueued_at = now(),
                     lease_until = now() + make_interval(secs => $2)
                FROM due WHERE o.id = due.id
-             RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts",
+             RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts,
+                       (extract(epoch FROM o.enqueued_at) * 1000)::bigint AS claim",
             vec![(limit as i64).into(), lease.as_secs_f64().into()],
         ))
         .await?;
@@ -91,6 +92,7 @@ pub async fn claim_due(
                     payload: row.try_get("", "payload")?,
                     request_id: row.try_get("", "request_id")?,
                     attempt: attempts.max(0) as u32 + 1,
+                    claim: row.try_get("", "claim")?,
                 },
             })
         })

@@ -50,7 +50,7 @@ pub async fn login(
         &email,
         &client,
     );
-    if let Some(retry_after_s) = limiter.blocked_for().await? {
+    if let Some(retry_after_s) = limiter.attempt().await? {
         return Err(ApiError::RateLimited { retry_after_s });
     }
     let user = users::Entity::find()
@@ -60,13 +60,12 @@ pub async fn login(
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let valid = password::verify(credentials.password, stored).await?;
     let Some(user) = user.filter(|_| valid) else {
-        limiter.record_failure().await?;
         return Err(ApiError::unauthorized(
             "invalid_credentials",
             "wrong e-mail or password",
         ));
     };
-    limiter.record_success().await?;
+    limiter.succeeded().await?;
     let txn = state.db.begin().await?;
     let session = session::start(&txn, &state.tokens, user).await?;
     txn.commit().await?;

@@ -6,7 +6,7 @@ use orderly_shared::domain::bookings::{self, BookingError, NewBooking};
 use orderly_shared::domain::payments;
 use orderly_shared::entities::bookings as booking_rows;
 use orderly_shared::entities::users::Role;
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -76,21 +76,40 @@ async fn book(
         idempotency_key,
         request_id: request_id.clone(),
     };
-    let (booking, _) = bookings::create(
+    let listing_id = new.listing_id;
+    let quantity = new.quantity;
+    let key = new.idempotency_key.clone();
+    let created = bookings::create(
         &state.db,
         state.settings.booking_hold,
         gateway.provider(),
         new,
     )
-    .await
-    .map_err(|e| match e {
-        BookingError::ListingNotFound => ApiError::NotFound("no such listing".into()),
-        BookingError::SoldOut(seats) => ApiError::conflict("sold_out", seats.to_string()),
-        BookingError::ListingUnavailable(why) => ApiError::conflict("conflict", why),
-        BookingError::DuplicateKey => ApiError::conflict("conflict", e.to_string()),
-        BookingError::Db(db) => db.into(),
-        other => ApiError::Internal(other.into()),
-    })?;
+    .await;
+    let booking = match created {
+        Ok((booking, _)) => booking,
+        // The key made a booking before, but its answer was never stored (the request died
+        // after the commit): answer with that booking if it is the same order.
+        Err(BookingError::DuplicateKey) => {
+            return earlier_booking(
+                state,
+                caller,
+                key.as_deref().unwrap_or_default(),
+                listing_id,
+                quantity,
+            )
+            .await;
+        }
+        Err(e) => {
+            return Err(match e {
+                BookingError::ListingNotFound => ApiError::NotFound("no such listing".into()),
+                BookingError::SoldOut(seats) => ApiError::conflict("sold_out", seats.to_string()),
+                BookingError::ListingUnavailable(why) => ApiError::conflict("conflict", why),
+                BookingError::Db(db) => db.into(),
+                other => ApiError::Internal(other.into()),
+            });
+        }
+    };
     payments::start(&state.db, gateway, booking.id, request_id.as_deref())
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -98,5 +117,36 @@ async fn book(
         .one(&state.db)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("booking {} vanished", booking.id)))?;
+    Ok(BookingView::load(&state.db, booking, caller.id).await?)
+}
+
+async fn earlier_booking(
+    state: &AppState,
+    caller: &AuthUser,
+    key: &str,
+    listing_id: Uuid,
+    quantity: i32,
+) -> ApiResult<BookingView> {
+    let booking = booking_rows::Entity::find()
+        .filter(booking_rows::Column::CustomerId.eq(caller.id))
+        .filter(booking_rows::Column::IdempotencyKey.eq(key))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "conflict",
+                "a booking with this Idempotency-Key is being made",
+            )
+        })?;
+    if booking.listing_id != listing_id || booking.quantity != quantity {
+        return Err(ApiError::Validation {
+            code: "idempotency_key_reused",
+            detail: "this Idempotency-Key was used with a different request".into(),
+            errors: vec![crate::problem::FieldError::new(
+                "Idempotency-Key",
+                "already used with a different request",
+            )],
+        });
+    }
     Ok(BookingView::load(&state.db, booking, caller.id).await?)
 }

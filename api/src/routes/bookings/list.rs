@@ -20,7 +20,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct BookingQuery {
     /// 1-based page number.
-    #[validate(range(min = 1, message = "must be 1 or more"))]
+    #[validate(range(min = 1, max = 1000000, message = "must be between 1 and 1000000"))]
     pub page: Option<u64>,
     /// Items per page (max 100).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]

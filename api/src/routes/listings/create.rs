@@ -1,6 +1,7 @@
 //! `POST /api/v1/listings`.
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use orderly_shared::entities::listings::{self, ListingStatus};
 use orderly_shared::entities::users::Role;
@@ -12,6 +13,7 @@ use validator::Validate;
 
 use super::views::ListingView;
 use crate::extract::{AuthUser, StrictJson};
+use crate::idempotency;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use crate::validation::CURRENCY;
@@ -26,7 +28,7 @@ pub const MAX_PRICE_CENTS: i64 = 100_000_000;
 #[serde(deny_unknown_fields)]
 pub struct CreateListing {
     /// Title, 1 to 200 characters.
-    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[validate(custom(function = "crate::validation::valid_title"))]
     pub title: String,
     /// Description, up to 10,000 characters.
     #[validate(length(max = 10000, message = "must be at most 10000 characters"))]
@@ -44,7 +46,7 @@ pub struct CreateListing {
     pub currency: String,
 }
 
-/// Creates a listing (providers and admins).
+/// Creates a listing (providers and admins). Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/listings", tag = "listings", request_body = CreateListing, security(("bearer" = [])), responses(
     (status = 201, body = ListingView),
     (status = 403, description = "customers cannot create listings", body = Problem, content_type = "application/problem+json"),
@@ -52,16 +54,24 @@ pub struct CreateListing {
 ))]
 #[post("/listings")]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: AuthUser,
     body: StrictJson<CreateListing>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Provider, Role::Admin])?;
     let StrictJson(new) = body;
-    let now = Utc::now();
-    if new.starts_at <= now {
+    if new.starts_at <= Utc::now() {
         return Err(ApiError::invalid("starts_at", "must be in the future"));
     }
+    idempotency::run(&state.db, &req, caller.id, StatusCode::CREATED, |_| async {
+        insert(&state, &caller, new).await
+    })
+    .await
+}
+
+async fn insert(state: &AppState, caller: &AuthUser, new: CreateListing) -> ApiResult<ListingView> {
+    let now = Utc::now();
     let listing = listings::ActiveModel {
         id: Set(Uuid::now_v7()),
         provider_id: Set(caller.id),
@@ -79,5 +89,5 @@ pub async fn create(
     .insert(&state.db)
     .await?;
     tracing::info!(listing.id = %listing.id, user.id = %caller.id, "listing created");
-    Ok(HttpResponse::Created().json(ListingView::from(listing)))
+    Ok(ListingView::from(listing))
 }

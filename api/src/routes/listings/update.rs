@@ -21,7 +21,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct UpdateListing {
     /// Title, 1 to 200 characters.
-    #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[validate(custom(function = "crate::validation::valid_title"))]
     pub title: Option<String>,
     /// Description.
     #[validate(length(max = 10000, message = "must be at most 10000 characters"))]
