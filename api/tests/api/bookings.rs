@@ -437,3 +437,30 @@ async fn cancelling_returns_the_seats_once_and_queues_the_payment_cancellation()
     assert_problem(again, StatusCode::CONFLICT, "conflict").await;
     assert_eq!(seats_left(&app, &listing).await, 4, "seats come back once");
 }
+
+#[tokio::test]
+async fn a_key_whose_answer_was_lost_still_returns_the_booking_it_made() {
+    let app = spawn_app().await;
+    let provider = app.register("provider").await;
+    let customer = app.register("customer").await;
+    let listing = app.create_listing(&provider, json!({})).await;
+    let post = |quantity: i64| {
+        app.client
+            .post(app.url("/api/v1/bookings"))
+            .bearer_auth(&customer.access)
+            .header("Idempotency-Key", "lost-answer")
+            .json(&json!({"listing_id": listing["id"], "quantity": quantity}))
+            .send()
+    };
+    let first: Value = post(2).await.unwrap().json().await.unwrap();
+    // The request died after its commit: the stored answer is gone, the booking is not.
+    app.db.execute_unprepared("DELETE FROM idempotency_keys").await.unwrap();
+
+    let again = post(2).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    app.db.execute_unprepared("DELETE FROM idempotency_keys").await.unwrap();
+    let different = post(3).await.unwrap();
+    assert_problem(different, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+    assert_eq!(app.count("bookings").await, 1);
+}

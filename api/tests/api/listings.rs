@@ -379,3 +379,48 @@ async fn a_patch_with_unknown_or_invalid_fields_changes_nothing() {
     let after: Value = app.get(&path, None).await.json().await.unwrap();
     assert_eq!(after, listing);
 }
+
+#[tokio::test]
+async fn a_blank_title_and_an_absurd_page_are_422_not_500() {
+    let app = spawn_app().await;
+    let provider = app.register("provider").await;
+    let body = app.listing_body(json!({"title": "    "}));
+    let problem = assert_problem(
+        app.post_json("/api/v1/listings", &body, Some(&provider.access)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&problem), ["title"]);
+    let problem = assert_problem(
+        app.get("/api/v1/listings?page=100000000000000000", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&problem), ["page"]);
+    assert_eq!(app.count("listings").await, 0);
+}
+
+#[tokio::test]
+async fn creating_a_listing_twice_with_one_key_makes_one_listing() {
+    let app = spawn_app().await;
+    let provider = app.register("provider").await;
+    let body = app.listing_body(json!({}));
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/listings"))
+            .bearer_auth(&provider.access)
+            .header("Idempotency-Key", "listing-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        ids.push(resp.json::<Value>().await.unwrap()["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(app.count("listings").await, 1);
+}
