@@ -10,6 +10,8 @@ pub struct JobContext {
     pub db: DatabaseConnection,
     /// Payments, mail, SMS.
     pub providers: Providers,
+    /// Where successful ends are recorded, in batches.
+    pub completions: crate::completions::Completions,
     /// When set, the first retry delay of every job type (`JOB_RETRY_BASE_DELAY_MS`).
     pub retry_base_delay: Option<std::time::Duration>,
 }

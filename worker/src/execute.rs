@@ -62,7 +62,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
     let attempt = envelope.attempt;
     match outcome {
         Ok(()) => {
-            outbox::complete(&ctx.db, id, attempt).await?;
+            ctx.completions.record(id, attempt).await?;
             count(queue, &envelope.job_type, "done");
             tracing::info!(duration_ms, "job done");
         }

@@ -6,6 +6,7 @@
 //! - [`relay`] and [`reconciler`]: PostgreSQL's outbox to Redis, and back when Redis lost it;
 //! - [`queues`] and [`wake`]: apalis-redis storages and prompt pick-up.
 
+pub mod completions;
 pub mod context;
 pub mod execute;
 pub mod jobs;
@@ -128,6 +129,7 @@ pub async fn run_until(
     let ctx = JobContext {
         db: db.clone(),
         providers,
+        completions: completions::Completions::start(db.clone()),
         retry_base_delay: cli.retry_base_delay_ms.map(Duration::from_millis),
     };
     let timings = cli.timings();

@@ -454,13 +454,24 @@ async fn a_key_whose_answer_was_lost_still_returns_the_booking_it_made() {
     };
     let first: Value = post(2).await.unwrap().json().await.unwrap();
     // The request died after its commit: the stored answer is gone, the booking is not.
-    app.db.execute_unprepared("DELETE FROM idempotency_keys").await.unwrap();
+    app.db
+        .execute_unprepared("DELETE FROM idempotency_keys")
+        .await
+        .unwrap();
 
     let again = post(2).await.unwrap();
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
-    app.db.execute_unprepared("DELETE FROM idempotency_keys").await.unwrap();
+    app.db
+        .execute_unprepared("DELETE FROM idempotency_keys")
+        .await
+        .unwrap();
     let different = post(3).await.unwrap();
-    assert_problem(different, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;
+    assert_problem(
+        different,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
     assert_eq!(app.count("bookings").await, 1);
 }

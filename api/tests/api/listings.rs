@@ -386,14 +386,16 @@ async fn a_blank_title_and_an_absurd_page_are_422_not_500() {
     let provider = app.register("provider").await;
     let body = app.listing_body(json!({"title": "    "}));
     let problem = assert_problem(
-        app.post_json("/api/v1/listings", &body, Some(&provider.access)).await,
+        app.post_json("/api/v1/listings", &body, Some(&provider.access))
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
     .await;
     assert_eq!(fields(&problem), ["title"]);
     let problem = assert_problem(
-        app.get("/api/v1/listings?page=100000000000000000", None).await,
+        app.get("/api/v1/listings?page=100000000000000000", None)
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )

@@ -17,27 +17,38 @@ pub enum Access {
     View,
 }
 
-/// Loads a booking the caller may see; anything else is `404` so that ids cannot be probed.
+/// The caller's access to a booking of `customer_id` on a listing of `provider_id`; `None`
+/// means the booking must look absent (`404`), so that ids cannot be probed.
+pub fn access_of(caller: &AuthUser, customer_id: Uuid, provider_id: Uuid) -> Option<Access> {
+    if caller.role == Role::Admin || customer_id == caller.id {
+        Some(Access::Manage)
+    } else if caller.role == Role::Provider && provider_id == caller.id {
+        Some(Access::View)
+    } else {
+        None
+    }
+}
+
+/// `404` for a booking the caller may not see.
+pub fn not_found() -> ApiError {
+    ApiError::NotFound("no such booking".into())
+}
+
+/// Loads a booking the caller may see.
 pub async fn visible(
     db: &impl ConnectionTrait,
     caller: &AuthUser,
     id: Uuid,
 ) -> ApiResult<(bookings::Model, Access)> {
-    let not_found = || ApiError::NotFound("no such booking".into());
     let booking = bookings::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or_else(not_found)?;
-    if caller.role == Role::Admin || booking.customer_id == caller.id {
-        return Ok((booking, Access::Manage));
-    }
-    if caller.role == Role::Provider {
-        let listing = listings::Entity::find_by_id(booking.listing_id)
-            .one(db)
-            .await?;
-        if listing.is_some_and(|l| l.provider_id == caller.id) {
-            return Ok((booking, Access::View));
-        }
-    }
-    Err(not_found())
+    let provider_id = listings::Entity::find_by_id(booking.listing_id)
+        .one(db)
+        .await?
+        .map(|l| l.provider_id)
+        .unwrap_or_default();
+    let access = access_of(caller, booking.customer_id, provider_id).ok_or_else(not_found)?;
+    Ok((booking, access))
 }

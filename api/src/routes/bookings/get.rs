@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, web};
 use uuid::Uuid;
 
-use super::access::visible;
+use super::access::{access_of, not_found};
 use super::views::BookingView;
 use crate::extract::AuthUser;
 use crate::problem::{ApiResult, Problem};
@@ -23,7 +23,9 @@ pub async fn get(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let (booking, _) = visible(&state.db, &caller, id.into_inner()).await?;
-    let view = BookingView::load(&state.db, booking, caller.id).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let fetched = BookingView::fetch(&state.db, id.into_inner())
+        .await?
+        .ok_or_else(not_found)?;
+    access_of(&caller, fetched.view.customer_id, fetched.provider_id).ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(fetched.for_viewer(caller.id)))
 }

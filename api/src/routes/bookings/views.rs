@@ -6,7 +6,10 @@ use orderly_shared::entities::notifications::{
     self, NotificationChannel, NotificationKind, NotificationStatus,
 };
 use orderly_shared::entities::payments::{self, PaymentProvider, PaymentStatus};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    Statement,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -53,7 +56,7 @@ pub struct PaymentView {
 }
 
 /// One message about a booking.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct NotificationView {
     /// `email` or `sms`.
     pub channel: NotificationChannel,
@@ -152,5 +155,93 @@ impl BookingView {
         views
             .pop()
             .ok_or_else(|| DbErr::Custom("a booking vanished while loading".into()))
+    }
+}
+
+/// One booking with everything its view shows, read in a single query.
+#[derive(Debug, FromQueryResult)]
+struct BookingRow {
+    id: Uuid,
+    listing_id: Uuid,
+    customer_id: Uuid,
+    quantity: i32,
+    amount_cents: i64,
+    currency: String,
+    status: BookingStatus,
+    hold_expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    provider_id: Uuid,
+    payment_provider: Option<PaymentProvider>,
+    payment_status: Option<PaymentStatus>,
+    client_secret: Option<String>,
+    notifications: serde_json::Value,
+}
+
+/// A booking's view and the id of its listing's provider (who may see it).
+#[derive(Debug)]
+pub struct Fetched {
+    /// The view (with the client secret; [`Fetched::for_viewer`] removes it).
+    pub view: BookingView,
+    /// The listing's provider.
+    pub provider_id: Uuid,
+}
+
+impl Fetched {
+    /// The view as `viewer` may see it.
+    pub fn for_viewer(mut self, viewer: Uuid) -> BookingView {
+        if self.view.customer_id != viewer {
+            self.view.payment.client_secret = None;
+        }
+        self.view
+    }
+}
+
+impl BookingView {
+    /// Reads one booking's view in one round trip (the hot path of `GET /bookings/{id}`).
+    pub async fn fetch(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Fetched>, DbErr> {
+        let row = BookingRow::find_by_statement(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT b.id, b.listing_id, b.customer_id, b.quantity, b.amount_cents, b.currency, b.status,
+                    b.hold_expires_at, b.created_at, b.updated_at, l.provider_id,
+                    p.provider AS payment_provider, p.status AS payment_status, p.client_secret,
+                    COALESCE((SELECT json_agg(json_build_object('channel', n.channel, 'kind', n.kind,
+                                                                'status', n.status, 'sent_at', n.sent_at)
+                                              ORDER BY n.created_at)
+                                FROM notifications n WHERE n.booking_id = b.id), '[]'::json) AS notifications
+               FROM bookings b
+               JOIN listings l ON l.id = b.listing_id
+               LEFT JOIN payments p ON p.booking_id = b.id
+              WHERE b.id = $1",
+            [id.into()],
+        ))
+        .one(db)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let notifications = serde_json::from_value(row.notifications)
+            .map_err(|e| DbErr::Custom(format!("reading a booking's notifications: {e}")))?;
+        Ok(Some(Fetched {
+            provider_id: row.provider_id,
+            view: Self {
+                id: row.id,
+                listing_id: row.listing_id,
+                customer_id: row.customer_id,
+                quantity: row.quantity,
+                amount_cents: row.amount_cents,
+                currency: row.currency,
+                status: row.status,
+                hold_expires_at: row.hold_expires_at,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+                payment: PaymentView {
+                    provider: row.payment_provider.unwrap_or(PaymentProvider::Simulated),
+                    status: row.payment_status.unwrap_or(PaymentStatus::Creating),
+                    client_secret: row.client_secret,
+                },
+                notifications,
+            },
+        }))
     }
 }
