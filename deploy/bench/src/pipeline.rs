@@ -228,10 +228,13 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
     let step = Duration::from_millis(args.spread_seconds * 1000 / args.count.max(1) as u64);
     for i in 0..args.count {
         let hold = Duration::from_secs(args.hold_seconds) + step * i as u32;
-        let (booking, _) = orderly_shared::domain::bookings::create(
+        let gateway = orderly_shared::providers::payments::SimulatedGateway {
+            mode: orderly_shared::config::SimulatedPayments::Never,
+        };
+        let created = orderly_shared::domain::bookings::create(
             &db,
             hold,
-            orderly_shared::entities::payments::PaymentProvider::Simulated,
+            &gateway,
             orderly_shared::domain::bookings::NewBooking {
                 customer_id: customer,
                 listing_id: listing,
@@ -242,7 +245,7 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("booking: {e}"))?;
-        ids.push(booking.id);
+        ids.push(created.booking.id);
     }
     wait_for(
         &db,

@@ -15,11 +15,12 @@ use super::seats::{self, SeatError};
 use crate::entities::bookings::{self, BookingStatus};
 use crate::entities::listings::{self, ListingStatus};
 use crate::entities::notifications::{NotificationChannel, NotificationKind};
-use crate::entities::payments::{self, PaymentProvider, PaymentStatus};
+use crate::entities::payments::{self, PaymentStatus};
 use crate::entities::users;
 use crate::jobs::{
     CancelPayment, CapturePayment, CreatePayment, ExpireBooking, RefundPayment, outbox,
 };
+use crate::providers::payments::{IntentState, NewPayment, PaymentGateway};
 
 use super::notifications::notify;
 
@@ -67,13 +68,27 @@ pub struct NewBooking {
     pub request_id: Option<String>,
 }
 
-/// Takes the seats and records the booking, its payment (`creating`) and its expiry job.
+/// A booking just made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The booking (`pending_payment`).
+    pub booking: bookings::Model,
+    /// Its payment: `creating`, or `requires_payment` when an instant gateway made it.
+    pub payment: payments::Model,
+    /// Whether an instant gateway already authorised it.
+    pub authorized: bool,
+}
+
+/// Takes the seats and records the booking, its payment and its expiry job, in one
+/// transaction of the same shape as the plain-SQL baseline of `deploy/bench.sh`. An instant
+/// gateway (the simulated one) creates the payment inside it; any other gets a
+/// `create_payment` safety-net job, since its call happens after the commit.
 pub async fn create(
     db: &DatabaseConnection,
     hold: Duration,
-    provider: PaymentProvider,
+    gateway: &dyn PaymentGateway,
     new: NewBooking,
-) -> Result<(bookings::Model, payments::Model), BookingError> {
+) -> Result<Created, BookingError> {
     let txn = db.begin().await?;
     let listing = listings::Entity::find_by_id(new.listing_id)
         .lock_exclusive()
@@ -124,15 +139,38 @@ pub async fn create(
         Some(SqlErr::UniqueConstraintViolation(_)) => BookingError::DuplicateKey,
         _ => BookingError::Db(e),
     })?;
+    let instant = if gateway.is_instant() {
+        Some(
+            gateway
+                .create(&NewPayment {
+                    booking_id: booking.id,
+                    amount_cents,
+                    currency: currency.clone(),
+                    idempotency_key: super::payments::key(booking.id, "create"),
+                })
+                .await
+                .map_err(|e| {
+                    BookingError::Db(sea_orm::DbErr::Custom(format!(
+                        "instant payment gateway: {e}"
+                    )))
+                })?,
+        )
+    } else {
+        None
+    };
     let payment = payments::ActiveModel {
         id: Set(Uuid::now_v7()),
         booking_id: Set(booking.id),
-        provider: Set(provider),
-        provider_payment_id: Set(None),
-        status: Set(PaymentStatus::Creating),
+        provider: Set(gateway.provider()),
+        provider_payment_id: Set(instant.as_ref().map(|p| p.provider_payment_id.clone())),
+        status: Set(if instant.is_some() {
+            PaymentStatus::RequiresPayment
+        } else {
+            PaymentStatus::Creating
+        }),
         amount_cents: Set(amount_cents),
         currency: Set(currency),
-        client_secret: Set(None),
+        client_secret: Set(instant.as_ref().and_then(|p| p.client_secret.clone())),
         amount_captured_cents: Set(0),
         amount_refunded_cents: Set(0),
         captured_at: Set(None),
@@ -153,20 +191,49 @@ pub async fn create(
         new.request_id.as_deref(),
     )
     .await?;
-    // The request creates the payment right after this commit; should it die first, this
-    // job does it (and finds nothing to do otherwise).
-    outbox::enqueue(
-        &txn,
-        &CreatePayment {
-            booking_id: booking.id,
-        },
-        Some(now + chrono::Duration::seconds(PAYMENT_SAFETY_NET_SECONDS)),
-        new.request_id.as_deref(),
-    )
-    .await?;
+    if instant.is_none() {
+        // The request creates the payment right after this commit; should it die first,
+        // this job does it (and finds nothing to do otherwise).
+        outbox::enqueue(
+            &txn,
+            &CreatePayment {
+                booking_id: booking.id,
+            },
+            Some(now + chrono::Duration::seconds(PAYMENT_SAFETY_NET_SECONDS)),
+            new.request_id.as_deref(),
+        )
+        .await?;
+    }
     txn.commit().await?;
     tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, "booking created");
-    Ok((booking, payment))
+    Ok(Created {
+        booking,
+        payment,
+        authorized: instant.is_some_and(|p| p.state == IntentState::Authorized),
+    })
+}
+
+/// Books as a customer's request does: [`create`], then the payment at a non-instant
+/// provider, then the confirmation an instant authorisation calls for. Returns what
+/// [`create`] made and whether the booking changed after it.
+pub async fn book(
+    db: &DatabaseConnection,
+    hold: Duration,
+    gateway: &dyn PaymentGateway,
+    new: NewBooking,
+) -> Result<(Created, bool), BookingError> {
+    let request_id = new.request_id.clone();
+    let created = create(db, hold, gateway, new).await?;
+    let id = created.booking.id;
+    let changed = if !gateway.is_instant() {
+        super::payments::start(db, gateway, id, request_id.as_deref()).await?;
+        true
+    } else if created.authorized {
+        payment_authorized(db, id, request_id.as_deref()).await?
+    } else {
+        false
+    };
+    Ok((created, changed))
 }
 
 /// Locks a booking and its payment inside `txn`.

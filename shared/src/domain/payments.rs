@@ -30,7 +30,8 @@ impl From<BookingError> for JobError {
     }
 }
 
-fn key(booking_id: Uuid, step: &str) -> String {
+/// The provider idempotency key of a booking's payment step.
+pub fn key(booking_id: Uuid, step: &str) -> String {
     format!("orderly-booking-{booking_id}-{step}")
 }
 

@@ -50,6 +50,11 @@ pub trait PaymentGateway: Send + Sync {
     fn provider(&self) -> PaymentProvider;
     /// A short name for logs.
     fn name(&self) -> &'static str;
+    /// Whether `create` answers at once without a network call, so that it may run inside
+    /// the booking transaction (the simulated provider).
+    fn is_instant(&self) -> bool {
+        false
+    }
     /// Creates a payment with manual capture.
     async fn create(&self, payment: &NewPayment) -> Result<CreatedPayment, ProviderError>;
     /// Captures an authorised payment in full.
@@ -99,6 +104,10 @@ impl PaymentGateway for SimulatedGateway {
 
     fn name(&self) -> &'static str {
         "simulated"
+    }
+
+    fn is_instant(&self) -> bool {
+        true
     }
 
     async fn create(&self, payment: &NewPayment) -> Result<CreatedPayment, ProviderError> {

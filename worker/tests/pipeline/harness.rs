@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use orderly_shared::Settings;
-use orderly_shared::domain::{bookings, payments};
+use orderly_shared::domain::bookings;
 use orderly_shared::entities::listings::{self, ListingStatus};
 use orderly_shared::entities::users::{self, Role};
 use orderly_shared::providers::Providers;
@@ -126,10 +126,10 @@ impl Pipeline {
         quantity: i32,
     ) -> Uuid {
         let gateway = self.providers.payments.as_ref();
-        let (booking, _) = bookings::create(
+        let (created, _) = bookings::book(
             &self.db,
             self.settings.booking_hold,
-            gateway.provider(),
+            gateway,
             bookings::NewBooking {
                 customer_id: customer.id,
                 listing_id: listing.id,
@@ -140,9 +140,7 @@ impl Pipeline {
         )
         .await
         .unwrap();
-        payments::start(&self.db, gateway, booking.id, booking.request_id.as_deref())
-            .await
-            .unwrap();
+        let booking = created.booking;
         booking.id
     }
 

@@ -3,7 +3,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use orderly_shared::domain::bookings::{self, BookingError, NewBooking};
-use orderly_shared::domain::payments;
 use orderly_shared::entities::bookings as booking_rows;
 use orderly_shared::entities::users::Role;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -79,26 +78,14 @@ async fn book(
     let listing_id = new.listing_id;
     let quantity = new.quantity;
     let key = new.idempotency_key.clone();
-    let created = bookings::create(
-        &state.db,
-        state.settings.booking_hold,
-        gateway.provider(),
-        new,
-    )
-    .await;
-    let booking = match created {
-        Ok((booking, _)) => booking,
+    let booked = bookings::book(&state.db, state.settings.booking_hold, gateway, new).await;
+    let (created, changed) = match booked {
+        Ok(booked) => booked,
         // The key made a booking before, but its answer was never stored (the request died
         // after the commit): answer with that booking if it is the same order.
         Err(BookingError::DuplicateKey) => {
-            return earlier_booking(
-                state,
-                caller,
-                key.as_deref().unwrap_or_default(),
-                listing_id,
-                quantity,
-            )
-            .await;
+            let key = key.as_deref().unwrap_or_default();
+            return earlier_booking(state, caller, key, listing_id, quantity).await;
         }
         Err(e) => {
             return Err(match e {
@@ -110,14 +97,21 @@ async fn book(
             });
         }
     };
-    payments::start(&state.db, gateway, booking.id, request_id.as_deref())
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let booking = booking_rows::Entity::find_by_id(booking.id)
-        .one(&state.db)
+    if !changed {
+        // Nothing happened after the transaction: answer from what it wrote.
+        return Ok(BookingView::new(
+            created.booking,
+            Some(created.payment),
+            Vec::new(),
+            true,
+        ));
+    }
+    let fetched = BookingView::fetch(&state.db, created.booking.id)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("booking {} vanished", booking.id)))?;
-    Ok(BookingView::load(&state.db, booking, caller.id).await?)
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("booking {} vanished", created.booking.id))
+        })?;
+    Ok(fetched.for_viewer(caller.id))
 }
 
 async fn earlier_booking(
