@@ -37,6 +37,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 orderly_require_cargo || exit 1
+if ! command -v curl >/dev/null 2>&1; then
+    orderly_install_packages curl || die "curl is needed to wait for the API"
+fi
 orderly_ensure_postgres || exit 1
 orderly_ensure_redis || exit 1
 
@@ -77,10 +80,18 @@ stop() { # name
 }
 peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-start api "$BIN/orderly-api"
+# Two APIs on one database: `api` answers the booking request as with a real provider (the
+# authorisation arrives later, by webhook), so its work is the booking transaction that
+# pgbench replays; `full` uses the simulated provider that authorises at once, so each
+# booking also confirms, queues a capture and two messages: the load the worker drains.
+FULL_ADDR=127.0.0.1:18081
+SIMULATED_PAYMENTS=never start api "$BIN/orderly-api"
+API_ADDR=$FULL_ADDR SIMULATED_PAYMENTS=authorize start full "$BIN/orderly-api"
 start scheduler "$BIN/orderly-scheduler"
-for _ in $(seq 1 100); do curl -fsS "http://$API_ADDR/ready" >/dev/null 2>&1 && break; sleep 0.2; done
-curl -fsS "http://$API_ADDR/ready" >/dev/null || die "the API did not become ready (see $WORK/api.log)"
+for addr in "$API_ADDR" "$FULL_ADDR"; do
+    for _ in $(seq 1 100); do curl -fsS "http://$addr/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+    curl -fsS "http://$addr/ready" >/dev/null || die "the API on $addr did not become ready (see $WORK/*.log)"
+done
 
 say "setting up customers and listings"
 "$BIN/orderly-bench" setup --api "http://$API_ADDR" --out "$WORK/fixture.json" >/dev/null
@@ -89,13 +100,15 @@ say "bookings, no worker running (${LOAD_S}s, $CONNECTIONS connections)"
 record bookings "$("$BIN/orderly-bench" bookings --api "http://$API_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"
 say "GET booking (${GET_S}s)"
 record get_booking "$("$BIN/orderly-bench" get-booking --api "http://$API_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $GET_S)"
+say "bookings with instant authorisation, no worker running (${LOAD_S}s)"
+record bookings_full "$("$BIN/orderly-bench" bookings --api "http://$FULL_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"
 
 say "starting one worker; draining what the bookings queued"
 start worker "$BIN/orderly-worker"
 backlog() { sql "$DATABASE_URL" "SELECT count(*) FROM outbox WHERE status IN ('pending','enqueued') AND run_at <= now()"; }
 for _ in $(seq 1 3000); do [[ $(backlog) == 0 ]] && break; sleep 0.2; done
-say "bookings while the worker drains (${LOAD_S}s)"
-record bookings_with_worker "$("$BIN/orderly-bench" bookings --api "http://$API_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"
+say "bookings with instant authorisation while the worker drains (${LOAD_S}s)"
+record bookings_with_worker "$("$BIN/orderly-bench" bookings --api "http://$FULL_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"
 record backlog_after_load "{\"jobs\":$(backlog)}"
 for _ in $(seq 1 3000); do [[ $(backlog) == 0 ]] && break; sleep 0.2; done
 record backlog_drained_after "{\"jobs\":$(backlog)}"
@@ -138,6 +151,7 @@ tps=$("$PGBENCH" -n -c $CONNECTIONS -j 2 -T $PGB_S -f "$WORK/booking.sql" "$DATA
 record pgbench "{\"tps\":$tps}"
 
 stop api
+stop full
 stop scheduler
 "$BIN/orderly-bench" report --results "$RESULTS"
 say "raw results: $RESULTS"
