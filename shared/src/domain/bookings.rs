@@ -354,19 +354,10 @@ pub async fn expire(
     if booking.status != BookingStatus::PendingPayment {
         return Ok(false);
     }
-    let now = Utc::now();
-    return_seats(&txn, &booking).await?;
-    let user = customer(&txn, &booking).await?;
-    let mut b = booking.into_active_model();
-    b.status = Set(BookingStatus::Expired);
-    b.expired_at = Set(Some(now.into()));
-    b.updated_at = Set(now.into());
-    b.update(&txn).await?;
-    notify(
+    release(
         &txn,
-        booking_id,
-        &user,
-        NotificationChannel::Email,
+        booking,
+        BookingStatus::Expired,
         NotificationKind::HoldExpired,
         request_id,
     )
@@ -402,14 +393,14 @@ pub async fn cancel(
     ) {
         return Err(BookingError::WrongStatus(was));
     }
-    let now = Utc::now();
-    return_seats(&txn, &booking).await?;
-    let user = customer(&txn, &booking).await?;
-    let mut b = booking.into_active_model();
-    b.status = Set(BookingStatus::Cancelled);
-    b.cancelled_at = Set(Some(now.into()));
-    b.updated_at = Set(now.into());
-    let booking = b.update(&txn).await?;
+    let booking = release(
+        &txn,
+        booking,
+        BookingStatus::Cancelled,
+        NotificationKind::BookingCancelled,
+        request_id,
+    )
+    .await?;
     if was == BookingStatus::Paid {
         outbox::enqueue(&txn, &RefundPayment { booking_id }, None, request_id).await?;
     } else {
@@ -424,17 +415,33 @@ pub async fn cancel(
         )
         .await?;
     }
-    notify(
-        &txn,
-        booking_id,
-        &user,
-        NotificationChannel::Email,
-        NotificationKind::BookingCancelled,
-        request_id,
-    )
-    .await?;
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, booking.was = was.as_str(), "booking cancelled; seats returned");
+    Ok(booking)
+}
+
+/// Ends a booking that still holds seats (`expired` or `cancelled`): its seats return, its
+/// status and the matching timestamp change, and the customer is told with `kind`.
+async fn release(
+    txn: &DatabaseTransaction,
+    booking: bookings::Model,
+    status: BookingStatus,
+    kind: NotificationKind,
+    request_id: Option<&str>,
+) -> Result<bookings::Model, BookingError> {
+    let now = Utc::now();
+    return_seats(txn, &booking).await?;
+    let user = customer(txn, &booking).await?;
+    let id = booking.id;
+    let mut b = booking.into_active_model();
+    b.status = Set(status);
+    match status {
+        BookingStatus::Expired => b.expired_at = Set(Some(now.into())),
+        _ => b.cancelled_at = Set(Some(now.into())),
+    }
+    b.updated_at = Set(now.into());
+    let booking = b.update(txn).await?;
+    notify(txn, id, &user, NotificationChannel::Email, kind, request_id).await?;
     Ok(booking)
 }
 
