@@ -16,7 +16,14 @@ source "$ROOT/deploy/lib/services.sh"
 die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'test.sh: %s\n' "$*" >&2; }
 
-trap 'orderly_stop_services' EXIT
+# The runner's counts, repeated as the very last line (after the servers stop), so that the
+# closing line of the output is the test result.
+SUMMARY=""
+finish() {
+    orderly_stop_services
+    [[ -z $SUMMARY ]] || printf '%s\n' "$SUMMARY"
+}
+trap finish EXIT
 # Turn signals into a normal exit so the EXIT trap stops the servers.
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
@@ -65,6 +72,14 @@ else
 fi
 say "running: ${runner[*]} $*"
 status=0
-"${runner[@]}" "$@" || status=$?
+output=$(mktemp)
+set +e
+"${runner[@]}" "$@" 2>&1 | tee "$output"
+status=${PIPESTATUS[0]}
+set -e
+passed=$( (grep -Eo '[0-9]+ passed' "$output" || true) | awk '{n += $1} END {print n + 0}')
+failed=$( (grep -Eo '[0-9]+ failed' "$output" || true) | awk '{n += $1} END {print n + 0}')
+rm -f "$output"
 if ((status == 0)); then say "tests passed"; else say "tests FAILED (exit status $status)"; fi
+SUMMARY="tests: $passed passed, $failed failed"
 exit "$status"
