@@ -429,19 +429,43 @@ async fn release(
     kind: NotificationKind,
     request_id: Option<&str>,
 ) -> Result<bookings::Model, BookingError> {
-    let now = Utc::now();
     return_seats(txn, &booking).await?;
+    advance(txn, booking, status, kind, request_id).await
+}
+
+/// Moves a booking to `status`, stamping the matching time, and e-mails its customer
+/// `kind`. The caller holds the booking's lock and has checked the move is allowed.
+pub async fn advance(
+    txn: &DatabaseTransaction,
+    booking: bookings::Model,
+    status: BookingStatus,
+    kind: NotificationKind,
+    request_id: Option<&str>,
+) -> Result<bookings::Model, BookingError> {
+    let now = Utc::now();
     let user = customer(txn, &booking).await?;
-    let id = booking.id;
     let mut b = booking.into_active_model();
     b.status = Set(status);
+    let stamp = Set(Some(now.into()));
     match status {
-        BookingStatus::Expired => b.expired_at = Set(Some(now.into())),
-        _ => b.cancelled_at = Set(Some(now.into())),
+        BookingStatus::Confirmed => b.confirmed_at = stamp,
+        BookingStatus::Paid => b.paid_at = stamp,
+        BookingStatus::Expired => b.expired_at = stamp,
+        BookingStatus::Cancelled => b.cancelled_at = stamp,
+        BookingStatus::Refunded => b.refunded_at = stamp,
+        BookingStatus::PendingPayment => {}
     }
     b.updated_at = Set(now.into());
     let booking = b.update(txn).await?;
-    notify(txn, id, &user, NotificationChannel::Email, kind, request_id).await?;
+    notify(
+        txn,
+        booking.id,
+        &user,
+        NotificationChannel::Email,
+        kind,
+        request_id,
+    )
+    .await?;
     Ok(booking)
 }
 

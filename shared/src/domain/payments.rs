@@ -3,17 +3,13 @@
 //! moves from, so a retried job never charges, cancels or refunds twice.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, IntoActiveModel, Set, TransactionTrait};
 use uuid::Uuid;
 
 use super::bookings::{self, BookingError};
-use super::notifications::notify;
 use crate::entities::bookings::BookingStatus;
-use crate::entities::notifications::{NotificationChannel, NotificationKind};
+use crate::entities::notifications::NotificationKind;
 use crate::entities::payments::PaymentStatus;
-use crate::entities::users;
 use crate::jobs::{CreatePayment, JobError, outbox};
 use crate::providers::ProviderError;
 use crate::providers::payments::{IntentState, NewPayment, PaymentGateway};
@@ -149,9 +145,6 @@ pub async fn capture(
         .capture(&provider_id, &key(booking_id, "capture"))
         .await?;
     let now = Utc::now();
-    let user = users::Entity::find_by_id(booking.customer_id)
-        .one(&txn)
-        .await?;
     let amount = payment.amount_cents;
     let mut p = payment.into_active_model();
     p.status = Set(PaymentStatus::Captured);
@@ -159,22 +152,14 @@ pub async fn capture(
     p.captured_at = Set(Some(now.into()));
     p.updated_at = Set(now.into());
     p.update(&txn).await?;
-    let mut b = booking.into_active_model();
-    b.status = Set(BookingStatus::Paid);
-    b.paid_at = Set(Some(now.into()));
-    b.updated_at = Set(now.into());
-    b.update(&txn).await?;
-    if let Some(user) = user {
-        notify(
-            &txn,
-            booking_id,
-            &user,
-            NotificationChannel::Email,
-            NotificationKind::PaymentReceipt,
-            request_id,
-        )
-        .await?;
-    }
+    bookings::advance(
+        &txn,
+        booking,
+        BookingStatus::Paid,
+        NotificationKind::PaymentReceipt,
+        request_id,
+    )
+    .await?;
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, payment.amount_cents = amount, "payment captured");
     Ok(())
@@ -232,31 +217,20 @@ pub async fn refund(
         .refund(&provider_id, amount, &key(booking_id, "refund"))
         .await?;
     let now = Utc::now();
-    let user = users::Entity::find_by_id(booking.customer_id)
-        .one(&txn)
-        .await?;
     let mut p = payment.into_active_model();
     p.status = Set(PaymentStatus::Refunded);
     p.amount_refunded_cents = Set(refunded_total);
     p.refunded_at = Set(Some(now.into()));
     p.updated_at = Set(now.into());
     p.update(&txn).await?;
-    let mut b = booking.into_active_model();
-    b.status = Set(BookingStatus::Refunded);
-    b.refunded_at = Set(Some(now.into()));
-    b.updated_at = Set(now.into());
-    b.update(&txn).await?;
-    if let Some(user) = user {
-        notify(
-            &txn,
-            booking_id,
-            &user,
-            NotificationChannel::Email,
-            NotificationKind::BookingRefunded,
-            request_id,
-        )
-        .await?;
-    }
+    bookings::advance(
+        &txn,
+        booking,
+        BookingStatus::Refunded,
+        NotificationKind::BookingRefunded,
+        request_id,
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

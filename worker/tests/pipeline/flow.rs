@@ -84,3 +84,65 @@ async fn bookings_become_paid_with_one_confirmation_email_and_sms_each() {
         0
     );
 }
+
+#[tokio::test]
+async fn cancelling_a_paid_booking_refunds_it_once_and_tells_the_customer() {
+    let p = Pipeline::new(&[]).await;
+    let listing = p.listing(10).await;
+    let customer = p
+        .user(orderly_shared::entities::users::Role::Customer, None)
+        .await;
+    let id = p.book(&customer, &listing, 2).await;
+    let _worker = p.spawn_worker(&[]);
+    orderly_shared::testing::wait_until("the booking is paid", Duration::from_secs(20), || async {
+        p.text(&format!("SELECT status FROM bookings WHERE id = '{id}'"))
+            .await
+            .as_deref()
+            == Some("paid")
+    })
+    .await;
+
+    orderly_shared::domain::bookings::cancel(&p.db, id, None)
+        .await
+        .unwrap();
+    orderly_shared::testing::wait_until(
+        "the booking is refunded",
+        Duration::from_secs(20),
+        || async {
+            p.text(&format!("SELECT status FROM bookings WHERE id = '{id}'"))
+                .await
+                .as_deref()
+                == Some("refunded")
+        },
+    )
+    .await;
+    assert_eq!(
+        p.scalar(&format!(
+            "SELECT amount_refunded_cents FROM payments WHERE booking_id = '{id}'"
+        ))
+        .await,
+        8400
+    );
+    assert_eq!(
+        p.scalar(&format!(
+            "SELECT seats_left::bigint FROM listings WHERE id = '{}'",
+            listing.id
+        ))
+        .await,
+        10
+    );
+    p.wait_until_drained(Duration::from_secs(20)).await;
+    let mail = p.mail_files();
+    assert_eq!(
+        mail.iter()
+            .filter(|m| m.contains("Your refund is on its way"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        mail.iter()
+            .filter(|m| m.contains("Your booking was cancelled"))
+            .count(),
+        1
+    );
+}
