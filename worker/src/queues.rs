@@ -35,12 +35,21 @@ pub fn queue_key(prefix: &str, queue: Queue) -> String {
 }
 
 /// The apalis-redis configuration of a queue.
+///
+/// Task locks are off: `fetch_next` already moves a fetched task into the worker's
+/// in-flight set in the same script, which is what orphan recovery and acks rely on. The
+/// lock step only adds board metadata, and its script runs `LREM` over the whole queue
+/// list for every task: O(backlog) per job, which made a 50 000-job drain quadratic
+/// (Redis spent 18 s of CPU on it). Pub/sub task events are off too: nothing listens,
+/// and each would be one more `PUBLISH` per task.
 pub fn config(prefix: &str, queue: Queue, timings: QueueTimings, batch: usize) -> Config {
     Config::default()
         .queue(queue_key(prefix, queue))
         .batch_size(batch.max(1))
         .heartbeat_interval(timings.heartbeat)
         .missed_heartbeats(timings.missed_heartbeats)
+        .lock_tasks(false)
+        .emit_events(false)
 }
 
 /// The storage a worker of `queue` drains.
