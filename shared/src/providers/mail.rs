@@ -122,16 +122,30 @@ impl Mailer for FileMailer {
 
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
         let bytes = build_message(&self.from, email)?.formatted();
-        let io =
-            |e: std::io::Error| ProviderError::Transient(format!("writing the .eml file: {e}"));
-        tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
-        // Write then rename: a reader never sees half a message, and a re-send replaces it.
-        let path = self.dir.join(format!("{}.eml", email.id));
-        let tmp = self.dir.join(format!(".{}.eml.tmp", email.id));
-        tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-        Ok(path.display().to_string())
+        let dir = self.dir.clone();
+        let id = email.id;
+        // One trip to the blocking pool per message, not one per file operation.
+        tokio::task::spawn_blocking(move || write_eml(&dir, id, &bytes))
+            .await
+            .map_err(|e| ProviderError::Transient(format!("writing the .eml file: {e}")))?
+            .map_err(|e| ProviderError::Transient(format!("writing the .eml file: {e}")))
     }
+}
+
+/// Writes `<dir>/<id>.eml` through a temporary file and a rename, so that a reader never
+/// sees half a message and a re-send replaces the first.
+fn write_eml(dir: &std::path::Path, id: Uuid, bytes: &[u8]) -> std::io::Result<String> {
+    let path = dir.join(format!("{id}.eml"));
+    let tmp = dir.join(format!(".{id}.eml.tmp"));
+    match std::fs::write(&tmp, bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&tmp, bytes)?;
+        }
+        other => other?,
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(path.display().to_string())
 }
 
 /// Sends through an SMTP server.
