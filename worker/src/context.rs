@@ -12,6 +12,8 @@ pub struct JobContext {
     pub providers: Providers,
     /// Where successful ends are recorded, in batches.
     pub completions: crate::completions::Completions,
+    /// E-mails and text messages, delivered in batches.
+    pub deliveries: crate::deliveries::Deliveries,
     /// When set, the first retry delay of every job type (`JOB_RETRY_BASE_DELAY_MS`).
     pub retry_base_delay: Option<std::time::Duration>,
 }

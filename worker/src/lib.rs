@@ -6,8 +6,10 @@
 //! - [`relay`] and [`reconciler`]: PostgreSQL's outbox to Redis, and back when Redis lost it;
 //! - [`queues`] and [`wake`]: apalis-redis storages and prompt pick-up.
 
+pub mod batcher;
 pub mod completions;
 pub mod context;
+pub mod deliveries;
 pub mod execute;
 pub mod jobs;
 pub mod queues;
@@ -33,6 +35,9 @@ use crate::context::JobContext;
 use crate::queues::{QueueTimings, RedisTransport};
 use crate::transport::Transport;
 
+/// The most tasks one fetch from Redis takes (and at most a queue's concurrency).
+const FETCH_BATCH: usize = 50;
+
 /// Flags of `orderly-worker` (each can also be set in the environment).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "orderly-worker", version)]
@@ -41,11 +46,15 @@ pub struct Cli {
     #[arg(long, env = "WORKER_QUEUES", value_delimiter = ',', default_value = "bookings,payments,email,sms,reports", value_parser = parse_queue)]
     pub queues: Vec<Queue>,
     /// Jobs run at once per queue.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
     /// Per-queue overrides of --concurrency, e.g. `email=64,payments=4`.
     #[arg(long, env = "WORKER_QUEUE_CONCURRENCY", value_delimiter = ',', value_parser = parse_override)]
     pub queue_concurrency: Vec<(Queue, usize)>,
+    /// Most PostgreSQL connections this process opens. Jobs beyond it wait for a free one;
+    /// most jobs hold one only for a statement or a short transaction.
+    #[arg(long, env = "WORKER_DB_POOL_SIZE", default_value_t = 32)]
+    pub db_pool_size: u32,
     /// Seconds between a worker's heartbeats.
     #[arg(long, env = "WORKER_HEARTBEAT_SECONDS", default_value_t = 3)]
     pub heartbeat_seconds: u64,
@@ -119,17 +128,17 @@ pub async fn run_until(
     settings: Settings,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // One connection per job that may run at once, plus the relay, its LISTEN, the reconciler.
-    let total: usize = cli.queues.iter().map(|q| cli.concurrency_of(*q)).sum();
-    let pool = (total + 4).min(u32::MAX as usize) as u32;
+    // The relay, its LISTEN, the reconciler and the batch writers need a few at least.
+    let pool = cli.db_pool_size.max(8);
     let db = orderly_shared::db::connect_with(&settings, pool, Duration::from_secs(30)).await?;
     let redis = orderly_shared::redis_conn::connect(&settings).await?;
     let client = redis::Client::open(settings.redis_url.expose_secret()).context("REDIS_URL")?;
     let providers = Providers::from_settings(&settings)?;
     let ctx = JobContext {
         db: db.clone(),
-        providers,
+        providers: providers.clone(),
         completions: completions::Completions::start(db.clone()),
+        deliveries: deliveries::Deliveries::start(db.clone(), providers.clone()),
         retry_base_delay: cli.retry_base_delay_ms.map(Duration::from_millis),
     };
     let timings = cli.timings();
@@ -169,7 +178,7 @@ pub async fn run_until(
     let mut monitor = Monitor::new();
     for queue in cli.queues.iter().copied() {
         let concurrency = cli.concurrency_of(queue);
-        let config = queues::config(&prefix, queue, timings, concurrency.min(50));
+        let config = queues::config(&prefix, queue, timings, concurrency.min(FETCH_BATCH));
         let wake = wake::listen(
             client.clone(),
             wake::channel(&queues::queue_key(&prefix, queue)),

@@ -111,6 +111,19 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
         args.count - done as usize,
         args.count
     );
+    if args.kind == "send_email" {
+        let sent = scalar(
+            &db,
+            "SELECT count(*)::float8 FROM notifications WHERE id = ANY($1) AND status = 'sent' AND sent_at IS NOT NULL",
+            vec![ids.clone().into()],
+        )
+        .await?;
+        anyhow::ensure!(
+            sent as usize == args.count,
+            "only {sent} of {} e-mail notifications are marked sent",
+            args.count
+        );
+    }
     let wall = started.elapsed().as_secs_f64();
     let span = scalar(
         &db,

@@ -1,12 +1,17 @@
-//! Delivering a `notifications` row: render it from current state, send it, record it.
+//! Delivering `notifications` rows: render each from current state, send it, record it.
 //!
-//! The row is locked while it is sent, so two runs of the same job take turns, and the
-//! second finds it `sent` and does nothing.
+//! Deliveries run in batches: one transaction locks the batch's rows (in id order, so two
+//! batches never deadlock), sends every message concurrently, records every outcome in one
+//! `UPDATE` and commits. Two runs of the same job take turns on the row lock, and the second
+//! finds it `sent` and does nothing; a worker that dies mid-batch drops its connection, so
+//! PostgreSQL releases the locks at once. A single delivery is a batch of one.
 
-use chrono::Utc;
+use std::collections::HashMap;
+
+use futures::future::join_all;
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QuerySelect, Set, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, FromQueryResult, IdenStatic,
+    Iterable, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -18,103 +23,235 @@ use crate::providers::ProviderError;
 use crate::providers::mail::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsSender};
 
-async fn claim(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-) -> Result<Option<notifications::Model>, JobError> {
-    let row = notifications::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or_else(|| JobError::Permanent(format!("notification {id} does not exist")))?;
-    Ok((row.status != NotificationStatus::Sent).then_some(row))
+/// A locked notification with what its text is rendered from.
+#[derive(Debug)]
+pub struct Locked {
+    /// The row, as locked.
+    pub row: notifications::Model,
+    /// Its booking, if it is about one.
+    pub booking: Option<bookings::Model>,
+    /// That booking's listing.
+    pub listing: Option<listings::Model>,
 }
 
-async fn context(
-    txn: &DatabaseTransaction,
-    row: &notifications::Model,
-) -> Result<(Option<bookings::Model>, Option<listings::Model>), JobError> {
-    let Some(booking_id) = row.booking_id else {
-        return Ok((None, None));
-    };
-    let booking = bookings::Entity::find_by_id(booking_id).one(txn).await?;
-    let listing = match &booking {
-        Some(b) => listings::Entity::find_by_id(b.listing_id).one(txn).await?,
-        None => None,
-    };
-    Ok((booking, listing))
+/// `alias."column" AS "prefix_column", ...` for every column of `E`.
+fn columns<E: sea_orm::EntityTrait>(alias: &str, prefix: &str) -> String {
+    E::Column::iter()
+        .map(|c| format!(r#"{alias}."{0}" AS "{prefix}{0}""#, c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
+/// Locks the rows of `ids` (waiting for another batch that holds one) and reads their
+/// booking and listing in the same query.
+async fn lock(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<Vec<Locked>, DbErr> {
+    let sql = format!(
+        "SELECT {}, {}, {}
+           FROM notifications n
+           LEFT JOIN bookings b ON b.id = n.booking_id
+           LEFT JOIN listings l ON l.id = b.listing_id
+          WHERE n.id = ANY($1)
+          ORDER BY n.id
+            FOR UPDATE OF n",
+        columns::<notifications::Entity>("n", "n_"),
+        columns::<bookings::Entity>("b", "b_"),
+        columns::<listings::Entity>("l", "l_"),
+    );
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            sql,
+            vec![ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let row = notifications::Model::from_query_result(r, "n_")?;
+            let booking = match row.booking_id {
+                Some(_) => Some(bookings::Model::from_query_result(r, "b_")?),
+                None => None,
+            };
+            let listing = match booking {
+                Some(_) => Some(listings::Model::from_query_result(r, "l_")?),
+                None => None,
+            };
+            Ok(Locked {
+                row,
+                booking,
+                listing,
+            })
+        })
+        .collect()
+}
+
+/// Records every outcome in one statement: `sent` with the provider's id, `failed` with a
+/// permanent error, or still `pending` with a transient one (the job retries).
 async fn record(
-    txn: DatabaseTransaction,
-    row: notifications::Model,
-    outcome: Result<String, ProviderError>,
-) -> Result<(), JobError> {
-    let attempts = row.attempts + 1;
-    let now = Utc::now();
-    let mut active = row.into_active_model();
-    active.attempts = Set(attempts);
-    active.updated_at = Set(now.into());
-    let result = match outcome {
-        Ok(provider_id) => {
-            active.status = Set(NotificationStatus::Sent);
-            active.sent_at = Set(Some(now.into()));
-            active.provider_message_id = Set(Some(provider_id));
-            active.last_error = Set(None);
-            Ok(())
-        }
-        Err(e) => {
-            active.last_error = Set(Some(e.to_string()));
-            if matches!(e, ProviderError::Permanent(_)) {
-                active.status = Set(NotificationStatus::Failed);
+    txn: &DatabaseTransaction,
+    outcomes: &[(Uuid, &Result<String, ProviderError>)],
+) -> Result<(), DbErr> {
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let mut statuses = Vec::with_capacity(outcomes.len());
+    let mut errors: Vec<String> = Vec::with_capacity(outcomes.len());
+    let mut provider_ids: Vec<String> = Vec::with_capacity(outcomes.len());
+    for (id, outcome) in outcomes {
+        ids.push(*id);
+        let (status, error, provider_id) = match outcome {
+            Ok(provider_id) => (NotificationStatus::Sent, None, Some(provider_id.clone())),
+            Err(e @ ProviderError::Permanent(_)) => {
+                (NotificationStatus::Failed, Some(e.to_string()), None)
             }
-            Err(JobError::from(e))
-        }
-    };
-    active.update(&txn).await?;
-    txn.commit().await?;
-    result
+            Err(e) => (NotificationStatus::Pending, Some(e.to_string()), None),
+        };
+        statuses.push(status.as_str().to_owned());
+        // Arrays of text cannot carry NULLs here: '' stands for none.
+        errors.push(error.unwrap_or_default());
+        provider_ids.push(provider_id.unwrap_or_default());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "UPDATE notifications n
+            SET status = d.status,
+                attempts = n.attempts + 1,
+                last_error = NULLIF(d.error, ''),
+                provider_message_id = COALESCE(NULLIF(d.provider_id, ''), n.provider_message_id),
+                sent_at = CASE WHEN d.status = 'sent' THEN now() ELSE n.sent_at END
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+                AS d(id, status, error, provider_id)
+          WHERE n.id = d.id",
+        vec![
+            ids.into(),
+            statuses.into(),
+            errors.into(),
+            provider_ids.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
 }
 
-/// The `send_email` job.
+/// Delivers the notifications `ids` as one batch, sending each locked, unsent row with
+/// `send`. Returns one outcome per id, in order (an id given twice gets the same outcome).
+pub async fn deliver<F, Fut>(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+    send: F,
+) -> Vec<Result<(), JobError>>
+where
+    F: Fn(Locked) -> Fut,
+    Fut: Future<Output = Result<String, ProviderError>>,
+{
+    match deliver_batch(db, ids, send).await {
+        Ok(outcomes) => ids
+            .iter()
+            .map(|id| match outcomes.get(id) {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(JobError::from(e.clone())),
+                None => Err(JobError::Permanent(format!(
+                    "notification {id} does not exist"
+                ))),
+            })
+            .collect(),
+        Err(e) => {
+            let message = format!("{:#}", anyhow::Error::new(e).context("database"));
+            ids.iter()
+                .map(|_| Err(JobError::Transient(anyhow::anyhow!(message.clone()))))
+                .collect()
+        }
+    }
+}
+
+async fn deliver_batch<F, Fut>(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+    send: F,
+) -> Result<HashMap<Uuid, Result<(), ProviderError>>, DbErr>
+where
+    F: Fn(Locked) -> Fut,
+    Fut: Future<Output = Result<String, ProviderError>>,
+{
+    let txn = db.begin().await?;
+    let locked = lock(&txn, ids).await?;
+    let mut outcomes = HashMap::with_capacity(locked.len());
+    let mut sends = Vec::with_capacity(locked.len());
+    for l in locked {
+        if l.row.status == NotificationStatus::Sent {
+            outcomes.insert(l.row.id, Ok(()));
+        } else {
+            let id = l.row.id;
+            let sending = send(l);
+            sends.push(async move { (id, sending.await) });
+        }
+    }
+    let sent = join_all(sends).await;
+    if !sent.is_empty() {
+        let rows: Vec<_> = sent.iter().map(|(id, o)| (*id, o)).collect();
+        record(&txn, &rows).await?;
+    }
+    txn.commit().await?;
+    for (id, outcome) in sent {
+        outcomes.insert(id, outcome.map(|_| ()));
+    }
+    Ok(outcomes)
+}
+
+/// The `send_email` job for a batch of notifications.
+pub async fn send_emails(
+    db: &DatabaseConnection,
+    mailer: &dyn Mailer,
+    ids: &[Uuid],
+) -> Vec<Result<(), JobError>> {
+    deliver(db, ids, |l| async move {
+        let text = messages::email(l.row.kind, l.booking.as_ref(), l.listing.as_ref());
+        let email = OutgoingEmail {
+            id: l.row.id,
+            to: l.row.recipient,
+            subject: l.row.subject.unwrap_or(text.subject),
+            body: text.body,
+            attachments: Vec::new(),
+        };
+        mailer.send(&email).await
+    })
+    .await
+}
+
+/// The `send_sms` job for a batch of notifications.
+pub async fn send_smses(
+    db: &DatabaseConnection,
+    sender: &dyn SmsSender,
+    ids: &[Uuid],
+) -> Vec<Result<(), JobError>> {
+    deliver(db, ids, |l| async move {
+        let sms = OutgoingSms {
+            id: l.row.id,
+            body: messages::sms(l.row.kind, l.booking.as_ref(), l.listing.as_ref()),
+            to: l.row.recipient,
+        };
+        sender.send(&sms).await
+    })
+    .await
+}
+
+/// The `send_email` job: a batch of one.
 pub async fn send_email(
     db: &DatabaseConnection,
     mailer: &dyn Mailer,
     id: Uuid,
 ) -> Result<(), JobError> {
-    let txn = db.begin().await?;
-    let Some(row) = claim(&txn, id).await? else {
-        return Ok(());
-    };
-    let (booking, listing) = context(&txn, &row).await?;
-    let text = messages::email(row.kind, booking.as_ref(), listing.as_ref());
-    let email = OutgoingEmail {
-        id,
-        to: row.recipient.clone(),
-        subject: row.subject.clone().unwrap_or(text.subject),
-        body: text.body,
-        attachments: Vec::new(),
-    };
-    let outcome = mailer.send(&email).await;
-    record(txn, row, outcome).await
+    first(send_emails(db, mailer, &[id]).await)
 }
 
-/// The `send_sms` job.
+/// The `send_sms` job: a batch of one.
 pub async fn send_sms(
     db: &DatabaseConnection,
     sender: &dyn SmsSender,
     id: Uuid,
 ) -> Result<(), JobError> {
-    let txn = db.begin().await?;
-    let Some(row) = claim(&txn, id).await? else {
-        return Ok(());
-    };
-    let (booking, listing) = context(&txn, &row).await?;
-    let sms = OutgoingSms {
-        id,
-        to: row.recipient.clone(),
-        body: messages::sms(row.kind, booking.as_ref(), listing.as_ref()),
-    };
-    let outcome = sender.send(&sms).await;
-    record(txn, row, outcome).await
+    first(send_smses(db, sender, &[id]).await)
+}
+
+fn first(mut outcomes: Vec<Result<(), JobError>>) -> Result<(), JobError> {
+    outcomes
+        .pop()
+        .unwrap_or_else(|| Err(JobError::Permanent("empty batch".into())))
 }

@@ -1,10 +1,9 @@
-//! `send_email`: delivers one e-mail notification.
+//! `send_email`: delivers one e-mail notification, in a batch with concurrent ones.
 
-use orderly_shared::domain::delivery;
 use orderly_shared::jobs::{JobError, SendEmail};
 
 use crate::context::JobContext;
 
 pub async fn run(ctx: &JobContext, job: SendEmail) -> Result<(), JobError> {
-    delivery::send_email(&ctx.db, ctx.providers.mail.as_ref(), job.notification_id).await
+    ctx.deliveries.email(job.notification_id).await
 }

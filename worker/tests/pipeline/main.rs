@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod crashes;
+mod delivery;
 mod expiry;
 mod fakes;
 mod flow;
