@@ -127,7 +127,9 @@ record rss_scheduler "{\"kb\":$(peak_rss_kb "$PID_scheduler")}"
 
 say "enqueue rate from one process, no worker running"
 stop worker
-record enqueue "$("$BIN/orderly-bench" enqueue --count $ENQ_N --concurrency 32)"
+record enqueue "$("$BIN/orderly-bench" enqueue --count $ENQ_N --concurrency 32 --mode grouped)"
+record enqueue_transaction "$("$BIN/orderly-bench" enqueue --count $ENQ_N --concurrency 32 --mode transaction)"
+record enqueue_bulk "$("$BIN/orderly-bench" enqueue --count $ENQ_N --concurrency 32 --mode bulk --chunk 500)"
 
 say "pgbench: the booking transaction in plain SQL (${PGB_S}s, $CONNECTIONS clients)"
 sql "$DATABASE_URL" "CREATE TABLE bench_listings AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM listings"

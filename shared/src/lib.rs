@@ -1,6 +1,7 @@
 //! What every Orderly binary shares: typed configuration, database entities, domain rules,
 //! connections and telemetry.
 
+pub mod batcher;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -8,7 +8,7 @@ use orderly_shared::jobs::outbox;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::batcher::Batcher;
+use orderly_shared::batcher::Batcher;
 
 /// The most completions written by one statement.
 const MAX_BATCH: usize = 1000;

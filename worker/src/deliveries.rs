@@ -8,7 +8,7 @@ use orderly_shared::providers::Providers;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::batcher::Batcher;
+use orderly_shared::batcher::Batcher;
 
 /// The most messages sent by one batch.
 const MAX_BATCH: usize = 100;

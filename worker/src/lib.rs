@@ -6,7 +6,6 @@
 //! - [`relay`] and [`reconciler`]: PostgreSQL's outbox to Redis, and back when Redis lost it;
 //! - [`queues`] and [`wake`]: apalis-redis storages and prompt pick-up.
 
-pub mod batcher;
 pub mod completions;
 pub mod context;
 pub mod deliveries;

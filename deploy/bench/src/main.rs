@@ -26,7 +26,7 @@ enum Command {
     GetBooking(http::LoadArgs),
     /// Queues N jobs in one transaction and measures how fast the workers drain them.
     Drain(pipeline::DrainArgs),
-    /// Enqueues N jobs through the outbox from one process, each in its own transaction.
+    /// Enqueues N jobs through the outbox from one process (grouped, one per transaction, or bulk).
     Enqueue(pipeline::EnqueueArgs),
     /// Enqueues jobs at a light, steady rate and measures commit-to-start latency.
     Latency(pipeline::LatencyArgs),

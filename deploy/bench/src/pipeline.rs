@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use orderly_shared::jobs::{Noop, outbox};
+use orderly_shared::jobs::outbox::NewJob;
+use orderly_shared::jobs::{Enqueuer, Noop, outbox};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -143,24 +144,53 @@ pub struct EnqueueArgs {
     /// Jobs to enqueue.
     #[arg(long, default_value_t = 100_000)]
     count: u64,
-    /// Concurrent enqueuers (each its own connection).
+    /// Concurrent callers (tasks in this one process).
     #[arg(long, default_value_t = 32)]
     concurrency: u32,
+    /// `grouped`: each call enqueues one job and waits for its commit, through the
+    /// group-committing `Enqueuer`; `transaction`: each job in a transaction of its own;
+    /// `bulk`: `enqueue_many` with `--chunk` jobs per transaction.
+    #[arg(long, default_value = "grouped")]
+    mode: String,
+    /// Jobs per transaction in `bulk` mode.
+    #[arg(long, default_value_t = 500)]
+    chunk: u64,
 }
 
-/// Enqueues `count` noop jobs, each in its own transaction, from `concurrency` tasks.
+/// Enqueues `count` noop jobs from `concurrency` tasks, in the way `mode` names.
 pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<Value> {
     let db = connect(args.concurrency).await?;
+    let enqueuer = Enqueuer::start(db.clone());
+    let before = scalar(&db, "SELECT count(*)::float8 FROM outbox", vec![]).await?;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let db = db.clone();
-            let next = next.clone();
-            let count = args.count;
+            let (db, enqueuer, next) = (db.clone(), enqueuer.clone(), next.clone());
+            let (count, chunk, mode) = (args.count, args.chunk.max(1), args.mode.clone());
             tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < count {
-                    outbox::enqueue(&db, &Noop { id: Uuid::new_v4() }, None, None).await?;
+                match mode.as_str() {
+                    "grouped" => {
+                        while next.fetch_add(1, Ordering::Relaxed) < count {
+                            enqueuer.enqueue(&Noop { id: Uuid::new_v4() }, None).await?;
+                        }
+                    }
+                    "transaction" => {
+                        while next.fetch_add(1, Ordering::Relaxed) < count {
+                            outbox::enqueue(&db, &Noop { id: Uuid::new_v4() }, None, None).await?;
+                        }
+                    }
+                    "bulk" => loop {
+                        let from = next.fetch_add(chunk, Ordering::Relaxed);
+                        if from >= count {
+                            break;
+                        }
+                        let jobs = (from..(from + chunk).min(count))
+                            .map(|_| NewJob::of(&Noop { id: Uuid::new_v4() }, None, None))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        outbox::enqueue_many(&db, &jobs).await?;
+                    },
+                    other => anyhow::bail!("unknown mode `{other}` (grouped, transaction or bulk)"),
                 }
                 anyhow::Ok(())
             })
@@ -170,7 +200,15 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<Value> {
         task.await??;
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(json!({"jobs": args.count, "seconds": seconds, "jobs_per_s": args.count as f64 / seconds}))
+    let added = scalar(&db, "SELECT count(*)::float8 FROM outbox", vec![]).await? - before;
+    anyhow::ensure!(
+        added as u64 == args.count,
+        "{added} outbox rows were added for {} jobs",
+        args.count
+    );
+    Ok(
+        json!({"mode": args.mode, "jobs": args.count, "seconds": seconds, "jobs_per_s": args.count as f64 / seconds}),
+    )
 }
 
 /// Arguments of `latency`.

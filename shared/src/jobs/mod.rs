@@ -4,7 +4,11 @@
 //! deterministic task id and its retry policy. There is one way to enqueue one:
 //! [`outbox::enqueue`], which writes an outbox row inside the caller's transaction, so a
 //! rolled-back transaction never produces a job and a committed one never loses its jobs.
+//! [`outbox::enqueue_many`] writes many in one statement; work that belongs to no
+//! transaction of the caller goes through an [`Enqueuer`], which commits concurrent calls
+//! together.
 
+pub mod enqueuer;
 pub mod envelope;
 pub mod kinds;
 pub mod outbox;
@@ -16,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use crate::entities::outbox::Queue;
+pub use enqueuer::Enqueuer;
 pub use envelope::Envelope;
 pub use kinds::*;
 pub use policy::RetryPolicy;

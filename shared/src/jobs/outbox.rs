@@ -26,25 +26,89 @@ pub async fn enqueue<J: Job>(
     run_at: Option<DateTime<Utc>>,
     request_id: Option<&str>,
 ) -> Result<bool, DbErr> {
-    let payload = serde_json::to_value(job)
-        .map_err(|e| DbErr::Custom(format!("serialising {}: {e}", J::NAME)))?;
+    let job = NewJob::of(job, run_at, request_id)?;
+    Ok(enqueue_many(db, std::slice::from_ref(&job)).await? == 1)
+}
+
+/// A job ready to be written to the outbox, of any type.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    queue: &'static str,
+    job_type: &'static str,
+    payload: String,
+    task_id: String,
+    run_at: Option<DateTime<Utc>>,
+    request_id: Option<String>,
+}
+
+impl NewJob {
+    /// `job`, to run at `run_at` (now if `None`).
+    pub fn of<J: Job>(
+        job: &J,
+        run_at: Option<DateTime<Utc>>,
+        request_id: Option<&str>,
+    ) -> Result<Self, DbErr> {
+        Ok(Self {
+            queue: J::QUEUE.as_str(),
+            job_type: J::NAME,
+            payload: serde_json::to_string(job)
+                .map_err(|e| DbErr::Custom(format!("serialising {}: {e}", J::NAME)))?,
+            task_id: job.dedup_key(),
+            run_at,
+            request_id: request_id.map(str::to_owned),
+        })
+    }
+}
+
+/// Records several jobs with one statement, as part of the caller's transaction. Returns
+/// how many were new (a job whose dedup key is already there is skipped, as is a repeat
+/// within `jobs`).
+pub async fn enqueue_many(db: &impl ConnectionTrait, jobs: &[NewJob]) -> Result<u64, DbErr> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let n = jobs.len();
+    let (mut ids, mut queues, mut types, mut payloads) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut task_ids, mut run_ats, mut request_ids) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for job in jobs {
+        ids.push(Uuid::now_v7());
+        queues.push(job.queue.to_owned());
+        types.push(job.job_type.to_owned());
+        payloads.push(job.payload.clone());
+        task_ids.push(job.task_id.clone());
+        // Arrays cannot carry NULLs here: '' stands for "now" and for no request id.
+        run_ats.push(job.run_at.map(|t| t.to_rfc3339()).unwrap_or_default());
+        request_ids.push(job.request_id.clone().unwrap_or_default());
+    }
     let result = db
         .execute_raw(stmt(
             "INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at, request_id)
-             VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7)
+             SELECT id, queue, job_type, payload::jsonb, task_id,
+                    COALESCE(NULLIF(run_at, '')::timestamptz, now()), NULLIF(request_id, '')
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                    AS j(id, queue, job_type, payload, task_id, run_at, request_id)
              ON CONFLICT (task_id) DO NOTHING",
             vec![
-                Uuid::now_v7().into(),
-                J::QUEUE.as_str().into(),
-                J::NAME.into(),
-                payload.into(),
-                job.dedup_key().into(),
-                run_at.into(),
-                request_id.map(str::to_owned).into(),
+                ids.into(),
+                queues.into(),
+                types.into(),
+                payloads.into(),
+                task_ids.into(),
+                run_ats.into(),
+                request_ids.into(),
             ],
         ))
         .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(result.rows_affected())
 }
 
 /// A claimed row, ready to push.

@@ -146,3 +146,69 @@ async fn cancelling_a_paid_booking_refunds_it_once_and_tells_the_customer() {
         1
     );
 }
+
+#[tokio::test]
+async fn many_jobs_go_in_with_one_statement_and_repeats_are_skipped() {
+    use orderly_shared::jobs::outbox::NewJob;
+    let p = Pipeline::new(&[]).await;
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let first = Noop { id: Uuid::new_v4() };
+    let second = Noop { id: Uuid::new_v4() };
+    let jobs = vec![
+        NewJob::of(&first, None, Some("req-1")).unwrap(),
+        NewJob::of(&second, Some(later), None).unwrap(),
+        NewJob::of(&first, None, None).unwrap(),
+    ];
+    let txn = p.db.begin().await.unwrap();
+    assert_eq!(outbox::enqueue_many(&txn, &jobs).await.unwrap(), 2);
+    txn.rollback().await.unwrap();
+    assert_eq!(p.scalar("SELECT count(*) FROM outbox").await, 0);
+
+    assert_eq!(outbox::enqueue_many(&p.db, &jobs).await.unwrap(), 2);
+    assert_eq!(outbox::enqueue_many(&p.db, &jobs).await.unwrap(), 0);
+    assert_eq!(
+        p.text(&format!(
+            "SELECT request_id FROM outbox WHERE task_id = 'noop:{}'",
+            first.id
+        ))
+        .await
+        .as_deref(),
+        Some("req-1")
+    );
+    assert_eq!(
+        p.scalar(&format!(
+            "SELECT count(*) FROM outbox WHERE task_id = 'noop:{}' AND request_id IS NULL
+                AND run_at > now() + interval '59 minutes' AND payload->>'id' = '{}'",
+            second.id, second.id
+        ))
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn concurrent_enqueues_share_commits_and_every_job_runs() {
+    let p = Pipeline::new(&[]).await;
+    let enqueuer = orderly_shared::jobs::Enqueuer::start(p.db.clone());
+    let calls = (0..300).map(|_| {
+        let enqueuer = enqueuer.clone();
+        async move { enqueuer.enqueue(&Noop { id: Uuid::new_v4() }, None).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!(p.scalar("SELECT count(*) FROM outbox").await, 300);
+    assert!(
+        p.scalar("SELECT count(DISTINCT xmin::text) FROM outbox")
+            .await
+            < 300,
+        "calls made together are committed together"
+    );
+    let _worker = p.spawn_worker(&[]);
+    p.wait_until_drained(Duration::from_secs(30)).await;
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM outbox WHERE status = 'done'")
+            .await,
+        300
+    );
+}
