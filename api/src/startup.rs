@@ -39,7 +39,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects to PostgreSQL and Redis and binds `API_ADDR` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = orderly_shared::db::connect(&settings, 50).await?;
+        let db = orderly_shared::db::connect(&settings, settings.database_pool_size).await?;
         let redis = orderly_shared::redis_conn::connect(&settings).await?;
         let listener = TcpListener::bind(settings.api_addr)
             .with_context(|| format!("cannot listen on API_ADDR={}", settings.api_addr))?;

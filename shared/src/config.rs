@@ -127,6 +127,8 @@ pub struct Settings {
     pub app_env: AppEnv,
     /// `DATABASE_URL`.
     pub database_url: SecretString,
+    /// `DATABASE_POOL_SIZE`: most PostgreSQL connections of an API process.
+    pub database_pool_size: u32,
     /// `REDIS_URL`.
     pub redis_url: SecretString,
     /// `REDIS_PREFIX`: namespace of every Redis key (tests use one per test).
@@ -194,6 +196,7 @@ impl Settings {
         Ok(Self {
             app_env,
             database_url: env.url("DATABASE_URL", &["postgres", "postgresql"])?,
+            database_pool_size: env.positive("DATABASE_POOL_SIZE", 16)?,
             redis_url: env.url("REDIS_URL", &["redis", "rediss"])?,
             redis_prefix: env.get("REDIS_PREFIX").unwrap_or_else(|| "orderly".into()),
             api_addr: env.parse(
@@ -516,6 +519,7 @@ mod tests {
             ("API_ADDR", "nowhere"),
             ("BOOKING_HOLD_SECONDS", "-5"),
             ("BOOKING_HOLD_SECONDS", "abc"),
+            ("DATABASE_POOL_SIZE", "0"),
             ("REPORT_TZ", "Mars/Base"),
             ("REPORT_CRON", "* *"),
             ("SMS_PROVIDER", "pigeon"),

@@ -28,6 +28,9 @@ pub async fn connect_with(
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(acquire)
+        // A ping on every checkout is a round trip per query; ping only connections that
+        // sat idle long enough to have been dropped by a restart or a proxy.
+        .test_before_acquire_if_idle_for(Duration::from_secs(10))
         .sqlx_logging(false);
     let db = Database::connect(options)
         .await
