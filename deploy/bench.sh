@@ -148,9 +148,12 @@ INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at)
 COMMIT;
 SQL
 PGBENCH=$(command -v pgbench || echo "${_ORDERLY_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench")
-tps=$("$PGBENCH" -n -c $CONNECTIONS -j 2 -T $PGB_S -f "$WORK/booking.sql" "$DATABASE_URL" 2>"$WORK/pgbench.err" | awk '/^tps/ {print $3; exit}')
+tps=$("$PGBENCH" -n -c $CONNECTIONS -j 2 -T $PGB_S -f "$WORK/booking.sql" -l --log-prefix="$WORK/pgbench_log" "$DATABASE_URL" 2>"$WORK/pgbench.err" | awk '/^tps/ {print $3; exit}')
 [[ -n $tps ]] || die "pgbench failed: $(tail -3 "$WORK/pgbench.err")"
-record pgbench "{\"tps\":$tps}"
+# Per-transaction latencies (third column, microseconds) give pgbench's own p50/p99.
+read -r pgb_p50 pgb_p99 < <(cat "$WORK"/pgbench_log.* | awk '{print $3}' | sort -n \
+    | awk '{v[NR] = $1} END {printf "%.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000}')
+record pgbench "{\"tps\":$tps,\"p50_ms\":$pgb_p50,\"p99_ms\":$pgb_p99}"
 
 stop api
 stop full

@@ -44,7 +44,11 @@ pub fn report(args: ReportArgs) -> anyhow::Result<String> {
     );
     row(
         "pgbench, same SQL transaction",
-        format!("{pg:.0} tps"),
+        format!(
+            "{pg:.0} tps (p50 {:.1} / p99 {:.1} ms)",
+            f("pgbench", "p50_ms"),
+            f("pgbench", "p99_ms")
+        ),
         "",
         None,
     );
