@@ -47,7 +47,7 @@ pub struct Cli {
     /// Jobs run at once per queue.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
-    /// Per-queue overrides of --concurrency, e.g. `email=64,payments=4`.
+    /// Per-queue overrides of --concurrency, e.g. `email=256,payments=8`.
     #[arg(long, env = "WORKER_QUEUE_CONCURRENCY", value_delimiter = ',', value_parser = parse_override)]
     pub queue_concurrency: Vec<(Queue, usize)>,
     /// Most PostgreSQL connections this process opens. Jobs beyond it wait for a free one;
