@@ -3,8 +3,9 @@
 # builds, migrates, then runs orderly-api, orderly-worker and orderly-scheduler until Ctrl-C.
 #
 # Environment: API_ADDR (default 127.0.0.1:8080), DATA_DIR (default <repo>/data), JWT_SECRET
-# (default: random, for this run only), ORDERLY_RELEASE=1 for a release build, and
-# DATABASE_URL / REDIS_URL to use existing servers (see deploy/lib/services.sh).
+# (unset: in development each process generates a random one at start), ORDERLY_RELEASE=1 for
+# a release build, and DATABASE_URL / REDIS_URL to use existing servers (see
+# deploy/lib/services.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -70,14 +71,8 @@ fi
 orderly_ensure_postgres || exit 1
 orderly_ensure_redis || exit 1
 
-if [[ -z ${JWT_SECRET:-} ]]; then
-    JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
-    say "JWT_SECRET not set: generated a random one for this run (tokens stop working after a restart)"
-fi
-export JWT_SECRET
 export DATA_DIR=${DATA_DIR:-$ROOT/data}
 export API_ADDR=${API_ADDR:-127.0.0.1:8080}
-export RUST_LOG=${RUST_LOG:-info}
 mkdir -p "$DATA_DIR" || die "cannot create DATA_DIR $DATA_DIR"
 
 # http://0.0.0.0:8080 is not a useful address to print or poll.

@@ -32,8 +32,10 @@ orderly_require_cargo || exit 1
 orderly_ensure_postgres || exit 1
 orderly_ensure_redis || exit 1
 
-say "building binaries (cargo build --workspace --bins)"
-cargo build --workspace --bins || die "cargo build failed"
+# Only the migration binary is needed before the tests; the test runner builds the rest
+# itself (with the features the tests need), and the tests find binaries via CARGO_BIN_EXE_*.
+say "building orderly-migrate (cargo build -p orderly-migrations --bin orderly-migrate)"
+cargo build -p orderly-migrations --bin orderly-migrate || die "cargo build failed"
 
 target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $target_dir == /* ]] || target_dir=$ROOT/$target_dir

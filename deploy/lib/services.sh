@@ -220,6 +220,11 @@ orderly_ensure_postgres() {
         fi
     fi
     major=$(_orderly_pg_major "$bindir")
+    # The tests clone databases with CREATE DATABASE ... STRATEGY FILE_COPY (PostgreSQL 15+).
+    if [[ $major =~ ^[0-9]+$ ]] && ((major < 15)); then
+        _orderly_err "PostgreSQL $major found in $bindir, but Orderly needs PostgreSQL 15 or newer; install a newer server (or set DATABASE_URL to one)"
+        return 1
+    fi
     _ORDERLY_PG_BIN=$bindir _ORDERLY_PG_DATA=$data
     # Client tools of the same version first on PATH (test.sh uses psql, dropdb, ...).
     case ":$PATH:" in *":$bindir:"*) ;; *) export PATH="$bindir:$PATH" ;; esac

@@ -144,7 +144,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<String> {
     );
     let (l50, l99) = (f("latency", "p50_ms"), f("latency", "p99_ms"));
     row(
-        "enqueue-to-start p50 / p99",
+        "enqueue-to-done (noop) p50 / p99",
         format!("{l50:.1} / {l99:.1} ms"),
         "p99 < 50 ms",
         Some(l99 < 50.0),

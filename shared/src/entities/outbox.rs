@@ -99,7 +99,9 @@ pub struct Model {
     pub job_type: String,
     #[sea_orm(column_type = "JsonBinary")]
     pub payload: Json,
-    /// Deterministic id, used as the apalis task id, so a job is pushed once.
+    /// The job's dedup key (`Job::dedup_key`), the `ON CONFLICT` target, so the same work is
+    /// enqueued once. Not the apalis task id: that is built per attempt and claim by
+    /// `jobs::envelope::task_id`.
     #[sea_orm(column_type = "Text", unique)]
     pub task_id: String,
     pub run_at: DateTimeWithTimeZone,
