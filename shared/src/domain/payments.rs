@@ -10,7 +10,7 @@ use super::bookings::{self, BookingError};
 use crate::entities::bookings::BookingStatus;
 use crate::entities::notifications::NotificationKind;
 use crate::entities::payments::PaymentStatus;
-use crate::jobs::{CreatePayment, JobError, outbox};
+use crate::jobs::JobError;
 use crate::providers::ProviderError;
 use crate::providers::payments::{IntentState, NewPayment, PaymentGateway};
 
@@ -18,9 +18,6 @@ impl From<BookingError> for JobError {
     fn from(e: BookingError) -> Self {
         match e {
             BookingError::Db(db) => db.into(),
-            BookingError::NotFound | BookingError::ListingNotFound => {
-                JobError::Permanent(e.to_string())
-            }
             other => JobError::Permanent(other.to_string()),
         }
     }
@@ -32,8 +29,9 @@ pub fn key(booking_id: Uuid, step: &str) -> String {
 }
 
 /// Creates the booking's payment at the provider while the booking request is served.
-/// When the provider cannot be reached, a `create_payment` job takes over and the payment
-/// stays `creating` (the frontend polls until the client secret appears).
+/// When the provider cannot be reached, the `create_payment` job queued with the booking
+/// takes over and the payment stays `creating` (the frontend polls until the client secret
+/// appears).
 pub async fn start(
     db: &DatabaseConnection,
     gateway: &dyn PaymentGateway,
@@ -43,8 +41,7 @@ pub async fn start(
     match create_at_provider(db, gateway, booking_id, request_id).await {
         Ok(()) => Ok(()),
         Err(JobError::Transient(e)) => {
-            tracing::warn!(booking.id = %booking_id, error = %e, "payment provider unreachable; a job will create the payment");
-            outbox::enqueue(db, &CreatePayment { booking_id }, None, request_id).await?;
+            tracing::warn!(booking.id = %booking_id, error = %e, "payment provider unreachable; the create_payment job will create the payment");
             Ok(())
         }
         Err(JobError::Permanent(e)) => {
@@ -100,13 +97,19 @@ pub async fn create_at_provider(
         }
         Err(e) => return Err(e.into()),
     };
-    if booking.status != BookingStatus::PendingPayment {
-        // Expired or cancelled while the provider answered: release what was just made.
-        txn.commit().await?;
-        gateway
-            .cancel(&created.provider_payment_id, &key(booking_id, "cancel"))
-            .await?;
-        return Ok(());
+    match booking.status {
+        BookingStatus::PendingPayment => {}
+        BookingStatus::Expired | BookingStatus::Cancelled => {
+            // Released while the provider answered: release what was just made.
+            txn.commit().await?;
+            gateway
+                .cancel(&created.provider_payment_id, &key(booking_id, "cancel"))
+                .await?;
+            return Ok(());
+        }
+        // Another run (the request's own try, with the same idempotency key) got the same
+        // payment through first: it is live, so leave it alone.
+        _ => return Ok(()),
     }
     if payment.status == PaymentStatus::Creating {
         let mut p = payment.into_active_model();
@@ -211,15 +214,15 @@ pub async fn refund(
         .provider_payment_id
         .clone()
         .ok_or_else(|| JobError::Permanent("a captured payment without a provider id".into()))?;
-    let amount = payment.amount_captured_cents - payment.amount_refunded_cents;
-    let refunded_total = payment.amount_refunded_cents + amount;
+    let captured = payment.amount_captured_cents;
+    let amount = captured - payment.amount_refunded_cents;
     gateway
         .refund(&provider_id, amount, &key(booking_id, "refund"))
         .await?;
     let now = Utc::now();
     let mut p = payment.into_active_model();
     p.status = Set(PaymentStatus::Refunded);
-    p.amount_refunded_cents = Set(refunded_total);
+    p.amount_refunded_cents = Set(captured);
     p.refunded_at = Set(Some(now.into()));
     p.updated_at = Set(now.into());
     p.update(&txn).await?;
