@@ -4,7 +4,7 @@
 
 use orderly_shared::domain::delivery;
 use orderly_shared::jobs::JobError;
-use orderly_shared::providers::Providers;
+use orderly_shared::providers::{ProviderError, Providers};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -15,14 +15,7 @@ const MAX_BATCH: usize = 100;
 /// Batches in flight at once per channel (each holds a connection while its messages go).
 const PARALLEL: usize = 4;
 
-/// A delivery's end as the batcher hands it back (a `JobError` holds an `anyhow::Error`,
-/// which cannot cross the batch as a value shared by duplicates).
-#[derive(Debug)]
-enum Outcome {
-    Delivered,
-    Permanent(String),
-    Transient(String),
-}
+type Outcome = Result<(), ProviderError>;
 
 /// Handles to the e-mail and SMS batchers.
 #[derive(Debug, Clone)]
@@ -31,26 +24,14 @@ pub struct Deliveries {
     sms: Batcher<Uuid, Outcome>,
 }
 
-fn to_outcomes(results: Vec<Result<(), JobError>>) -> Vec<Outcome> {
-    results
-        .into_iter()
-        .map(|r| match r {
-            Ok(()) => Outcome::Delivered,
-            Err(JobError::Permanent(m)) => Outcome::Permanent(m),
-            Err(JobError::Transient(e)) => Outcome::Transient(format!("{e:#}")),
-        })
-        .collect()
-}
-
 fn to_result(outcome: Option<Outcome>) -> Result<(), JobError> {
-    match outcome {
-        Some(Outcome::Delivered) => Ok(()),
-        Some(Outcome::Permanent(m)) => Err(JobError::Permanent(m)),
-        Some(Outcome::Transient(m)) => Err(JobError::Transient(anyhow::anyhow!(m))),
-        None => Err(JobError::Transient(anyhow::anyhow!(
-            "the delivery batcher stopped"
-        ))),
-    }
+    outcome
+        .unwrap_or_else(|| {
+            Err(ProviderError::Transient(
+                "the delivery batcher stopped".into(),
+            ))
+        })
+        .map_err(JobError::from)
 }
 
 impl Deliveries {
@@ -59,12 +40,12 @@ impl Deliveries {
         let (mail_db, mailer) = (db.clone(), providers.mail.clone());
         let email = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {
             let (db, mailer) = (mail_db.clone(), mailer.clone());
-            async move { to_outcomes(delivery::send_emails(&db, mailer.as_ref(), &ids).await) }
+            async move { delivery::send_emails(&db, mailer.as_ref(), &ids).await }
         });
         let sender = providers.sms.clone();
         let sms = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {
             let (db, sender) = (db.clone(), sender.clone());
-            async move { to_outcomes(delivery::send_smses(&db, sender.as_ref(), &ids).await) }
+            async move { delivery::send_smses(&db, sender.as_ref(), &ids).await }
         });
         Self { email, sms }
     }

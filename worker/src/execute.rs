@@ -28,7 +28,8 @@ pub async fn execute(ctx: &JobContext, queue: &str, envelope: &Envelope) -> anyh
 
 async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> anyhow::Result<()> {
     let started = Instant::now();
-    let outcome = match jobs::limits(&envelope.job_type) {
+    let limits = jobs::limits(&envelope.job_type);
+    let outcome = match limits {
         None => Err(JobError::Permanent(format!(
             "no handler for job type `{}`",
             envelope.job_type
@@ -73,9 +74,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
             tracing::warn!(duration_ms, error = %error, "job failed permanently; dead");
         }
         Err(JobError::Transient(error)) => {
-            let mut policy = jobs::limits(&envelope.job_type)
-                .map(|l| l.policy)
-                .unwrap_or(RetryPolicy::DEFAULT);
+            let mut policy = limits.map_or(RetryPolicy::DEFAULT, |l| l.policy);
             if let Some(base) = ctx.retry_base_delay {
                 policy.base_delay = base;
             }

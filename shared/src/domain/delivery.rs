@@ -4,7 +4,7 @@
 //! batches never deadlock), sends every message concurrently, records every outcome in one
 //! `UPDATE` and commits. Two runs of the same job take turns on the row lock, and the second
 //! finds it `sent` and does nothing; a worker that dies mid-batch drops its connection, so
-//! PostgreSQL releases the locks at once. A single delivery is a batch of one.
+//! PostgreSQL releases the locks at once.
 
 use std::collections::HashMap;
 
@@ -18,7 +18,6 @@ use uuid::Uuid;
 use super::messages;
 use crate::entities::notifications::{self, NotificationStatus};
 use crate::entities::{bookings, listings};
-use crate::jobs::JobError;
 use crate::providers::ProviderError;
 use crate::providers::mail::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsSender};
@@ -132,11 +131,13 @@ async fn record(
 
 /// Delivers the notifications `ids` as one batch, sending each locked, unsent row with
 /// `send`. Returns one outcome per id, in order (an id given twice gets the same outcome).
+/// Outcomes are provider errors, which can be cloned and shared by duplicates: a missing row
+/// is permanent, a database failure transient; the worker turns them into job errors.
 pub async fn deliver<F, Fut>(
     db: &DatabaseConnection,
     ids: &[Uuid],
     send: F,
-) -> Vec<Result<(), JobError>>
+) -> Vec<Result<(), ProviderError>>
 where
     F: Fn(Locked) -> Fut,
     Fut: Future<Output = Result<String, ProviderError>>,
@@ -144,19 +145,17 @@ where
     match deliver_batch(db, ids, send).await {
         Ok(outcomes) => ids
             .iter()
-            .map(|id| match outcomes.get(id) {
-                Some(Ok(())) => Ok(()),
-                Some(Err(e)) => Err(JobError::from(e.clone())),
-                None => Err(JobError::Permanent(format!(
-                    "notification {id} does not exist"
-                ))),
+            .map(|id| {
+                outcomes.get(id).cloned().unwrap_or_else(|| {
+                    Err(ProviderError::Permanent(format!(
+                        "notification {id} does not exist"
+                    )))
+                })
             })
             .collect(),
         Err(e) => {
-            let message = format!("{:#}", anyhow::Error::new(e).context("database"));
-            ids.iter()
-                .map(|_| Err(JobError::Transient(anyhow::anyhow!(message.clone()))))
-                .collect()
+            let error = ProviderError::Transient(format!("database: {e}"));
+            vec![Err(error); ids.len()]
         }
     }
 }
@@ -200,7 +199,7 @@ pub async fn send_emails(
     db: &DatabaseConnection,
     mailer: &dyn Mailer,
     ids: &[Uuid],
-) -> Vec<Result<(), JobError>> {
+) -> Vec<Result<(), ProviderError>> {
     deliver(db, ids, |l| async move {
         let text = messages::email(l.row.kind, l.booking.as_ref(), l.listing.as_ref());
         let email = OutgoingEmail {
@@ -220,7 +219,7 @@ pub async fn send_smses(
     db: &DatabaseConnection,
     sender: &dyn SmsSender,
     ids: &[Uuid],
-) -> Vec<Result<(), JobError>> {
+) -> Vec<Result<(), ProviderError>> {
     deliver(db, ids, |l| async move {
         let sms = OutgoingSms {
             id: l.row.id,
@@ -230,28 +229,4 @@ pub async fn send_smses(
         sender.send(&sms).await
     })
     .await
-}
-
-/// The `send_email` job: a batch of one.
-pub async fn send_email(
-    db: &DatabaseConnection,
-    mailer: &dyn Mailer,
-    id: Uuid,
-) -> Result<(), JobError> {
-    first(send_emails(db, mailer, &[id]).await)
-}
-
-/// The `send_sms` job: a batch of one.
-pub async fn send_sms(
-    db: &DatabaseConnection,
-    sender: &dyn SmsSender,
-    id: Uuid,
-) -> Result<(), JobError> {
-    first(send_smses(db, sender, &[id]).await)
-}
-
-fn first(mut outcomes: Vec<Result<(), JobError>>) -> Result<(), JobError> {
-    outcomes
-        .pop()
-        .unwrap_or_else(|| Err(JobError::Permanent("empty batch".into())))
 }

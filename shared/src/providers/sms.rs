@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::ProviderError;
@@ -69,24 +68,40 @@ impl SmsSender for LogSms {
     }
 
     async fn send(&self, sms: &OutgoingSms) -> Result<String, ProviderError> {
-        let io = |e: std::io::Error| ProviderError::Transient(format!("writing the SMS log: {e}"));
-        if let Some(dir) = self.path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(io)?;
-        }
         let mut line = serde_json::json!({
             "id": sms.id, "to": sms.to, "body": sms.body, "at": chrono::Utc::now(),
         })
         .to_string();
         line.push('\n');
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
+        let path = self.path.clone();
+        // One trip to the blocking pool per message, not one per file operation.
+        tokio::task::spawn_blocking(move || append_line(&path, &line))
             .await
-            .map_err(io)?;
-        file.write_all(line.as_bytes()).await.map_err(io)?;
+            .map_err(|e| ProviderError::Transient(format!("writing the SMS log: {e}")))?
+            .map_err(|e| ProviderError::Transient(format!("writing the SMS log: {e}")))?;
         Ok(format!("log:{}", sms.id))
     }
+}
+
+/// Appends `line` to `path`, creating its folder the first time.
+fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    };
+    let mut file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            open()?
+        }
+        other => other?,
+    };
+    file.write_all(line.as_bytes())
 }
 
 /// Twilio's `POST /2010-04-01/Accounts/{sid}/Messages.json`.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderly_shared::domain::delivery;
-use orderly_shared::jobs::JobError;
 use orderly_shared::providers::ProviderError;
 use orderly_shared::providers::mail::{Mailer, OutgoingEmail};
 use sea_orm::ConnectionTrait;
@@ -70,9 +69,11 @@ async fn a_batch_sends_each_unsent_row_once_and_records_each_outcome() {
 
     assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
     assert!(outcomes[1].is_ok(), "an already sent row is done");
-    assert!(matches!(&outcomes[2], Err(JobError::Permanent(m)) if m.contains("550")));
-    assert!(matches!(&outcomes[3], Err(JobError::Transient(e)) if e.to_string().contains("451")));
-    assert!(matches!(&outcomes[4], Err(JobError::Permanent(m)) if m.contains("does not exist")));
+    assert!(matches!(&outcomes[2], Err(ProviderError::Permanent(m)) if m.contains("550")));
+    assert!(matches!(&outcomes[3], Err(ProviderError::Transient(m)) if m.contains("451")));
+    assert!(
+        matches!(&outcomes[4], Err(ProviderError::Permanent(m)) if m.contains("does not exist"))
+    );
     assert!(outcomes[5].is_ok(), "a duplicate gets its twin's outcome");
     assert_eq!(
         *mailer.sent.lock().unwrap(),
