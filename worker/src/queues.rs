@@ -7,8 +7,8 @@ use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskId};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use async_trait::async_trait;
+use orderly_shared::jobs::outbox::Pushed;
 use orderly_shared::jobs::{Envelope, Queue};
-use uuid::Uuid;
 
 use crate::transport::Transport;
 use crate::wake;
@@ -31,7 +31,7 @@ impl QueueTimings {
 
 /// The Redis key of a queue.
 pub fn queue_key(prefix: &str, queue: Queue) -> String {
-    format!("{prefix}:{}", queue.as_str())
+    orderly_shared::redis_conn::key(prefix, &[queue.as_str()])
 }
 
 /// The apalis-redis configuration of a queue.
@@ -111,7 +111,7 @@ impl Transport for RedisTransport {
         Ok(())
     }
 
-    async fn lost(&self, queue: Queue, jobs: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>> {
+    async fn lost(&self, queue: Queue, jobs: &[Pushed]) -> anyhow::Result<Vec<Pushed>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -122,10 +122,10 @@ impl Transport for RedisTransport {
             config.dead_jobs_set(),
         );
         let mut pipe = redis::pipe();
-        for (_, task_id) in jobs {
-            pipe.hexists(&data, task_id)
-                .sismember(&done, task_id)
-                .sismember(&dead, task_id);
+        for job in jobs {
+            pipe.hexists(&data, &job.task_id)
+                .sismember(&done, &job.task_id)
+                .sismember(&dead, &job.task_id);
         }
         let mut conn = self.conn.clone();
         let answers: Vec<bool> = pipe
@@ -136,7 +136,7 @@ impl Transport for RedisTransport {
             .iter()
             .zip(answers.chunks(3))
             .filter(|(_, a)| !a[0] || a[1] || a[2])
-            .map(|((id, _), _)| *id)
+            .map(|(job, _)| job.clone())
             .collect())
     }
 
@@ -149,13 +149,16 @@ impl Transport for RedisTransport {
             .key(config.job_data_hash())
             .key(config.job_meta_hash())
             .arg(cutoff)
-            .arg(500)
+            .arg(PURGE_SAMPLE)
             .invoke_async(&mut conn)
             .await
             .context("purging finished tasks")?;
         Ok(removed)
     }
 }
+
+/// Finished tasks looked at per set by one purge call.
+pub const PURGE_SAMPLE: u64 = 500;
 
 /// Removes up to ARGV[2] finished tasks per set whose `done_at` is at or before ARGV[1].
 static PURGE_FINISHED: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {

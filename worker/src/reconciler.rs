@@ -13,12 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_shared::jobs::envelope::task_id;
 use orderly_shared::jobs::{Queue, outbox};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::queues::PURGE_SAMPLE;
 use crate::transport::Transport;
 
 /// Reconciler tuning.
@@ -67,16 +67,14 @@ pub async fn reconcile_once(
 ) -> anyhow::Result<u64> {
     let mut handed_back = outbox::reclaim_expired(db).await?;
     for queue in Queue::ALL {
-        let enqueued = enqueued_before(db, queue, settings.grace).await?;
-        for chunk in enqueued.chunks(1000) {
+        let pushed = outbox::pushed_before(db, queue, settings.grace).await?;
+        for chunk in pushed.chunks(1000) {
             let lost = transport.lost(queue, chunk).await?;
             if !lost.is_empty() {
                 handed_back += outbox::reclaim(db, &lost).await?;
             }
         }
-        let cutoff =
-            chrono::Utc::now() - chrono::Duration::from_std(REDIS_RETENTION).unwrap_or_default();
-        transport.purge_finished(queue, cutoff.timestamp()).await?;
+        purge_finished(transport, queue).await?;
     }
     sweep_expired_holds(db).await?;
     if handed_back > 0 {
@@ -113,26 +111,20 @@ async fn sweep_expired_holds(db: &DatabaseConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `(outbox id, task id)` of the rows of `queue` pushed more than `grace` ago.
-async fn enqueued_before(
-    db: &DatabaseConnection,
-    queue: Queue,
-    grace: Duration,
-) -> anyhow::Result<Vec<(Uuid, String)>> {
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT id, attempts, (extract(epoch FROM enqueued_at) * 1000)::bigint AS claim FROM outbox
-              WHERE status = 'enqueued' AND queue = $1 AND enqueued_at < now() - make_interval(secs => $2)",
-            vec![queue.as_str().into(), grace.as_secs_f64().into()],
-        ))
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let id: Uuid = row.try_get("", "id")?;
-            let attempts: i32 = row.try_get("", "attempts")?;
-            let claim: i64 = row.try_get("", "claim")?;
-            Ok((id, task_id(id, attempts.max(0) as u32 + 1, claim)))
-        })
-        .collect()
+/// Most time one round spends purging one queue's finished tasks.
+const PURGE_BUDGET: Duration = Duration::from_millis(500);
+
+/// Drops finished tasks older than [`REDIS_RETENTION`]: purge calls sample the finished
+/// sets, so they repeat while a call still finds many old ones (a busy queue finishes far
+/// more than one sample per round), within [`PURGE_BUDGET`].
+async fn purge_finished(transport: &dyn Transport, queue: Queue) -> anyhow::Result<()> {
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(REDIS_RETENTION).unwrap_or_default();
+    let started = std::time::Instant::now();
+    loop {
+        let removed = transport.purge_finished(queue, cutoff.timestamp()).await?;
+        if removed < PURGE_SAMPLE / 10 || started.elapsed() >= PURGE_BUDGET {
+            return Ok(());
+        }
+    }
 }

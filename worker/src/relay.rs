@@ -99,14 +99,20 @@ pub async fn relay_once(
             .1
             .push(c.envelope);
     }
-    for (queue, envelopes) in by_queue.into_values() {
+    let mut batches = by_queue.into_values();
+    while let Some((queue, envelopes)) = batches.next() {
         if let Err(e) = transport.push(queue, &envelopes).await {
-            let ids: Vec<_> = envelopes.iter().map(|e| e.outbox_id).collect();
+            // Hand back this queue's rows and those of the queues not pushed yet.
+            let ids: Vec<_> = std::iter::once(envelopes)
+                .chain(batches.map(|(_, rest)| rest))
+                .flatten()
+                .map(|e| e.outbox_id)
+                .collect();
             outbox::unclaim(db, &ids).await?;
             return Err(e.context(format!(
-                "pushing {} jobs to the {} queue",
-                ids.len(),
-                queue.as_str()
+                "pushing to the {} queue ({} jobs handed back)",
+                queue.as_str(),
+                ids.len()
             )));
         }
         metrics::counter!("outbox_relayed_total", "queue" => queue.as_str())

@@ -2,8 +2,8 @@
 //! written once, whatever the queue's storage layout.
 
 use async_trait::async_trait;
+use orderly_shared::jobs::outbox::Pushed;
 use orderly_shared::jobs::{Envelope, Queue};
-use uuid::Uuid;
 
 /// A queue transport.
 #[async_trait]
@@ -12,11 +12,12 @@ pub trait Transport: Send + Sync {
     /// nothing.
     async fn push(&self, queue: Queue, jobs: &[Envelope]) -> anyhow::Result<()>;
 
-    /// Of `jobs` (outbox id, task id; all on `queue`, all still `enqueued` in the outbox),
-    /// the outbox ids of those that will not run: the queue does not hold the task, or
-    /// holds it as finished (so its end could not be recorded).
-    async fn lost(&self, queue: Queue, jobs: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>>;
+    /// Of `jobs` (all on `queue`, all still `enqueued` in the outbox), those that will not
+    /// run: the queue does not hold the task, or holds it as finished (so its end could
+    /// not be recorded).
+    async fn lost(&self, queue: Queue, jobs: &[Pushed]) -> anyhow::Result<Vec<Pushed>>;
 
-    /// Drops the data of tasks that finished before `cutoff` (Unix seconds).
+    /// Drops the data of some tasks that finished before `cutoff` (Unix seconds), from a
+    /// sample of each finished set; returns how many went. Call again while it removes many.
     async fn purge_finished(&self, queue: Queue, cutoff: i64) -> anyhow::Result<u64>;
 }

@@ -126,20 +126,22 @@ pub async fn claim_due(
     limit: u64,
     lease: Duration,
 ) -> Result<Vec<Claimed>, DbErr> {
+    let sql = format!(
+        "WITH due AS (
+            SELECT id FROM outbox
+             WHERE status = 'pending' AND run_at <= now()
+             ORDER BY run_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+         UPDATE outbox o
+            SET status = 'enqueued', enqueued_at = now(),
+                lease_until = now() + make_interval(secs => $2)
+           FROM due WHERE o.id = due.id
+         RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, {CLAIM_MS} AS claim"
+    );
     let rows = db
         .query_all_raw(stmt(
-            "WITH due AS (
-                SELECT id FROM outbox
-                 WHERE status = 'pending' AND run_at <= now()
-                 ORDER BY run_at
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE outbox o
-                SET status = 'enqueued', enqueued_at = now(),
-                    lease_until = now() + make_interval(secs => $2)
-               FROM due WHERE o.id = due.id
-             RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts,
-                       (extract(epoch FROM o.enqueued_at) * 1000)::bigint AS claim",
+            &sql,
             vec![(limit as i64).into(), lease.as_secs_f64().into()],
         ))
         .await?;
@@ -155,9 +157,59 @@ pub async fn claim_due(
                     job_type: row.try_get("", "job_type")?,
                     payload: row.try_get("", "payload")?,
                     request_id: row.try_get("", "request_id")?,
-                    attempt: attempts.max(0) as u32 + 1,
+                    attempt: next_attempt(attempts),
                     claim: row.try_get("", "claim")?,
                 },
+            })
+        })
+        .collect()
+}
+
+/// A claim's time in Unix milliseconds, as it goes into the task id (`enqueued_at` of the
+/// row). Shared by [`claim_due`], [`pushed_before`] and [`reclaim`] so that they agree.
+const CLAIM_MS: &str = "(extract(epoch FROM enqueued_at) * 1000)::bigint";
+
+/// The attempt a claim runs, from the attempts already recorded.
+fn next_attempt(attempts: i32) -> u32 {
+    attempts.max(0) as u32 + 1
+}
+
+/// A row that was pushed, as the queue knows it.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The outbox row.
+    pub id: Uuid,
+    /// When it was claimed (Unix milliseconds).
+    pub claim: i64,
+    /// The task id it was pushed under.
+    pub task_id: String,
+}
+
+/// The rows of `queue` pushed more than `grace` ago and still without a recorded end.
+pub async fn pushed_before(
+    db: &impl ConnectionTrait,
+    queue: Queue,
+    grace: Duration,
+) -> Result<Vec<Pushed>, DbErr> {
+    let sql = format!(
+        "SELECT id, attempts, {CLAIM_MS} AS claim FROM outbox
+          WHERE status = 'enqueued' AND queue = $1 AND enqueued_at < now() - make_interval(secs => $2)"
+    );
+    let rows = db
+        .query_all_raw(stmt(
+            &sql,
+            vec![queue.as_str().into(), grace.as_secs_f64().into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("", "id")?;
+            let attempts: i32 = row.try_get("", "attempts")?;
+            let claim: i64 = row.try_get("", "claim")?;
+            Ok(Pushed {
+                id,
+                claim,
+                task_id: super::envelope::task_id(id, next_attempt(attempts), claim),
             })
         })
         .collect()
@@ -185,11 +237,6 @@ pub async fn next_due(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>
         Some(row) => row.try_get::<Option<DateTime<Utc>>>("", "next")?,
         None => None,
     })
-}
-
-/// Records that attempt `attempt` of a job succeeded.
-pub async fn complete(db: &impl ConnectionTrait, id: Uuid, attempt: u32) -> Result<(), DbErr> {
-    complete_many(db, &[(id, attempt)]).await
 }
 
 /// Records several successes in one statement.
@@ -268,13 +315,18 @@ pub async fn reclaim_expired(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
 }
 
 /// Returns the given enqueued rows to `pending` at once (Redis no longer holds them).
-pub async fn reclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<u64, DbErr> {
+pub async fn reclaim(db: &impl ConnectionTrait, rows: &[Pushed]) -> Result<u64, DbErr> {
+    // Only rows still under the claim that was checked: a row pushed again meanwhile (its
+    // old task failed and the relay re-claimed it) keeps its new task.
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let claims: Vec<i64> = rows.iter().map(|r| r.claim).collect();
+    let sql = format!(
+        "UPDATE outbox o SET status = 'pending', run_at = now(), lease_until = NULL
+           FROM unnest($1::uuid[], $2::bigint[]) AS r(id, claim)
+          WHERE o.id = r.id AND o.status = 'enqueued' AND {CLAIM_MS} = r.claim"
+    );
     let result = db
-        .execute_raw(stmt(
-            "UPDATE outbox SET status = 'pending', run_at = now(), lease_until = NULL
-              WHERE id = ANY($1) AND status = 'enqueued'",
-            vec![ids.to_vec().into()],
-        ))
+        .execute_raw(stmt(&sql, vec![ids.into(), claims.into()]))
         .await?;
     wake_relays(db, result.rows_affected()).await
 }
