@@ -12,6 +12,7 @@ mod m20261121_000002_listings;
 mod m20261121_000003_bookings_and_payments;
 mod m20261121_000004_jobs_and_outbox;
 mod m20261121_000005_reports_schedules_audit;
+mod m20261121_000006_users_email_index;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_bookings_and_payments::Migration),
             Box::new(m20261121_000004_jobs_and_outbox::Migration),
             Box::new(m20261121_000005_reports_schedules_audit::Migration),
+            Box::new(m20261121_000006_users_email_index::Migration),
         ]
     }
 }
