@@ -9,7 +9,6 @@ use orderly_shared::entities::users::Role;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::routes::auth::register::create_user;
-use crate::state::AppState;
 use crate::validation::{email_address, password_length};
 
 /// Orderly's HTTP API.
@@ -64,15 +63,9 @@ async fn create_admin(settings: Settings, email: &str, name: &str) -> anyhow::Re
     let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
     password_length(password.expose_secret())
         .map_err(|e| anyhow::anyhow!("password: {}", e.message.unwrap_or_default()))?;
-    let state = AppState {
-        db: orderly_shared::db::connect(&settings, 2).await?,
-        redis: orderly_shared::redis_conn::connect(&settings).await?,
-        tokens: crate::auth::TokenKeys::new(settings.jwt_key()),
-        providers: orderly_shared::providers::Providers::from_settings(&settings)?,
-        settings: std::sync::Arc::new(settings),
-    };
+    let db = orderly_shared::db::connect(&settings, 2).await?;
     let user = create_user(
-        &state,
+        &db,
         email,
         password.expose_secret().to_owned(),
         name,

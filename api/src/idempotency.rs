@@ -16,6 +16,8 @@ use uuid::Uuid;
 use crate::extract::json::BodyFingerprint;
 use crate::problem::{ApiError, ApiResult};
 
+/// The request header.
+pub const HEADER: &str = "idempotency-key";
 /// How long a key is remembered.
 pub const KEY_TTL: chrono::Duration = chrono::Duration::hours(24);
 /// A first request still unanswered after this long is taken to have died.
@@ -23,7 +25,7 @@ const IN_FLIGHT_GIVE_UP: chrono::Duration = chrono::Duration::seconds(60);
 
 /// The request's key, if it sent one; `422` if it is empty or too long.
 pub fn key_of(req: &HttpRequest) -> ApiResult<Option<String>> {
-    let Some(value) = req.headers().get("idempotency-key") else {
+    let Some(value) = req.headers().get(HEADER) else {
         return Ok(None);
     };
     let key = value
@@ -115,14 +117,7 @@ pub async fn begin(
         && row.try_get::<String>("", "path")? == path
         && row.try_get::<String>("", "request_hash")? == fingerprint;
     if !same_request {
-        return Err(ApiError::Validation {
-            code: "idempotency_key_reused",
-            detail: "this Idempotency-Key was used with a different request".into(),
-            errors: vec![crate::problem::FieldError::new(
-                "Idempotency-Key",
-                "already used with a different request",
-            )],
-        });
+        return Err(ApiError::idempotency_key_reused());
     }
     let status: Option<i16> = row.try_get("", "response_status")?;
     let body: Option<Vec<u8>> = row.try_get("", "response_body")?;

@@ -133,6 +133,18 @@ impl ApiError {
         Self::validation(vec![FieldError::new(field, message)])
     }
 
+    /// `422 idempotency_key_reused`: the key came with a different request before.
+    pub fn idempotency_key_reused() -> Self {
+        Self::Validation {
+            code: "idempotency_key_reused",
+            detail: "this Idempotency-Key was used with a different request".into(),
+            errors: vec![FieldError::new(
+                "Idempotency-Key",
+                "already used with a different request",
+            )],
+        }
+    }
+
     /// `401` with the given code.
     pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
         Self::Unauthorized {

@@ -31,10 +31,20 @@ pub fn email_address(email: &str) -> Result<(), ValidationError> {
 
 /// A title: 1 to 200 characters once surrounding blanks are trimmed.
 pub fn valid_title(title: &str) -> Result<(), ValidationError> {
-    let length = title.trim().chars().count();
-    if !(1..=200).contains(&length) {
-        return Err(ValidationError::new("title")
-            .with_message("must be 1 to 200 characters (blanks aside)".into()));
+    trimmed_length(title, 200, "title")
+}
+
+/// A display name: 1 to 100 characters once surrounding blanks are trimmed (it is stored
+/// trimmed).
+pub fn valid_name(name: &str) -> Result<(), ValidationError> {
+    trimmed_length(name, 100, "name")
+}
+
+fn trimmed_length(text: &str, max: usize, code: &'static str) -> Result<(), ValidationError> {
+    let length = text.trim().chars().count();
+    if !(1..=max).contains(&length) {
+        return Err(ValidationError::new(code)
+            .with_message(format!("must be 1 to {max} characters (blanks aside)").into()));
     }
     Ok(())
 }

@@ -55,19 +55,6 @@ impl FromRequest for AuthUser {
     }
 }
 
-/// A caller who may or may not be signed in; a bad token is still an error.
-#[derive(Debug, Clone, Copy)]
-pub struct OptionalAuthUser(pub Option<AuthUser>);
-
-impl FromRequest for OptionalAuthUser {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).map(OptionalAuthUser))
-    }
-}
-
 fn authenticate(req: &HttpRequest) -> Result<Option<AuthUser>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);

@@ -46,9 +46,14 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for StrictJson<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let (parsed, fingerprint) = parse_with_fingerprint(&body)?;
-            req.extensions_mut().insert(fingerprint);
-            Ok(StrictJson(parsed))
+            let value = parse_value(&body)?;
+            // Only a request with an Idempotency-Key compares bodies, so only it pays for
+            // the hash.
+            if req.headers().contains_key(crate::idempotency::HEADER) {
+                let fingerprint = fingerprint(&value)?;
+                req.extensions_mut().insert(fingerprint);
+            }
+            Ok(StrictJson(from_value(value)?))
         })
     }
 }
@@ -86,26 +91,68 @@ pub struct BodyFingerprint(pub String);
 
 /// Parses and validates a body; public so that other extractors and tests share the rules.
 pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
-    parse_with_fingerprint(body).map(|(parsed, _)| parsed)
+    from_value(parse_value(body)?)
 }
 
-fn parse_with_fingerprint<T: DeserializeOwned + Validate>(
-    body: &[u8],
-) -> Result<(T, BodyFingerprint), ApiError> {
+/// The body as a JSON object with no NUL characters (PostgreSQL cannot store them in text).
+fn parse_value(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    let canonical = serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.into()))?;
-    let fingerprint = BodyFingerprint(hex::encode(Sha256::digest(&canonical)));
     if !value.is_object() {
         return Err(ApiError::invalid("body", "expected a JSON object"));
     }
+    if let Some(field) = nul_at(&value, "") {
+        return Err(ApiError::invalid(field, NUL_MESSAGE));
+    }
+    Ok(value)
+}
+
+/// What a field holding a NUL character is told.
+pub const NUL_MESSAGE: &str = "must not contain the NUL character";
+
+/// The path of the first key or string holding a NUL character, if any.
+fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            "body".into()
+        } else {
+            path.into()
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, &join(&i.to_string()))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "")))
+            } else {
+                nul_at(v, &join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn fingerprint(value: &serde_json::Value) -> Result<BodyFingerprint, ApiError> {
+    let canonical = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(BodyFingerprint(hex::encode(Sha256::digest(&canonical))))
+}
+
+fn from_value<T: DeserializeOwned + Validate>(value: serde_json::Value) -> Result<T, ApiError> {
     let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
         ApiError::validation(vec![serde_field_error(e.path().to_string(), e.inner())])
     })?;
     parsed
         .validate()
         .map_err(|e| ApiError::validation(validator_errors(&e)))?;
-    Ok((parsed, fingerprint))
+    Ok(parsed)
 }
 
 /// Turns a serde error at `path` into a field error, naming the field for missing and
@@ -195,6 +242,14 @@ mod tests {
             FieldError::new("quantity", "must be between 1 and 20")
         );
         assert_eq!(field_errors(r#"[1]"#)[0].field, "body");
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field() {
+        assert_eq!(
+            field_errors("{\"quantity\": 1, \"note\": \"a\\u0000b\"}")[0],
+            FieldError::new("note", NUL_MESSAGE)
+        );
     }
 
     #[test]

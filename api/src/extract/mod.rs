@@ -5,7 +5,7 @@ pub mod json;
 pub mod pagination;
 pub mod query;
 
-pub use auth::{AuthUser, OptionalAuthUser};
+pub use auth::AuthUser;
 pub use json::StrictJson;
 pub use pagination::{Page, PageParams};
 pub use query::StrictQuery;

@@ -6,7 +6,7 @@ use futures::future::{Ready, ready};
 use serde::de::DeserializeOwned;
 use validator::Validate;
 
-use super::json::{serde_field_error, validator_errors};
+use super::json::{NUL_MESSAGE, serde_field_error, validator_errors};
 use crate::problem::ApiError;
 
 /// Strictly parsed query parameters.
@@ -24,6 +24,12 @@ impl<T: DeserializeOwned + Validate> FromRequest for StrictQuery<T> {
 
 /// Parses and validates a query string.
 pub fn parse<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ApiError> {
+    // PostgreSQL cannot store NUL characters in text; refuse them by name.
+    if let Some((name, _)) = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::invalid(name.replace('\0', ""), NUL_MESSAGE));
+    }
     let deserializer =
         serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
     let parsed: T = serde_path_to_error::deserialize(deserializer).map_err(|e| {

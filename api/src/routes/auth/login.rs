@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use orderly_shared::entities::users;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use validator::Validate;
@@ -66,9 +66,7 @@ pub async fn login(
         ));
     };
     limiter.succeeded().await?;
-    let txn = state.db.begin().await?;
-    let session = session::start(&txn, &state.tokens, user).await?;
-    txn.commit().await?;
+    let session = session::start(&state.db, &state.tokens, user).await?;
     Ok(HttpResponse::Ok().json(session))
 }
 

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
 use orderly_shared::entities::users::{self, Role};
-use sea_orm::{ActiveModelTrait, Set, SqlErr, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set, SqlErr};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::auth::password;
 use crate::extract::StrictJson;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
-use crate::validation::{E164, email_address, password_length};
+use crate::validation::{E164, email_address, password_length, valid_name};
 
 /// Roles one may register for (admins are made by `orderly-api create-admin`).
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -38,7 +38,7 @@ pub struct RegisterRequest {
     #[validate(custom(function = "password_length"))]
     pub password: String,
     /// Display name.
-    #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
+    #[validate(custom(function = "valid_name"))]
     pub name: String,
     /// E.164 phone number, e.g. `+4915112345678`.
     #[validate(regex(path = *E164, message = "must be an E.164 number such as +4915112345678"))]
@@ -63,16 +63,22 @@ pub async fn register(
         RegisterRole::Customer => Role::Customer,
         RegisterRole::Provider => Role::Provider,
     };
-    let user = create_user(&state, &req.email, req.password, &req.name, req.phone, role).await?;
-    let txn = state.db.begin().await?;
-    let session = session::start(&txn, &state.tokens, user).await?;
-    txn.commit().await?;
+    let user = create_user(
+        &state.db,
+        &req.email,
+        req.password,
+        &req.name,
+        req.phone,
+        role,
+    )
+    .await?;
+    let session = session::start(&state.db, &state.tokens, user).await?;
     Ok(HttpResponse::Created().json(session))
 }
 
 /// Creates a user with a hashed password; `409 email_taken` if the e-mail is in use.
 pub async fn create_user(
-    state: &AppState,
+    db: &DatabaseConnection,
     email: &str,
     password: String,
     name: &str,
@@ -91,7 +97,7 @@ pub async fn create_user(
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }
-    .insert(&state.db)
+    .insert(db)
     .await;
     match inserted {
         Ok(user) => {

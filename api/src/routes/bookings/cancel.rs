@@ -4,7 +4,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use orderly_shared::domain::bookings::{self, BookingError};
 use uuid::Uuid;
 
-use super::access::{Access, visible};
+use super::access::{Access, access_of, not_found};
 use super::views::BookingView;
 use crate::extract::AuthUser;
 use crate::middleware::RequestId;
@@ -29,14 +29,19 @@ pub async fn cancel(
     caller: AuthUser,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let (booking, access) = visible(&state.db, &caller, id.into_inner()).await?;
+    let id = id.into_inner();
+    let before = BookingView::fetch(&state.db, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let access =
+        access_of(&caller, before.view.customer_id, before.provider_id).ok_or_else(not_found)?;
     if access != Access::Manage {
         return Err(ApiError::Forbidden(
             "only the customer or an admin may cancel a booking".into(),
         ));
     }
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let cancelled = bookings::cancel(&state.db, booking.id, request_id.as_deref())
+    let cancelled = bookings::cancel(&state.db, id, request_id.as_deref())
         .await
         .map_err(|e| match e {
             BookingError::WrongStatus(_) => {
@@ -46,6 +51,8 @@ pub async fn cancel(
             other => ApiError::Internal(other.into()),
         })?;
     tracing::info!(booking.id = %cancelled.id, user.id = %caller.id, "booking cancelled by request");
-    let view = BookingView::load(&state.db, cancelled, caller.id).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let after = BookingView::fetch(&state.db, id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(after.for_viewer(caller.id)))
 }

@@ -133,14 +133,7 @@ async fn earlier_booking(
             )
         })?;
     if booking.listing_id != listing_id || booking.quantity != quantity {
-        return Err(ApiError::Validation {
-            code: "idempotency_key_reused",
-            detail: "this Idempotency-Key was used with a different request".into(),
-            errors: vec![crate::problem::FieldError::new(
-                "Idempotency-Key",
-                "already used with a different request",
-            )],
-        });
+        return Err(ApiError::idempotency_key_reused());
     }
     Ok(BookingView::load(&state.db, booking, caller.id).await?)
 }

@@ -18,11 +18,6 @@ use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use crate::validation::CURRENCY;
 
-/// Largest capacity of one listing.
-pub const MAX_CAPACITY: i32 = 100_000;
-/// Largest price per seat, in minor units.
-pub const MAX_PRICE_CENTS: i64 = 100_000_000;
-
 /// A new listing.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]

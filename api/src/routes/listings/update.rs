@@ -4,7 +4,6 @@ use actix_web::{HttpResponse, patch, web};
 use chrono::{DateTime, Utc};
 use orderly_shared::domain::seats;
 use orderly_shared::entities::listings;
-use orderly_shared::entities::users::Role;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QuerySelect, Set, TransactionTrait};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -65,7 +64,7 @@ pub async fn update(
         .one(&txn)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such listing".into()))?;
-    if listing.provider_id != caller.id && caller.role != Role::Admin {
+    if listing.provider_id != caller.id && !caller.is_admin() {
         return Err(ApiError::Forbidden(
             "only the listing's provider or an admin may change it".into(),
         ));
