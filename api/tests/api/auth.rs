@@ -33,12 +33,7 @@ async fn registering_returns_the_user_and_working_tokens() {
 async fn a_provider_can_register_but_an_admin_cannot() {
     let app = spawn_app().await;
     let provider = app.register("provider").await;
-    let me: Value = app
-        .get("/api/v1/me", Some(&provider.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", Some(&provider.access)).await;
     assert_eq!(me["role"], "provider");
 
     let mut body = new_user("boss@example.com");
@@ -71,6 +66,14 @@ async fn bad_registrations_are_refused_and_write_nothing() {
         ),
         (
             json!({"email": "a@example.com", "password": "correct horse battery", "name": ""}),
+            "name",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse battery", "name": "   "}),
+            "name",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "correct horse battery", "name": "A\u{0}B"}),
             "name",
         ),
         (
@@ -158,21 +161,9 @@ async fn login_succeeds_with_the_right_password_only() {
     let ok = app.login(&user.email.to_uppercase(), &user.password).await;
     assert_eq!(ok.id, user.id);
 
-    let wrong = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": user.email, "password": "wrong password!"}),
-            None,
-        )
-        .await;
+    let wrong = app.try_login(&user.email, "wrong password!").await;
     assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let unknown = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "nobody@example.com", "password": "whatever pw"}),
-            None,
-        )
-        .await;
+    let unknown = app.try_login("nobody@example.com", "whatever pw").await;
     assert_problem(unknown, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 }
 
@@ -180,18 +171,13 @@ async fn login_succeeds_with_the_right_password_only() {
 async fn five_failed_logins_for_an_e_mail_lock_it_with_retry_after() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
-    let attempt = |password: &'static str| {
-        let body = json!({"email": user.email, "password": password});
-        let app = &app;
-        async move { app.post_json("/api/v1/auth/login", &body, None).await }
-    };
     for _ in 0..5 {
         assert_eq!(
-            attempt("wrong password!").await.status(),
+            app.try_login(&user.email, "wrong password!").await.status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    let locked = attempt("correct horse battery").await;
+    let locked = app.try_login(&user.email, "correct horse battery").await;
     let retry_after: u64 = locked.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -206,21 +192,11 @@ async fn failures_from_one_client_address_are_limited_across_e_mails() {
     let app = spawn_app_with(&[("LOGIN_MAX_FAILURES_PER_CLIENT", "3")]).await;
     for i in 0..3 {
         let resp = app
-            .post_json(
-                "/api/v1/auth/login",
-                &json!({"email": format!("u{i}@example.com"), "password": "whatever pw"}),
-                None,
-            )
+            .try_login(&format!("u{i}@example.com"), "whatever pw")
             .await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
-    let resp = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "fresh@example.com", "password": "whatever pw"}),
-            None,
-        )
-        .await;
+    let resp = app.try_login("fresh@example.com", "whatever pw").await;
     assert_problem(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
@@ -233,23 +209,17 @@ async fn the_login_limit_holds_across_api_replicas_sharing_redis() {
         ("LOGIN_MAX_FAILURES_PER_EMAIL", "2"),
     ])
     .await;
-    let body = json!({"email": "ada@example.com", "password": "whatever pw"});
+    let (email, password) = ("ada@example.com", "whatever pw");
     assert_eq!(
-        first
-            .post_json("/api/v1/auth/login", &body, None)
-            .await
-            .status(),
+        first.try_login(email, password).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        second
-            .post_json("/api/v1/auth/login", &body, None)
-            .await
-            .status(),
+        second.try_login(email, password).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_problem(
-        second.post_json("/api/v1/auth/login", &body, None).await,
+        second.try_login(email, password).await,
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
     )
@@ -260,13 +230,7 @@ async fn the_login_limit_holds_across_api_replicas_sharing_redis() {
 async fn refresh_rotates_and_the_old_token_stops_working() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
-    let resp = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh": user.refresh}),
-            None,
-        )
-        .await;
+    let resp = app.refresh(&user.refresh).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let pair: Value = resp.json().await.unwrap();
     assert_ne!(pair["refresh"], user.refresh.as_str());
@@ -277,13 +241,7 @@ async fn refresh_rotates_and_the_old_token_stops_working() {
         StatusCode::OK
     );
 
-    let again = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh": user.refresh}),
-            None,
-        )
-        .await;
+    let again = app.refresh(&user.refresh).await;
     assert_problem(again, StatusCode::UNAUTHORIZED, "token_reused").await;
 }
 
@@ -291,39 +249,17 @@ async fn refresh_rotates_and_the_old_token_stops_working() {
 async fn reusing_a_refresh_token_revokes_its_successors_too() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
-    let pair: Value = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh": user.refresh}),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pair: Value = app.refresh(&user.refresh).await.json().await.unwrap();
     // The stolen old token is replayed: the family dies, so the thief's victim must log in again.
-    app.post_json(
-        "/api/v1/auth/refresh",
-        &json!({"refresh": user.refresh}),
-        None,
-    )
-    .await;
-    let successor = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh": pair["refresh"]}),
-            None,
-        )
-        .await;
+    app.refresh(&user.refresh).await;
+    let successor = app.refresh(pair["refresh"].as_str().unwrap()).await;
     assert_problem(successor, StatusCode::UNAUTHORIZED, "token_revoked").await;
 }
 
 #[tokio::test]
 async fn an_unknown_refresh_token_is_401() {
     let app = spawn_app().await;
-    let resp = app
-        .post_json("/api/v1/auth/refresh", &json!({"refresh": "made-up"}), None)
-        .await;
+    let resp = app.refresh("made-up").await;
     assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
@@ -339,13 +275,7 @@ async fn logout_revokes_the_refresh_token() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh": user.refresh}),
-            None,
-        )
-        .await;
+    let resp = app.refresh(&user.refresh).await;
     assert_problem(resp, StatusCode::UNAUTHORIZED, "token_revoked").await;
 }
 
@@ -419,11 +349,6 @@ async fn create_admin_makes_an_admin_from_a_password_on_stdin() {
         .unwrap();
     assert!(child.wait().unwrap().success());
     let admin = app.login("root@example.com", "a long admin password").await;
-    let me: Value = app
-        .get("/api/v1/me", Some(&admin.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/v1/me", Some(&admin.access)).await;
     assert_eq!(me["role"], "admin");
 }

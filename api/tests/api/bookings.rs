@@ -22,15 +22,12 @@ async fn book(
 }
 
 async fn seats_left(app: &TestApp, listing: &Value) -> i64 {
-    let fresh: Value = app
-        .get(
+    let fresh = app
+        .get_json(
             &format!("/api/v1/listings/{}", listing["id"].as_str().unwrap()),
             None,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     fresh["seats_left"].as_i64().unwrap()
 }
 
@@ -180,36 +177,25 @@ async fn the_same_idempotency_key_replays_the_first_answer() {
     let provider = app.register("provider").await;
     let customer = app.register("customer").await;
     let listing = app.create_listing(&provider, json!({})).await;
-    let post = |body: Value, key: &'static str| {
-        app.client
-            .post(app.url("/api/v1/bookings"))
-            .bearer_auth(&customer.access)
-            .header("Idempotency-Key", key)
-            .json(&body)
-            .send()
+    let post = |body: Value| {
+        let (app, token) = (&app, customer.access.as_str());
+        async move {
+            app.post_json_with_key("/api/v1/bookings", &body, Some(token), "order-1")
+                .await
+        }
     };
     let body = json!({"listing_id": listing["id"], "quantity": 2});
-    let first = post(body.clone(), "order-1").await.unwrap();
+    let first = post(body.clone()).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
 
-    let again = post(
-        json!({"quantity": 2, "listing_id": listing["id"]}),
-        "order-1",
-    )
-    .await
-    .unwrap();
+    let again = post(json!({"quantity": 2, "listing_id": listing["id"]})).await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), first);
 
-    let other = post(
-        json!({"listing_id": listing["id"], "quantity": 3}),
-        "order-1",
-    )
-    .await
-    .unwrap();
+    let other = post(json!({"listing_id": listing["id"], "quantity": 3})).await;
     let problem = assert_problem(
         other,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -230,14 +216,13 @@ async fn an_idempotency_key_is_per_user() {
     for _ in 0..2 {
         let customer = app.register("customer").await;
         let resp = app
-            .client
-            .post(app.url("/api/v1/bookings"))
-            .bearer_auth(&customer.access)
-            .header("Idempotency-Key", "same-key")
-            .json(&json!({"listing_id": listing["id"], "quantity": 1}))
-            .send()
-            .await
-            .unwrap();
+            .post_json_with_key(
+                "/api/v1/bookings",
+                &json!({"listing_id": listing["id"], "quantity": 1}),
+                Some(&customer.access),
+                "same-key",
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         assert!(resp.headers().get("idempotent-replayed").is_none());
     }
@@ -297,14 +282,13 @@ async fn bad_booking_requests_are_refused_and_change_nothing() {
     .await;
     let too_long = "k".repeat(256);
     let resp = app
-        .client
-        .post(app.url("/api/v1/bookings"))
-        .bearer_auth(&customer.access)
-        .header("Idempotency-Key", too_long)
-        .json(&as_provider)
-        .send()
-        .await
-        .unwrap();
+        .post_json_with_key(
+            "/api/v1/bookings",
+            &as_provider,
+            Some(&customer.access),
+            &too_long,
+        )
+        .await;
     assert_problem(resp, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(app.count("bookings").await, 0);
     assert_eq!(app.count("outbox").await, 0);
@@ -327,12 +311,7 @@ async fn bookings_are_visible_to_their_customer_the_listing_provider_and_admins_
         .unwrap();
     let path = format!("/api/v1/bookings/{}", booking["id"].as_str().unwrap());
 
-    let own: Value = app
-        .get(&path, Some(&customer.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let own = app.get_json(&path, Some(&customer.access)).await;
     assert!(own["payment"]["client_secret"].is_string());
     let seen_by_provider = app.get(&path, Some(&provider.access)).await;
     assert_eq!(seen_by_provider.status(), StatusCode::OK);
@@ -358,12 +337,7 @@ async fn bookings_are_visible_to_their_customer_the_listing_provider_and_admins_
         let token = user.access.clone();
         let app = &app;
         async move {
-            let page: Value = app
-                .get("/api/v1/bookings", Some(&token))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let page = app.get_json("/api/v1/bookings", Some(&token)).await;
             page["count"].as_i64().unwrap()
         }
     };
@@ -373,12 +347,9 @@ async fn bookings_are_visible_to_their_customer_the_listing_provider_and_admins_
     assert_eq!(count(&other_provider).await, 0);
     assert_eq!(count(&admin).await, 1);
 
-    let filtered: Value = app
-        .get("/api/v1/bookings?status=expired", Some(&customer.access))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let filtered = app
+        .get_json("/api/v1/bookings?status=expired", Some(&customer.access))
+        .await;
     assert_eq!(filtered["count"], 0);
     assert_problem(
         app.get("/api/v1/bookings?status=lost", Some(&customer.access))
@@ -445,28 +416,28 @@ async fn a_key_whose_answer_was_lost_still_returns_the_booking_it_made() {
     let customer = app.register("customer").await;
     let listing = app.create_listing(&provider, json!({})).await;
     let post = |quantity: i64| {
-        app.client
-            .post(app.url("/api/v1/bookings"))
-            .bearer_auth(&customer.access)
-            .header("Idempotency-Key", "lost-answer")
-            .json(&json!({"listing_id": listing["id"], "quantity": quantity}))
-            .send()
+        let body = json!({"listing_id": listing["id"], "quantity": quantity});
+        let (app, token) = (&app, customer.access.as_str());
+        async move {
+            app.post_json_with_key("/api/v1/bookings", &body, Some(token), "lost-answer")
+                .await
+        }
     };
-    let first: Value = post(2).await.unwrap().json().await.unwrap();
+    let first: Value = post(2).await.json().await.unwrap();
     // The request died after its commit: the stored answer is gone, the booking is not.
     app.db
         .execute_unprepared("DELETE FROM idempotency_keys")
         .await
         .unwrap();
 
-    let again = post(2).await.unwrap();
+    let again = post(2).await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
     app.db
         .execute_unprepared("DELETE FROM idempotency_keys")
         .await
         .unwrap();
-    let different = post(3).await.unwrap();
+    let different = post(3).await;
     assert_problem(
         different,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use orderly_api::auth::TokenKeys;
 use orderly_api::startup::Application;
 use orderly_shared::Settings;
+use orderly_shared::testing::test_id;
 pub use orderly_shared::testing::{RedisServer, create_test_database, env};
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -32,6 +33,19 @@ pub struct TestUser {
     pub refresh: String,
 }
 
+impl TestUser {
+    /// The user in a register or login answer (`{"user", "access", "refresh"}`).
+    fn from_auth_body(email: &str, password: &str, body: &Value) -> Self {
+        Self {
+            id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+            access: body["access"].as_str().unwrap().to_owned(),
+            refresh: body["refresh"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
 /// Starts the API with default test settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -40,7 +54,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the API with some variables overridden.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let test_id = Uuid::new_v4().simple().to_string();
+    let test_id = test_id();
     let database_url = create_test_database(&test_id).await;
     let data_dir = std::env::temp_dir().join(format!("orderly-test-{test_id}"));
     let mut vars: HashMap<String, String> = HashMap::from([
@@ -88,28 +102,46 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        let mut req = self.client.get(self.url(path));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
+    /// Sends `req`, with `token` as its bearer token if given.
+    async fn send(req: RequestBuilder, token: Option<&str>) -> Response {
+        let req = match token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        };
         req.send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        Self::send(self.client.get(self.url(path)), token).await
+    }
+
+    /// The JSON body of a GET, whatever its status.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        self.get(path, token).await.json().await.unwrap()
     }
 
     pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        let mut req = self.client.post(self.url(path)).json(body);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.unwrap()
+        Self::send(self.client.post(self.url(path)).json(body), token).await
+    }
+
+    /// Posts JSON with an `Idempotency-Key` header.
+    pub async fn post_json_with_key(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+        key: &str,
+    ) -> Response {
+        let req = self
+            .client
+            .post(self.url(path))
+            .header("Idempotency-Key", key)
+            .json(body);
+        Self::send(req, token).await
     }
 
     pub async fn patch_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        let mut req = self.client.patch(self.url(path)).json(body);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.unwrap()
+        Self::send(self.client.patch(self.url(path)).json(body), token).await
     }
 
     /// Posts raw bytes with a given content type.
@@ -120,15 +152,12 @@ impl TestApp {
         body: Vec<u8>,
         token: Option<&str>,
     ) -> Response {
-        let mut req = self
+        let req = self
             .client
             .post(self.url(path))
             .header("content-type", content_type)
             .body(body);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.unwrap()
+        Self::send(req, token).await
     }
 
     /// Registers a user with a given role (`customer` or `provider`).
@@ -144,13 +173,7 @@ impl TestApp {
             .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         let body: Value = resp.json().await.unwrap();
-        TestUser {
-            id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
-            email,
-            password,
-            access: body["access"].as_str().unwrap().to_owned(),
-            refresh: body["refresh"].as_str().unwrap().to_owned(),
-        }
+        TestUser::from_auth_body(&email, &password, &body)
     }
 
     /// Makes an admin directly in the database (the API never does) and signs it in.
@@ -166,23 +189,32 @@ impl TestApp {
         self.login(&user.email, &user.password).await
     }
 
+    /// A login attempt, whatever its outcome.
+    pub async fn try_login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// Logs in, asserting it succeeds.
     pub async fn login(&self, email: &str, password: &str) -> TestUser {
-        let resp = self
-            .post_json(
-                "/api/v1/auth/login",
-                &json!({"email": email, "password": password}),
-                None,
-            )
-            .await;
+        let resp = self.try_login(email, password).await;
         assert_eq!(resp.status(), StatusCode::OK);
         let body: Value = resp.json().await.unwrap();
-        TestUser {
-            id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
-            email: email.to_owned(),
-            password: password.to_owned(),
-            access: body["access"].as_str().unwrap().to_owned(),
-            refresh: body["refresh"].as_str().unwrap().to_owned(),
-        }
+        TestUser::from_auth_body(email, password, &body)
+    }
+
+    /// Exchanges a refresh token, whatever the outcome.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh": refresh_token}),
+            None,
+        )
+        .await
     }
 
     /// A listing body starting in 30 days; `changes` overrides fields.

@@ -6,10 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestUser, assert_problem, fields, spawn_app};
 
-async fn listing_row_count(app: &TestApp) -> i64 {
-    app.count("listings").await
-}
-
 #[tokio::test]
 async fn a_provider_creates_a_listing_with_every_seat_free() {
     let app = spawn_app().await;
@@ -20,15 +16,12 @@ async fn a_provider_creates_a_listing_with_every_seat_free() {
     assert_eq!(listing["seats_left"], 12);
     assert_eq!(listing["status"], "published");
     assert_eq!(listing["currency"], "eur");
-    let fetched: Value = app
-        .get(
+    let fetched = app
+        .get_json(
             &format!("/api/v1/listings/{}", listing["id"].as_str().unwrap()),
             None,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(fetched, listing);
 }
 
@@ -50,7 +43,7 @@ async fn customers_and_strangers_cannot_create_listings() {
         "not_authenticated",
     )
     .await;
-    assert_eq!(listing_row_count(&app).await, 0);
+    assert_eq!(app.count("listings").await, 0);
 }
 
 #[tokio::test]
@@ -88,7 +81,7 @@ async fn invalid_listings_are_refused_naming_the_field() {
     )
     .await;
     assert_eq!(fields(&problem), ["price_cents"]);
-    assert_eq!(listing_row_count(&app).await, 0);
+    assert_eq!(app.count("listings").await, 0);
 }
 
 #[tokio::test]
@@ -127,12 +120,9 @@ async fn pages_link_to_their_neighbours_and_keep_the_filters() {
     let provider = app.register("provider").await;
     five_listings(&app, &provider).await;
 
-    let first: Value = app
-        .get("/api/v1/listings?page_size=2&search=event", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = app
+        .get_json("/api/v1/listings?page_size=2&search=event", None)
+        .await;
     assert_eq!(first["count"], 5);
     assert_eq!(first["results"].as_array().unwrap().len(), 2);
     assert!(first["previous"].is_null());
@@ -155,12 +145,9 @@ async fn pages_link_to_their_neighbours_and_keep_the_filters() {
     assert!(last["next"].is_null());
     assert!(last["previous"].as_str().unwrap().contains("page=2"));
 
-    let beyond: Value = app
-        .get("/api/v1/listings?page=9&page_size=2", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let beyond = app
+        .get_json("/api/v1/listings?page=9&page_size=2", None)
+        .await;
     assert_eq!(beyond["count"], 5);
     assert_eq!(beyond["results"].as_array().unwrap().len(), 0);
     assert!(beyond["next"].is_null());
@@ -200,12 +187,9 @@ async fn listings_can_be_filtered_and_ordered() {
     )
     .await;
 
-    let by_price: Value = app
-        .get("/api/v1/listings?ordering=-price_cents&search=event", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let by_price = app
+        .get_json("/api/v1/listings?ordering=-price_cents&search=event", None)
+        .await;
     let prices: Vec<i64> = by_price["results"]
         .as_array()
         .unwrap()
@@ -214,12 +198,9 @@ async fn listings_can_be_filtered_and_ordered() {
         .collect();
     assert_eq!(prices, [5000, 4000, 3000, 2000, 1000]);
 
-    let by_start: Value = app
-        .get("/api/v1/listings?ordering=-starts_at", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let by_start = app
+        .get_json("/api/v1/listings?ordering=-starts_at", None)
+        .await;
     let starts: Vec<String> = by_start["results"]
         .as_array()
         .unwrap()
@@ -230,26 +211,13 @@ async fn listings_can_be_filtered_and_ordered() {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(starts, sorted);
 
-    let theirs: Value = app
-        .get(&format!("/api/v1/listings?provider_id={}", other.id), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let theirs = app
+        .get_json(&format!("/api/v1/listings?provider_id={}", other.id), None)
+        .await;
     assert_eq!(theirs["count"], 1);
-    let found: Value = app
-        .get("/api/v1/listings?search=KAYAK", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let found = app.get_json("/api/v1/listings?search=KAYAK", None).await;
     assert_eq!(found["count"], 1);
-    let percent: Value = app
-        .get("/api/v1/listings?search=100%25", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let percent = app.get_json("/api/v1/listings?search=100%25", None).await;
     assert_eq!(percent["count"], 1, "a % in the search matches itself");
 
     let third_start = mine[2]["starts_at"].as_str().unwrap();
@@ -292,7 +260,7 @@ async fn the_owner_patches_a_listing_and_others_get_403() {
             .await;
         assert_problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
     }
-    let unchanged: Value = app.get(&path, None).await.json().await.unwrap();
+    let unchanged = app.get_json(&path, None).await;
     assert_eq!(unchanged["title"], listing["title"]);
 
     let resp = app
@@ -338,7 +306,7 @@ async fn capacity_cannot_drop_below_the_seats_already_booked() {
         .patch_json(&path, &json!({"capacity": 5}), Some(&owner.access))
         .await;
     assert_problem(resp, StatusCode::CONFLICT, "conflict").await;
-    let same: Value = app.get(&path, None).await.json().await.unwrap();
+    let same = app.get_json(&path, None).await;
     assert_eq!(
         (same["capacity"].as_i64(), same["seats_left"].as_i64()),
         (Some(10), Some(4))
@@ -376,7 +344,7 @@ async fn a_patch_with_unknown_or_invalid_fields_changes_nothing() {
         .await;
         assert_eq!(fields(&problem), [field], "{body}");
     }
-    let after: Value = app.get(&path, None).await.json().await.unwrap();
+    let after = app.get_json(&path, None).await;
     assert_eq!(after, listing);
 }
 
@@ -405,6 +373,29 @@ async fn a_blank_title_and_an_absurd_page_are_422_not_500() {
 }
 
 #[tokio::test]
+async fn a_nul_character_is_422_naming_its_field_not_500() {
+    let app = spawn_app().await;
+    let provider = app.register("provider").await;
+    let body = app.listing_body(json!({"title": "Kayak\u{0}tour"}));
+    let problem = assert_problem(
+        app.post_json("/api/v1/listings", &body, Some(&provider.access))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&problem), ["title"]);
+    let problem = assert_problem(
+        app.get("/api/v1/listings?search=a%00b", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(fields(&problem), ["search"]);
+    assert_eq!(app.count("listings").await, 0);
+}
+
+#[tokio::test]
 async fn creating_a_listing_twice_with_one_key_makes_one_listing() {
     let app = spawn_app().await;
     let provider = app.register("provider").await;
@@ -412,14 +403,13 @@ async fn creating_a_listing_twice_with_one_key_makes_one_listing() {
     let mut ids = Vec::new();
     for _ in 0..2 {
         let resp = app
-            .client
-            .post(app.url("/api/v1/listings"))
-            .bearer_auth(&provider.access)
-            .header("Idempotency-Key", "listing-1")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .post_json_with_key(
+                "/api/v1/listings",
+                &body,
+                Some(&provider.access),
+                "listing-1",
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         ids.push(resp.json::<Value>().await.unwrap()["id"].clone());
     }
