@@ -7,6 +7,7 @@ use std::time::Instant;
 use chrono::Utc;
 use futures::FutureExt;
 use orderly_shared::jobs::{Envelope, JobError, RetryPolicy, outbox};
+use sea_orm::TransactionTrait;
 use tracing::Instrument;
 
 use crate::context::JobContext;
@@ -68,8 +69,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
             tracing::info!(duration_ms, "job done");
         }
         Err(JobError::Permanent(error)) => {
-            outbox::bury(&ctx.db, id, attempt, &error).await?;
-            jobs::on_dead(ctx, envelope, &error).await?;
+            bury(ctx, envelope, &error).await?;
             count(queue, &envelope.job_type, "dead");
             tracing::warn!(duration_ms, error = %error, "job failed permanently; dead");
         }
@@ -88,13 +88,23 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
                 tracing::warn!(duration_ms, error = %error, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
             } else {
                 let error = format!("gave up after {attempt} attempts: {error}");
-                outbox::bury(&ctx.db, id, attempt, &error).await?;
-                jobs::on_dead(ctx, envelope, &error).await?;
+                bury(ctx, envelope, &error).await?;
                 count(queue, &envelope.job_type, "dead");
                 tracing::error!(duration_ms, error = %error, "job out of attempts; dead");
             }
         }
     }
+    Ok(())
+}
+
+/// Marks the job dead with `error` and applies what its death means (a message becomes
+/// `failed`) in one transaction, so a job is never dead in the outbox with its effects
+/// half-applied, and a failure leaves the job to be retried as a whole.
+async fn bury(ctx: &JobContext, envelope: &Envelope, error: &str) -> anyhow::Result<()> {
+    let txn = ctx.db.begin().await?;
+    outbox::bury(&txn, envelope.outbox_id, envelope.attempt, error).await?;
+    jobs::on_dead(&txn, envelope, error).await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -76,7 +76,7 @@ pub async fn run(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobError> 
 /// What happens when a job dies: a message whose delivery job died is marked `failed`
 /// (with the job's error), so that it does not look pending forever.
 pub async fn on_dead(
-    ctx: &JobContext,
+    db: &impl sea_orm::ConnectionTrait,
     envelope: &Envelope,
     error: &str,
 ) -> Result<(), sea_orm::DbErr> {
@@ -88,9 +88,7 @@ pub async fn on_dead(
         _ => None,
     };
     if let Some(id) = notification {
-        use sea_orm::ConnectionTrait;
-        ctx.db
-            .execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
                 sea_orm::DatabaseBackend::Postgres,
                 "UPDATE notifications SET status = 'failed', last_error = $2 WHERE id = $1 AND status <> 'sent'",
                 vec![id.into(), error.to_owned().into()],
