@@ -7,6 +7,33 @@
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::{MigrationTrait, async_trait::async_trait};
 
+/// Implements `MigrationTrait` for a migration module's `Migration` from its `UP` and
+/// `DOWN` SQL (each run as one multi-statement batch).
+macro_rules! raw_sql_migration {
+    () => {
+        #[sea_orm_migration::async_trait::async_trait]
+        impl sea_orm_migration::MigrationTrait for Migration {
+            async fn up(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm_migration::DbErr> {
+                use sea_orm_migration::prelude::ConnectionTrait;
+                manager.get_connection().execute_unprepared(UP).await?;
+                Ok(())
+            }
+
+            async fn down(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm_migration::DbErr> {
+                use sea_orm_migration::prelude::ConnectionTrait;
+                manager.get_connection().execute_unprepared(DOWN).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
 mod m20261121_000001_users_and_auth;
 mod m20261121_000002_listings;
 mod m20261121_000003_bookings_and_payments;

@@ -2,10 +2,7 @@
 //! count that bookings draw from, and the indexes behind the public list's filters,
 //! orderings and `search`.
 
-use sea_orm_migration::prelude::{
-    ConnectionTrait, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager,
-    async_trait::async_trait,
-};
+use sea_orm_migration::prelude::DeriveMigrationName;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -57,15 +54,4 @@ const DOWN: &str = r#"
 DROP TABLE listings;
 "#;
 
-#[async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+raw_sql_migration!();

@@ -1,10 +1,7 @@
 //! Bookings (the orders frontends post), their payments, and the Stripe webhook events
 //! already handled, so that a redelivered event changes nothing.
 
-use sea_orm_migration::prelude::{
-    ConnectionTrait, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager,
-    async_trait::async_trait,
-};
+use sea_orm_migration::prelude::DeriveMigrationName;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -82,15 +79,4 @@ DROP TABLE payments;
 DROP TABLE bookings;
 "#;
 
-#[async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+raw_sql_migration!();

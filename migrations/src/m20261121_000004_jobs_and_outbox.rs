@@ -3,10 +3,7 @@
 //! that wakes the relay, and the notifications that jobs send, one per booking, kind and
 //! channel.
 
-use sea_orm_migration::prelude::{
-    ConnectionTrait, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager,
-    async_trait::async_trait,
-};
+use sea_orm_migration::prelude::DeriveMigrationName;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -84,15 +81,4 @@ DROP TABLE outbox;
 DROP FUNCTION orderly_outbox_notify();
 "#;
 
-#[async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+raw_sql_migration!();

@@ -2,10 +2,7 @@
 //! (whose primary key lets only one scheduler replica run it), and the audit log of who
 //! changed what.
 
-use sea_orm_migration::prelude::{
-    ConnectionTrait, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager,
-    async_trait::async_trait,
-};
+use sea_orm_migration::prelude::DeriveMigrationName;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -53,15 +50,4 @@ DROP TABLE schedule_runs;
 DROP TABLE daily_reports;
 "#;
 
-#[async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+raw_sql_migration!();

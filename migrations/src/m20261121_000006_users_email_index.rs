@@ -2,10 +2,7 @@
 //! every login scanned the table. `email` is already checked to be lower case, so a plain
 //! unique index keeps the same rule and serves the lookup.
 
-use sea_orm_migration::prelude::{
-    ConnectionTrait, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager,
-    async_trait::async_trait,
-};
+use sea_orm_migration::prelude::DeriveMigrationName;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -20,15 +17,4 @@ DROP INDEX users_email_key;
 CREATE UNIQUE INDEX users_email_key ON users (lower(email));
 "#;
 
-#[async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+raw_sql_migration!();
