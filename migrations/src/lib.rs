@@ -40,6 +40,7 @@ mod m20261121_000003_bookings_and_payments;
 mod m20261121_000004_jobs_and_outbox;
 mod m20261121_000005_reports_schedules_audit;
 mod m20261121_000006_users_email_index;
+mod m20261202_000007_pipeline_leases;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_jobs_and_outbox::Migration),
             Box::new(m20261121_000005_reports_schedules_audit::Migration),
             Box::new(m20261121_000006_users_email_index::Migration),
+            Box::new(m20261202_000007_pipeline_leases::Migration),
         ]
     }
 }

@@ -67,9 +67,12 @@ pub enum OutboxStatus {
     /// Committed, not yet pushed to Redis (or due at `run_at`).
     #[sea_orm(string_value = "pending")]
     Pending,
-    /// Pushed to Redis; pushed again after `lease_until` unless completion is reported.
+    /// Pushed to Redis (inside its queue's window), not yet taken by a worker.
     #[sea_orm(string_value = "enqueued")]
     Enqueued,
+    /// Taken by worker `locked_by`, which renews `lease_until` while it runs.
+    #[sea_orm(string_value = "running")]
+    Running,
     #[sea_orm(string_value = "done")]
     Done,
     /// Gave up; visible in the dashboard for retry or discard.
@@ -83,6 +86,7 @@ impl OutboxStatus {
         match self {
             Self::Pending => "pending",
             Self::Enqueued => "enqueued",
+            Self::Running => "running",
             Self::Done => "done",
             Self::Dead => "dead",
         }
@@ -114,6 +118,13 @@ pub struct Model {
     pub completed_at: Option<DateTimeWithTimeZone>,
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
+    /// When the current run was taken by a worker.
+    pub started_at: Option<DateTimeWithTimeZone>,
+    /// The worker process running it.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub locked_by: Option<String>,
+    /// Runs that ended with their worker lost (killed, out of memory) instead of an end.
+    pub worker_losses: i32,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }
