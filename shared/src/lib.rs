@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod entities;
 pub mod jobs;
+pub mod leases;
 pub mod providers;
 pub mod redis_conn;
 pub mod shutdown;

@@ -1,33 +1,87 @@
 //! Runs one job attempt and records how it ended in the outbox: done, retry later (with
 //! backoff and jitter), or dead with its error. Timeouts and panics count as failures too.
+//!
+//! A run starts only through PostgreSQL's fence, so a stale copy of a task does nothing.
+//! The attempt runs in a task of its own: if apalis drops the handler (its queue stream
+//! ended), the attempt still finishes and records its end. While PostgreSQL is down, the
+//! start and the end are retried with backoff, holding the slot: nothing else could
+//! progress without it.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use futures::FutureExt;
-use orderly_shared::jobs::{Envelope, JobError, RetryPolicy, outbox};
+use orderly_shared::jobs::{Envelope, JobError, outbox};
 use sea_orm::TransactionTrait;
 use tracing::Instrument;
 
 use crate::context::JobContext;
 use crate::jobs;
+use crate::runs::Start;
 
-/// Runs `envelope` and records its end. An error means the end could not be recorded
-/// (the database is down): the queue then retries the task, and the outbox lease covers it.
-pub async fn execute(ctx: &JobContext, queue: &str, envelope: &Envelope) -> anyhow::Result<()> {
+/// Runs `envelope` (if the fence says it is this run's) and records its end.
+pub async fn execute(ctx: JobContext, queue: &'static str, envelope: Envelope) {
     let span = tracing::info_span!(
         "job",
         job.queue = queue,
         job.type = %envelope.job_type,
         job.id = %envelope.outbox_id,
-        job.attempt = envelope.attempt,
+        job.attempt = tracing::field::Empty,
         request.id = envelope.request_id.as_deref().unwrap_or(""),
     );
-    run_and_record(ctx, queue, envelope).instrument(span).await
+    let attempt = async move {
+        let Some(attempt) = start(&ctx, &envelope).await else {
+            return;
+        };
+        tracing::Span::current().record("job.attempt", attempt);
+        let mut envelope = envelope;
+        envelope.attempt = attempt;
+        run_and_record(&ctx, queue, &envelope).await;
+        ctx.runs.finish(envelope.outbox_id);
+    };
+    // Its own task: an attempt is never dropped half-way by its queue's stream.
+    let _ = tokio::spawn(attempt.instrument(span)).await;
 }
 
-async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> anyhow::Result<()> {
+/// The longest wait between two tries of a database write that must happen.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Retries `what` with backoff until it succeeds, or gives up when the process stops.
+async fn persist<T, F, Fut>(ctx: &JobContext, what: &str, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "{what} failed; retrying in {} ms", backoff.as_millis());
+                tokio::select! {
+                    () = ctx.stopping.cancelled() => return None,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// The fence: `Some(attempt)` when this task is the row's current run.
+async fn start(ctx: &JobContext, envelope: &Envelope) -> Option<u32> {
+    let (id, claim) = (envelope.outbox_id, envelope.claim);
+    match persist(ctx, "starting a job", || ctx.runs.start(id, claim)).await? {
+        Start::Run(attempt) => Some(attempt),
+        Start::Stale => {
+            tracing::debug!("stale copy of a task; skipped");
+            metrics::counter!("jobs_stale_total").increment(1);
+            None
+        }
+    }
+}
+
+async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
     let started = Instant::now();
     let limits = jobs::limits(&envelope.job_type);
     let outcome = match limits {
@@ -64,46 +118,48 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) -> a
     let attempt = envelope.attempt;
     match outcome {
         Ok(()) => {
-            ctx.completions.record(id, attempt).await?;
+            persist(ctx, "recording a job's end", || {
+                ctx.completions.record(id, attempt)
+            })
+            .await;
             count(queue, &envelope.job_type, "done");
             tracing::info!(duration_ms, "job done");
         }
         Err(JobError::Permanent(error)) => {
-            bury(ctx, envelope, &error).await?;
+            persist(ctx, "recording a dead job", || bury(ctx, envelope, &error)).await;
             count(queue, &envelope.job_type, "dead");
             tracing::warn!(duration_ms, error = %error, "job failed permanently; dead");
         }
         Err(JobError::Transient(error)) => {
-            let mut policy = limits.map_or(RetryPolicy::DEFAULT, |l| l.policy);
-            if let Some(base) = ctx.retry_base_delay {
-                policy.base_delay = base;
-            }
+            let policy = jobs::policy(&envelope.job_type, &ctx.policies);
             let error = format!("{error:#}");
             if policy.may_retry(attempt) {
                 let delay = policy.delay_after(attempt);
-                let retry_at = Utc::now()
-                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1));
-                outbox::retry_later(&ctx.db, id, attempt, retry_at, &error).await?;
+                persist(ctx, "recording a retry", || async {
+                    outbox::retry_later(&ctx.db, id, attempt, delay, &error).await?;
+                    Ok(())
+                })
+                .await;
                 count(queue, &envelope.job_type, "retry");
                 tracing::warn!(duration_ms, error = %error, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
             } else {
                 let error = format!("gave up after {attempt} attempts: {error}");
-                bury(ctx, envelope, &error).await?;
+                persist(ctx, "recording a dead job", || bury(ctx, envelope, &error)).await;
                 count(queue, &envelope.job_type, "dead");
                 tracing::error!(duration_ms, error = %error, "job out of attempts; dead");
             }
         }
     }
-    Ok(())
 }
 
 /// Marks the job dead with `error` and applies what its death means (a message becomes
 /// `failed`) in one transaction, so a job is never dead in the outbox with its effects
 /// half-applied, and a failure leaves the job to be retried as a whole.
-async fn bury(ctx: &JobContext, envelope: &Envelope, error: &str) -> anyhow::Result<()> {
+pub async fn bury(ctx: &JobContext, envelope: &Envelope, error: &str) -> anyhow::Result<()> {
     let txn = ctx.db.begin().await?;
-    outbox::bury(&txn, envelope.outbox_id, envelope.attempt, error).await?;
-    jobs::on_dead(&txn, envelope, error).await?;
+    if outbox::bury(&txn, envelope.outbox_id, envelope.attempt, error).await? {
+        jobs::on_dead(&txn, envelope, error).await?;
+    }
     txn.commit().await?;
     Ok(())
 }

@@ -2,9 +2,12 @@
 //! two. Which queues a process drains is a flag, so deployments scale per queue.
 //!
 //! - [`jobs`]: every job type, in one list;
-//! - [`execute`]: one attempt, its timeout, and its end recorded in the outbox;
-//! - [`relay`] and [`reconciler`]: PostgreSQL's outbox to Redis, and back when Redis lost it;
-//! - [`queues`] and [`wake`]: apalis-redis storages and prompt pick-up.
+//! - [`execute`]: one attempt behind PostgreSQL's fence, its timeout, and its end recorded
+//!   in the outbox; [`runs`]: the fence, the leases of running jobs and the heartbeat;
+//! - [`relay`] and [`reconciler`]: PostgreSQL's outbox to each queue's bounded window in
+//!   Redis, and back when Redis or a worker lost a job;
+//! - [`storage`], [`queues`] and [`wake`]: Orderly's Redis queue storage behind apalis's
+//!   backend traits, and prompt pick-up.
 
 pub mod completions;
 pub mod context;
@@ -14,6 +17,8 @@ pub mod jobs;
 pub mod queues;
 pub mod reconciler;
 pub mod relay;
+pub mod runs;
+pub mod storage;
 pub mod transport;
 pub mod wake;
 
@@ -30,7 +35,7 @@ use orderly_shared::providers::Providers;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::JobContext;
+use crate::context::{JobContext, PolicyOverrides};
 use crate::queues::{QueueTimings, RedisTransport};
 use crate::transport::Transport;
 
@@ -63,16 +68,29 @@ pub struct Cli {
     /// Seconds that running jobs get to finish after SIGTERM.
     #[arg(long, env = "WORKER_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
-    /// Seconds a pushed job may go without a recorded end before it is pushed again.
-    #[arg(long, env = "OUTBOX_LEASE_SECONDS", default_value_t = 300)]
+    /// Seconds a running job's lease lasts without renewal (the heartbeat renews it); a
+    /// job whose worker stops renewing is handed on after it, counting an attempt.
+    #[arg(long, env = "OUTBOX_LEASE_SECONDS", default_value_t = 30)]
     pub lease_seconds: u64,
     /// Seconds between reconciliations of the outbox with Redis.
     #[arg(long, env = "RECONCILE_INTERVAL_SECONDS", default_value_t = 5)]
     pub reconcile_interval_seconds: u64,
+    /// Each queue is filled in Redis up to this multiple of its live workers' concurrency.
+    #[arg(long, env = "QUEUE_WINDOW_FACTOR", default_value_t = 2)]
+    pub window_factor: u32,
+    /// The smallest window of a queue (also while none of its workers is live).
+    #[arg(long, env = "QUEUE_WINDOW_MIN", default_value_t = 64)]
+    pub window_min: u32,
+    /// The largest window of a queue.
+    #[arg(long, env = "QUEUE_WINDOW_MAX", default_value_t = 4096)]
+    pub window_max: u32,
     /// Overrides the first retry delay of every job type, in milliseconds (delays still
     /// double per attempt).
     #[arg(long, env = "JOB_RETRY_BASE_DELAY_MS")]
     pub retry_base_delay_ms: Option<u64>,
+    /// Overrides the attempts (in all) of every job type.
+    #[arg(long, env = "JOB_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
     /// Do not run the outbox relay and reconciler in this process.
     #[arg(long, env = "WORKER_NO_RELAY")]
     pub no_relay: bool,
@@ -133,33 +151,71 @@ pub async fn run_until(
     let redis = orderly_shared::redis_conn::connect(&settings).await?;
     let client = redis::Client::open(settings.redis_url.expose_secret()).context("REDIS_URL")?;
     let providers = Providers::from_settings(&settings)?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    let instance = format!("{host}-{}-{}", std::process::id(), ulid::Ulid::generate());
+    let process = orderly_shared::jobs::workers::WorkerProcess {
+        name: instance.clone(),
+        host,
+        pid: std::process::id(),
+        queues: cli
+            .queues
+            .iter()
+            .map(|q| (*q, cli.concurrency_of(*q)))
+            .collect(),
+    };
+    let lease = Duration::from_secs(cli.lease_seconds.max(2));
+    let runs = runs::Runs::new(db.clone(), process, lease);
+    let policies = PolicyOverrides {
+        base_delay: cli.retry_base_delay_ms.map(Duration::from_millis),
+        max_attempts: cli.max_attempts,
+    };
+    let stopping = CancellationToken::new();
     let ctx = JobContext {
         db: db.clone(),
         providers: providers.clone(),
         completions: completions::Completions::start(db.clone()),
         deliveries: deliveries::Deliveries::start(db.clone(), providers.clone()),
-        retry_base_delay: cli.retry_base_delay_ms.map(Duration::from_millis),
+        runs: runs.clone(),
+        policies,
+        stopping: stopping.clone(),
     };
     let timings = cli.timings();
     let prefix = settings.redis_prefix.clone();
-    let transport: Arc<dyn Transport> =
-        Arc::new(RedisTransport::new(redis.clone(), prefix.clone(), timings));
+    let transport: Arc<dyn Transport> = Arc::new(RedisTransport::new(redis.clone(), prefix.clone()));
     let background = CancellationToken::new();
-    let mut tasks = Vec::new();
+    // The first heartbeat before any queue starts: the relay sizes windows from it.
+    if let Err(e) = runs.beat(&db).await {
+        tracing::warn!(error = %format!("{e:#}"), "first worker heartbeat failed; retrying");
+    }
+    let mut tasks = vec![tokio::spawn(runs.clone().heartbeat(
+        db.clone(),
+        timings.heartbeat,
+        background.clone(),
+    ))];
     if !cli.no_relay {
         let relay_settings = relay::RelaySettings {
-            lease: Duration::from_secs(cli.lease_seconds.max(1)),
+            window: orderly_shared::jobs::outbox::Window {
+                factor: cli.window_factor.max(1),
+                min: cli.window_min.max(1),
+                max: cli.window_max.max(1),
+                live_within: timings.orphan_after().max(Duration::from_secs(5)),
+            },
             ..Default::default()
         };
         tasks.push(tokio::spawn(relay::run(
             db.clone(),
             transport.clone(),
             relay_settings,
+            runs.started(),
             background.clone(),
         )));
-        let reconciler_settings = reconciler::ReconcilerSettings::every(Duration::from_secs(
-            cli.reconcile_interval_seconds.max(1),
-        ));
+        let interval = Duration::from_secs(cli.reconcile_interval_seconds.max(1));
+        let reconciler_settings = reconciler::ReconcilerSettings {
+            interval,
+            grace: interval,
+            holder: instance.clone(),
+            policies,
+        };
         tasks.push(tokio::spawn(reconciler::run(
             db.clone(),
             transport.clone(),
@@ -168,21 +224,12 @@ pub async fn run_until(
         )));
     }
 
-    let instance = format!(
-        "{}-{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
-        std::process::id(),
-        ulid::Ulid::generate()
-    );
     let mut monitor = Monitor::new();
     for queue in cli.queues.iter().copied() {
         let concurrency = cli.concurrency_of(queue);
-        let config = queues::config(&prefix, queue, timings, concurrency.min(FETCH_BATCH));
-        let wake = wake::listen(
-            client.clone(),
-            wake::channel(&queues::queue_key(&prefix, queue)),
-        );
-        let backend = queues::storage(redis.clone(), config)
+        let keys = storage::QueueKeys::new(&prefix, queue);
+        let wake = wake::listen(client.clone(), keys.wake_channel());
+        let backend = queues::storage(redis.clone(), &prefix, queue, timings, concurrency.min(FETCH_BATCH))
             .poll_with_strategy(wake::WakeStrategy::new(wake, Duration::from_secs(1)));
         let ctx = ctx.clone();
         let name = format!("{}-{instance}", queue.as_str());
@@ -205,20 +252,27 @@ pub async fn run_until(
         })
         .shutdown_timeout(grace);
     tracing::info!(
+        worker = %instance,
         orphan_after_s = timings.orphan_after().as_secs(),
+        lease_s = lease.as_secs(),
         shutdown_grace_s = grace.as_secs(),
         relay = !cli.no_relay,
         "orderly-worker started"
     );
-    let stopping = background.clone();
+    let stopping_after_grace = stopping.clone();
     monitor
         .run_with_signal(async move {
             stop.await;
-            stopping.cancel();
+            // Waits for the database give up once the grace period is over.
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                stopping_after_grace.cancel();
+            });
             Ok(())
         })
         .await
         .context("the queue workers failed")?;
+    stopping.cancel();
     background.cancel();
     for task in tasks {
         let _ = task.await;
@@ -227,13 +281,14 @@ pub async fn run_until(
     Ok(())
 }
 
-/// The apalis handler of every queue: run the job and record its end.
+/// The apalis handler of every queue: run the job and record its end. It always succeeds
+/// as far as Redis is concerned: PostgreSQL holds the job's end, and any copy of the task
+/// left in Redis is fenced out.
 async fn handle(
     envelope: Envelope,
     ctx: Data<JobContext>,
     queue: Data<Queue>,
 ) -> Result<(), BoxDynError> {
-    execute::execute(&ctx, queue.as_str(), &envelope)
-        .await
-        .map_err(|e| BoxDynError::from(format!("{e:#}")))
+    execute::execute((*ctx).clone(), queue.as_str(), envelope).await;
+    Ok(())
 }

@@ -1,96 +1,142 @@
-//! The reconciler: makes sure every job recorded in PostgreSQL reaches an end.
+//! The reconciler: makes sure every job recorded in PostgreSQL reaches an end. One runs at
+//! a time across all worker processes (the `reconciler` lease); each round is bounded.
 //!
-//! Every `interval` it (1) hands back outbox rows whose lease ran out with no recorded end;
-//! (2) hands back at once rows pushed more than `grace` ago whose task Redis no longer
-//! holds (Redis restarted empty, the relay died between claim and push) or holds as
-//! finished although the outbox recorded no end (the end could not be written); the relay
-//! then pushes them again, as new tasks; (3) expires unpaid bookings whose hold ended more
-//! than a minute ago (a sweep behind the `expire_booking` jobs); (4) drops finished tasks'
-//! data from Redis after [`REDIS_RETENTION`] (PostgreSQL keeps the record) and expired
-//! idempotency keys. Jobs held by a worker that died stay in Redis and come back through
-//! the queue's own orphan recovery.
+//! Every `interval` the lease holder (1) hands on runs whose worker stopped renewing their
+//! lease: the lost run counts as an attempt, and after the job type's limit the job is dead
+//! with "worker lost N times"; (2) hands back at once rows pushed more than `grace` ago
+//! that Redis no longer holds (Redis restarted empty, the relay died between claim and
+//! push): the relay pushes them again as new tasks; a row Redis still holds is never pushed
+//! again merely because it is old; (3) expires unpaid bookings whose hold ended more than a
+//! minute ago (a sweep behind the `expire_booking` jobs) and drops expired idempotency
+//! keys; (4) forgets worker processes silent for an hour. Tasks fetched by a worker that
+//! died go back to their queue through the storage's own heartbeat (Redis's clock).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_shared::jobs::{Queue, outbox};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use orderly_shared::jobs::{Queue, outbox, workers};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::queues::PURGE_SAMPLE;
+use crate::context::PolicyOverrides;
+use crate::jobs;
 use crate::transport::Transport;
 
 /// Reconciler tuning.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReconcilerSettings {
     /// How often it runs.
     pub interval: Duration,
     /// How long after a push a job may be absent from Redis before it counts as lost
     /// (covers a push still in flight).
     pub grace: Duration,
+    /// This process, as the lease holder.
+    pub holder: String,
+    /// Retry-policy overrides, for runs whose worker was lost.
+    pub policies: PolicyOverrides,
 }
 
-impl ReconcilerSettings {
-    /// Runs every `interval`, with a grace of the same length.
-    pub fn every(interval: Duration) -> Self {
-        Self {
-            interval,
-            grace: interval,
-        }
-    }
-}
+/// Most rows one round looks at per step.
+const ROUND_LIMIT: u64 = 1000;
+/// The lease's name.
+const LEASE: &str = "reconciler";
 
-/// Runs until `stop` is cancelled.
+/// Runs until `stop` is cancelled, reconciling while it holds the lease.
 pub async fn run(
     db: DatabaseConnection,
     transport: Arc<dyn Transport>,
     settings: ReconcilerSettings,
     stop: CancellationToken,
 ) {
+    let ttl = settings.interval * 3;
     loop {
-        if let Err(e) = reconcile_once(&db, transport.as_ref(), &settings).await {
-            tracing::warn!(error = %format!("{e:#}"), "reconciliation failed; retrying next round");
+        match orderly_shared::leases::acquire(&db, LEASE, &settings.holder, ttl).await {
+            Ok(Some(_)) => {
+                if let Err(e) = reconcile_once(&db, transport.as_ref(), &settings).await {
+                    tracing::warn!(error = %format!("{e:#}"), "reconciliation failed; retrying next round");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot take the reconciler lease"),
         }
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(settings.interval) => {}
         }
     }
+    let _ = orderly_shared::leases::release(&db, LEASE, &settings.holder).await;
 }
 
-/// One round; returns how many jobs were handed back.
+/// One round; returns how many jobs were handed back or on.
 pub async fn reconcile_once(
     db: &DatabaseConnection,
     transport: &dyn Transport,
     settings: &ReconcilerSettings,
 ) -> anyhow::Result<u64> {
-    let mut handed_back = outbox::reclaim_expired(db).await?;
+    let mut handed_back = hand_on_lapsed(db, &settings.policies).await?;
     for queue in Queue::ALL {
-        let pushed = outbox::pushed_before(db, queue, settings.grace).await?;
-        for chunk in pushed.chunks(1000) {
-            let lost = transport.lost(queue, chunk).await?;
-            if !lost.is_empty() {
-                handed_back += outbox::reclaim(db, &lost).await?;
-            }
+        let pushed = outbox::pushed_before(db, queue, settings.grace, ROUND_LIMIT).await?;
+        let lost = transport.lost(queue, &pushed).await?;
+        if !lost.is_empty() {
+            handed_back += outbox::reclaim(db, &lost).await?;
         }
-        purge_finished(transport, queue).await?;
     }
     sweep_expired_holds(db).await?;
     if handed_back > 0 {
         tracing::warn!(
             jobs = handed_back,
-            "handed back jobs that never reported an end"
+            "handed back jobs that Redis lost or whose worker was lost"
         );
         metrics::counter!("outbox_reclaimed_total").increment(handed_back);
     }
-    db.execute_unprepared("DELETE FROM idempotency_keys WHERE expires_at < now()")
-        .await?;
+    db.execute_unprepared(
+        "DELETE FROM idempotency_keys WHERE ctid IN
+           (SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT 1000)",
+    )
+    .await?;
+    workers::prune(db, Duration::from_secs(3600)).await?;
     Ok(handed_back)
 }
 
-/// How long Redis keeps a finished task's data.
-pub const REDIS_RETENTION: Duration = Duration::from_secs(600);
+/// Runs whose worker stopped renewing their lease: each counts as an attempt; retried with
+/// the job type's backoff, or dead past its limit (with what that death means applied).
+async fn hand_on_lapsed(db: &DatabaseConnection, policies: &PolicyOverrides) -> anyhow::Result<u64> {
+    let txn = db.begin().await?;
+    let lapsed = outbox::lapsed(&txn, ROUND_LIMIT).await?;
+    let mut decided = Vec::with_capacity(lapsed.len());
+    for run in &lapsed {
+        let envelope = &run.envelope;
+        let policy = jobs::policy(&envelope.job_type, policies);
+        let losses = run.worker_losses + 1;
+        let worker = run.worker.as_deref().unwrap_or("unknown");
+        if policy.may_retry(envelope.attempt) {
+            decided.push(outbox::HandOn {
+                id: envelope.outbox_id,
+                retry_in: Some(policy.delay_after(envelope.attempt)),
+                error: format!(
+                    "worker {worker} lost during attempt {} (worker lost {losses} times)",
+                    envelope.attempt
+                ),
+            });
+        } else {
+            let error = format!(
+                "worker lost {losses} times; gave up after {} attempts (last worker {worker})",
+                envelope.attempt
+            );
+            jobs::on_dead(&txn, envelope, &error).await?;
+            tracing::error!(job.id = %envelope.outbox_id, job.type = %envelope.job_type, error = %error, "job dead");
+            decided.push(outbox::HandOn {
+                id: envelope.outbox_id,
+                retry_in: None,
+                error,
+            });
+        }
+    }
+    let n = outbox::hand_on_lapsed(&txn, &decided).await?;
+    txn.commit().await?;
+    Ok(n)
+}
 
 /// Expires unpaid bookings whose hold ended over a minute ago, in case their job was lost.
 async fn sweep_expired_holds(db: &DatabaseConnection) -> anyhow::Result<()> {
@@ -109,22 +155,4 @@ async fn sweep_expired_holds(db: &DatabaseConnection) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Most time one round spends purging one queue's finished tasks.
-const PURGE_BUDGET: Duration = Duration::from_millis(500);
-
-/// Drops finished tasks older than [`REDIS_RETENTION`]: purge calls sample the finished
-/// sets, so they repeat while a call still finds many old ones (a busy queue finishes far
-/// more than one sample per round), within [`PURGE_BUDGET`].
-async fn purge_finished(transport: &dyn Transport, queue: Queue) -> anyhow::Result<()> {
-    let cutoff =
-        chrono::Utc::now() - chrono::Duration::from_std(REDIS_RETENTION).unwrap_or_default();
-    let started = std::time::Instant::now();
-    loop {
-        let removed = transport.purge_finished(queue, cutoff.timestamp()).await?;
-        if removed < PURGE_SAMPLE / 10 || started.elapsed() >= PURGE_BUDGET {
-            return Ok(());
-        }
-    }
 }

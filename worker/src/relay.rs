@@ -1,17 +1,21 @@
-//! The outbox relay: moves due outbox rows to their Redis queues.
+//! The outbox relay: moves due outbox rows into their Redis queues, each only as far ahead
+//! of its workers as its window (`outbox::Window`), and refills a window as runs start.
 //!
-//! Woken at once by `NOTIFY orderly_outbox` (sent when a transaction that enqueued commits),
-//! and otherwise at the next row's `run_at` or after `poll` at the latest. Several relays
-//! (one per worker process) are safe: rows are claimed with `FOR UPDATE SKIP LOCKED`.
+//! Woken at once by `NOTIFY orderly_outbox` (sent when a transaction that enqueued commits)
+//! and by this process's runs starting; otherwise at the next row's `run_at` (by the
+//! database's clock) or after `poll` at the latest. A lost `LISTEN` connection is rebuilt.
+//! Several relays (one per worker process) are safe: rows are claimed with `FOR UPDATE
+//! SKIP LOCKED`, and each window is bounded by the number of relays claiming at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use orderly_shared::jobs::outbox::Window;
 use orderly_shared::jobs::{Envelope, Queue, outbox};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::PgListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::Transport;
@@ -19,10 +23,10 @@ use crate::transport::Transport;
 /// Relay tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
-    /// Rows claimed per round trip.
+    /// Rows claimed per queue per round trip.
     pub batch: u64,
-    /// How long a pushed job may go without a recorded end before it is pushed again.
-    pub lease: Duration,
+    /// How far each queue is filled ahead of its workers.
+    pub window: Window,
     /// The longest sleep when nothing wakes the relay.
     pub poll: Duration,
 }
@@ -31,21 +35,34 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             batch: 500,
-            lease: Duration::from_secs(300),
+            window: Window::default(),
             poll: Duration::from_secs(1),
         }
     }
 }
 
-/// Runs the relay until `stop` is cancelled.
+/// The longest wait for a full window to drain before claiming again, when nothing in this
+/// process signals that runs started (their workers are in other processes).
+const FULL_WINDOW_POLL: Duration = Duration::from_millis(100);
+/// How often a lost `LISTEN` is tried again.
+const RELISTEN_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs the relay until `stop` is cancelled; `started` is notified when runs start.
 pub async fn run(
     db: DatabaseConnection,
     transport: Arc<dyn Transport>,
     settings: RelaySettings,
+    started: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let mut listener = listen(&db).await;
+    let mut listened_at = Instant::now();
+    let mut full_wait = Duration::from_millis(5);
     loop {
+        if listener.is_none() && listened_at.elapsed() >= RELISTEN_EVERY {
+            listener = listen(&db).await;
+            listened_at = Instant::now();
+        }
         let pushed = match relay_once(&db, transport.as_ref(), &settings).await {
             Ok(n) => n,
             Err(e) => {
@@ -56,23 +73,29 @@ pub async fn run(
         if pushed as u64 >= settings.batch {
             continue;
         }
-        let wait = match outbox::next_due(&db).await {
-            Ok(Some(at)) => (at - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(settings.poll),
-            _ => settings.poll,
+        let wait = match outbox::next_due_in(&db).await {
+            // Due rows that found no room: their windows are full until runs start.
+            Ok(Some(due)) if due.is_zero() && pushed == 0 => {
+                full_wait = (full_wait * 2).min(FULL_WINDOW_POLL);
+                full_wait
+            }
+            Ok(Some(due)) if due.is_zero() => continue,
+            Ok(Some(due)) => due.min(settings.poll),
+            Ok(None) => settings.poll,
+            Err(_) => settings.poll,
         };
-        if wait.is_zero() && pushed > 0 {
-            continue;
+        if pushed > 0 {
+            full_wait = Duration::from_millis(5);
         }
-        let wait = wait.max(Duration::from_millis(5));
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+            () = started.notified() => {}
             woken = notified(&mut listener) => {
                 if !woken {
+                    tracing::warn!("lost the outbox LISTEN connection; rebuilding it");
                     listener = listen(&db).await;
+                    listened_at = Instant::now();
                 }
             }
         }
@@ -80,13 +103,14 @@ pub async fn run(
     tracing::info!("outbox relay stopped");
 }
 
-/// One round: claim due rows, push them, hand them back if the push fails.
+/// One round: claim due rows into their windows, push them, hand them back if the push
+/// fails.
 pub async fn relay_once(
     db: &DatabaseConnection,
     transport: &dyn Transport,
     settings: &RelaySettings,
 ) -> anyhow::Result<usize> {
-    let claimed = outbox::claim_due(db, settings.batch, settings.lease).await?;
+    let claimed = outbox::claim_due(db, settings.batch, settings.window).await?;
     if claimed.is_empty() {
         return Ok(0);
     }
@@ -126,14 +150,14 @@ async fn listen(db: &DatabaseConnection) -> Option<PgListener> {
     let mut listener = match PgListener::connect_with(pool).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot LISTEN for outbox inserts; polling only");
+            tracing::warn!(error = %e, "cannot LISTEN for outbox inserts; polling until it can");
             return None;
         }
     };
     match listener.listen("orderly_outbox").await {
         Ok(()) => Some(listener),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot LISTEN for outbox inserts; polling only");
+            tracing::warn!(error = %e, "cannot LISTEN for outbox inserts; polling until it can");
             None
         }
     }
@@ -142,7 +166,16 @@ async fn listen(db: &DatabaseConnection) -> Option<PgListener> {
 /// Waits for a notification; `false` if the listener is gone (then it is rebuilt).
 async fn notified(listener: &mut Option<PgListener>) -> bool {
     match listener {
-        Some(l) => l.recv().await.is_ok(),
+        Some(l) => match l.try_recv().await {
+            Ok(Some(_)) => true,
+            // The connection dropped: sqlx reconnects and re-LISTENs on the next call, but
+            // a notification may have been missed, so the caller relays at once.
+            Ok(None) => true,
+            Err(_) => {
+                *listener = None;
+                false
+            }
+        },
         None => std::future::pending().await,
     }
 }

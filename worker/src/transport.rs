@@ -12,12 +12,7 @@ pub trait Transport: Send + Sync {
     /// nothing.
     async fn push(&self, queue: Queue, jobs: &[Envelope]) -> anyhow::Result<()>;
 
-    /// Of `jobs` (all on `queue`, all still `enqueued` in the outbox), those that will not
-    /// run: the queue does not hold the task, or holds it as finished (so its end could
-    /// not be recorded).
+    /// Of `jobs` (all on `queue`, all still `enqueued` in the outbox), those the queue no
+    /// longer holds, neither waiting nor fetched by a worker: they will never run.
     async fn lost(&self, queue: Queue, jobs: &[Pushed]) -> anyhow::Result<Vec<Pushed>>;
-
-    /// Drops the data of some tasks that finished before `cutoff` (Unix seconds), from a
-    /// sample of each finished set; returns how many went. Call again while it removes many.
-    async fn purge_finished(&self, queue: Queue, cutoff: i64) -> anyhow::Result<u64>;
 }

@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod kinds;
 pub mod outbox;
 pub mod policy;
+pub mod workers;
 
 use std::time::Duration;
 

@@ -1,10 +1,15 @@
 //! The outbox: PostgreSQL's record of every job, from enqueue to completion.
 //!
-//! `enqueue` writes a row in the caller's transaction. The relay `claim_due`s rows (several
-//! relays are safe: `FOR UPDATE SKIP LOCKED`) and pushes them to Redis under a lease; the
-//! worker records how each attempt ended; `reclaim_expired` hands back rows whose lease ran
-//! out without a recorded end (Redis lost them, or a relay died between claim and push).
+//! `enqueue` writes a row in the caller's transaction (`pending`). The relay `claim_due`s
+//! rows into each queue's window (`enqueued`: several relays are safe, `FOR UPDATE SKIP
+//! LOCKED`) and pushes them to Redis. A worker that fetches one first `start_many`s it
+//! (`running`): the fence that makes any stale Redis copy a no-op, and the start of the
+//! run's lease, which the worker renews while it runs. The worker records how the run
+//! ended; the reconciler hands back rows that Redis lost (`reclaim`) and runs whose worker
+//! stopped renewing them (`lose_lapsed`). Every time that decides anything is PostgreSQL's
+//! `now()`: one clock, whatever the workers' clocks say.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -120,29 +125,76 @@ pub struct Claimed {
     pub envelope: Envelope,
 }
 
-/// Claims up to `limit` due rows for `lease`, marking them `enqueued`.
+/// How far ahead of its workers a queue is filled in Redis: `factor` × the concurrency of
+/// the queue's live workers, within `min..=max` (`min` also while no worker is live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Multiple of the live workers' total concurrency.
+    pub factor: u32,
+    /// The smallest window.
+    pub min: u32,
+    /// The largest window.
+    pub max: u32,
+    /// A worker counts as live while its last heartbeat is this recent.
+    pub live_within: Duration,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            factor: 2,
+            min: 64,
+            max: 4096,
+            live_within: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Claims due rows into each queue's window (at most `limit` per queue), marking them
+/// `enqueued`. A queue whose window is full gets nothing, whatever its backlog: PostgreSQL
+/// holds the backlog, Redis only what the workers are about to take.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     limit: u64,
-    lease: Duration,
+    window: Window,
 ) -> Result<Vec<Claimed>, DbErr> {
+    let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
     let sql = format!(
-        "WITH due AS (
-            SELECT id FROM outbox
-             WHERE status = 'pending' AND run_at <= now()
-             ORDER BY run_at
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED)
+        "WITH live AS (
+            SELECT u.queue, sum(u.n)::bigint AS concurrency
+              FROM workers w, unnest(w.queues, w.concurrency) AS u(queue, n)
+             WHERE w.heartbeat_at > now() - make_interval(secs => $3)
+             GROUP BY u.queue),
+         room AS (
+            SELECT q.queue,
+                   GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
+                            - (SELECT count(*) FROM outbox e
+                                WHERE e.status = 'enqueued' AND e.queue = q.queue), 0) AS room
+              FROM unnest($2::text[]) AS q(queue) LEFT JOIN live l ON l.queue = q.queue),
+         due AS (
+            SELECT d.id FROM room r CROSS JOIN LATERAL (
+                SELECT id FROM outbox
+                 WHERE status = 'pending' AND queue = r.queue AND run_at <= now()
+                 ORDER BY run_at
+                 LIMIT LEAST(r.room, $1)
+                 FOR UPDATE SKIP LOCKED) d
+             WHERE r.room > 0)
          UPDATE outbox o
-            SET status = 'enqueued', enqueued_at = now(),
-                lease_until = now() + make_interval(secs => $2)
+            SET status = 'enqueued', enqueued_at = now(), lease_until = NULL, locked_by = NULL
            FROM due WHERE o.id = due.id
          RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, {CLAIM_MS} AS claim"
     );
     let rows = db
         .query_all_raw(stmt(
             &sql,
-            vec![(limit as i64).into(), lease.as_secs_f64().into()],
+            vec![
+                (limit as i64).into(),
+                queues.into(),
+                window.live_within.as_secs_f64().into(),
+                i64::from(window.factor).into(),
+                i64::from(window.min).into(),
+                i64::from(window.max.max(window.min)).into(),
+            ],
         ))
         .await?;
     rows.into_iter()
@@ -166,12 +218,81 @@ pub async fn claim_due(
 }
 
 /// A claim's time in Unix milliseconds, as it goes into the task id (`enqueued_at` of the
-/// row). Shared by [`claim_due`], [`pushed_before`] and [`reclaim`] so that they agree.
+/// row). Shared by [`claim_due`], [`start_many`], [`pushed_before`] and [`reclaim`] so that
+/// they agree.
 const CLAIM_MS: &str = "(extract(epoch FROM enqueued_at) * 1000)::bigint";
 
 /// The attempt a claim runs, from the attempts already recorded.
 fn next_attempt(attempts: i32) -> u32 {
     attempts.max(0) as u32 + 1
+}
+
+/// Starts the runs of `(outbox id, claim)` for `worker`, each under a lease of `lease`:
+/// only rows still `enqueued` under that very claim start, so a stale copy of a task (run
+/// already, pushed again since, or taken by another worker) starts nothing. Returns the
+/// attempt number of each run that started.
+pub async fn start_many(
+    db: &impl ConnectionTrait,
+    runs: &[(Uuid, i64)],
+    worker: &str,
+    lease: Duration,
+) -> Result<HashMap<Uuid, u32>, DbErr> {
+    if runs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
+    let claims: Vec<i64> = runs.iter().map(|(_, c)| *c).collect();
+    let sql = format!(
+        "UPDATE outbox o
+            SET status = 'running', started_at = now(), attempts = o.attempts + 1,
+                lease_until = now() + make_interval(secs => $3), locked_by = $4
+           FROM unnest($1::uuid[], $2::bigint[]) AS s(id, claim)
+          WHERE o.id = s.id AND o.status = 'enqueued' AND {claim} = s.claim
+         RETURNING o.id, o.attempts",
+        claim = CLAIM_MS.replace("enqueued_at", "o.enqueued_at"),
+    );
+    let rows = db
+        .query_all_raw(stmt(
+            &sql,
+            vec![
+                ids.into(),
+                claims.into(),
+                lease.as_secs_f64().into(),
+                worker.to_owned().into(),
+            ],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("", "id")?;
+            let attempts: i32 = row.try_get("", "attempts")?;
+            Ok((id, attempts.max(1) as u32))
+        })
+        .collect()
+}
+
+/// Renews the leases of `worker`'s runs `ids` (those it still holds).
+pub async fn renew(
+    db: &impl ConnectionTrait,
+    worker: &str,
+    ids: &[Uuid],
+    lease: Duration,
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = db
+        .execute_raw(stmt(
+            "UPDATE outbox SET lease_until = now() + make_interval(secs => $3)
+              WHERE id = ANY($1) AND status = 'running' AND locked_by = $2",
+            vec![
+                ids.to_vec().into(),
+                worker.to_owned().into(),
+                lease.as_secs_f64().into(),
+            ],
+        ))
+        .await?;
+    Ok(result.rows_affected())
 }
 
 /// A row that was pushed, as the queue knows it.
@@ -185,20 +306,28 @@ pub struct Pushed {
     pub task_id: String,
 }
 
-/// The rows of `queue` pushed more than `grace` ago and still without a recorded end.
+/// Up to `limit` rows of `queue` pushed more than `grace` ago and not yet taken by a
+/// worker (bounded by the queue's window), oldest first.
 pub async fn pushed_before(
     db: &impl ConnectionTrait,
     queue: Queue,
     grace: Duration,
+    limit: u64,
 ) -> Result<Vec<Pushed>, DbErr> {
     let sql = format!(
         "SELECT id, attempts, {CLAIM_MS} AS claim FROM outbox
-          WHERE status = 'enqueued' AND queue = $1 AND enqueued_at < now() - make_interval(secs => $2)"
+          WHERE status = 'enqueued' AND queue = $1 AND enqueued_at < now() - make_interval(secs => $2)
+          ORDER BY enqueued_at
+          LIMIT $3"
     );
     let rows = db
         .query_all_raw(stmt(
             &sql,
-            vec![queue.as_str().into(), grace.as_secs_f64().into()],
+            vec![
+                queue.as_str().into(),
+                grace.as_secs_f64().into(),
+                (limit as i64).into(),
+            ],
         ))
         .await?;
     rows.into_iter()
@@ -225,21 +354,27 @@ pub async fn unclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DbEr
     Ok(())
 }
 
-/// When the next pending row falls due, if any.
-pub async fn next_due(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
+/// How long until the next pending row falls due (zero if one is due now), by the
+/// database's clock; `None` when nothing is pending.
+pub async fn next_due_in(db: &impl ConnectionTrait) -> Result<Option<Duration>, DbErr> {
     let row = db
         .query_one_raw(stmt(
-            "SELECT min(run_at) AS next FROM outbox WHERE status = 'pending'",
+            "SELECT GREATEST(extract(epoch FROM min(run_at) - now()), 0)::float8 AS secs
+               FROM outbox WHERE status = 'pending'",
             vec![],
         ))
         .await?;
     Ok(match row {
-        Some(row) => row.try_get::<Option<DateTime<Utc>>>("", "next")?,
+        Some(row) => row
+            .try_get::<Option<f64>>("", "secs")?
+            .map(|s| Duration::from_secs_f64(s.max(0.0))),
         None => None,
     })
 }
 
-/// Records several successes in one statement.
+/// Records several successful runs `(id, attempt)` in one statement. A run that is no
+/// longer the row's latest (its worker was counted lost and the job handed on) records
+/// nothing.
 pub async fn complete_many(db: &impl ConnectionTrait, done: &[(Uuid, u32)]) -> Result<(), DbErr> {
     if done.is_empty() {
         return Ok(());
@@ -248,36 +383,36 @@ pub async fn complete_many(db: &impl ConnectionTrait, done: &[(Uuid, u32)]) -> R
     let attempts: Vec<i32> = done.iter().map(|(_, a)| *a as i32).collect();
     db.execute_raw(stmt(
         "UPDATE outbox o
-            SET status = 'done', completed_at = now(), lease_until = NULL,
-                attempts = GREATEST(o.attempts, d.attempt)
+            SET status = 'done', completed_at = now(), lease_until = NULL
            FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
-          WHERE o.id = d.id AND o.status <> 'done'",
+          WHERE o.id = d.id AND o.attempts = d.attempt AND o.status NOT IN ('done', 'dead')",
         vec![ids.into(), attempts.into()],
     ))
     .await?;
     Ok(())
 }
 
-/// Records a failed attempt to be retried at `retry_at`.
+/// Records that run `attempt` of `id` failed, to be retried `delay` from now (the
+/// database's now).
 pub async fn retry_later(
     db: &impl ConnectionTrait,
     id: Uuid,
     attempt: u32,
-    retry_at: DateTime<Utc>,
+    delay: Duration,
     error: &str,
 ) -> Result<(), DbErr> {
     // The NOTIFY tells a sleeping relay about the new due time.
     db.execute_raw(stmt(
         "WITH retried AS (
-            UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts, $2), run_at = $3,
-                   last_error = $4, lease_until = NULL
-             WHERE id = $1 AND status NOT IN ('done', 'dead')
+            UPDATE outbox SET status = 'pending', run_at = now() + make_interval(secs => $3),
+                   last_error = $4, lease_until = NULL, locked_by = NULL
+             WHERE id = $1 AND attempts = $2 AND status NOT IN ('done', 'dead')
             RETURNING 1)
          SELECT pg_notify('orderly_outbox', '') FROM retried",
         vec![
             id.into(),
             (attempt as i32).into(),
-            retry_at.into(),
+            delay.as_secs_f64().into(),
             error.to_owned().into(),
         ],
     ))
@@ -285,30 +420,107 @@ pub async fn retry_later(
     Ok(())
 }
 
-/// Records a job as dead (permanent failure, or out of attempts), keeping its error.
+/// Records run `attempt` of `id` as dead (permanent failure, or out of attempts), keeping
+/// its error. Returns whether it was still the row's latest run (and so is now dead).
 pub async fn bury(
     db: &impl ConnectionTrait,
     id: Uuid,
     attempt: u32,
     error: &str,
-) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        "UPDATE outbox SET status = 'dead', attempts = GREATEST(attempts, $2), last_error = $3,
-                completed_at = now(), lease_until = NULL
-          WHERE id = $1 AND status <> 'done'",
-        vec![id.into(), (attempt as i32).into(), error.to_owned().into()],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Returns rows whose lease ran out with no recorded end to `pending`, due now.
-pub async fn reclaim_expired(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+) -> Result<bool, DbErr> {
     let result = db
         .execute_raw(stmt(
-            "UPDATE outbox SET status = 'pending', run_at = now(), lease_until = NULL
-              WHERE status = 'enqueued' AND lease_until < now()",
-            vec![],
+            "UPDATE outbox SET status = 'dead', last_error = $3, completed_at = now(),
+                    lease_until = NULL
+              WHERE id = $1 AND attempts = $2 AND status NOT IN ('done', 'dead')",
+            vec![id.into(), (attempt as i32).into(), error.to_owned().into()],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A run whose worker stopped renewing its lease: killed, out of memory, partitioned.
+#[derive(Debug, Clone)]
+pub struct Lapsed {
+    /// The outbox row, as an envelope of its last run.
+    pub envelope: Envelope,
+    /// Runs of this row lost before this one.
+    pub worker_losses: u32,
+    /// The worker that held it.
+    pub worker: Option<String>,
+}
+
+/// Locks up to `limit` runs whose lease ran out (call inside a transaction, then
+/// [`hand_on_lapsed`] in the same one).
+pub async fn lapsed(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<Lapsed>, DbErr> {
+    let rows = db
+        .query_all_raw(stmt(
+            "SELECT id, job_type, payload, request_id, attempts, worker_losses, locked_by,
+                    (extract(epoch FROM enqueued_at) * 1000)::bigint AS claim
+               FROM outbox
+              WHERE status = 'running' AND lease_until < now()
+              ORDER BY lease_until
+              LIMIT $1
+                FOR UPDATE SKIP LOCKED",
+            vec![(limit as i64).into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let attempts: i32 = row.try_get("", "attempts")?;
+            let losses: i32 = row.try_get("", "worker_losses")?;
+            Ok(Lapsed {
+                envelope: Envelope {
+                    outbox_id: row.try_get("", "id")?,
+                    job_type: row.try_get("", "job_type")?,
+                    payload: row.try_get("", "payload")?,
+                    request_id: row.try_get("", "request_id")?,
+                    attempt: attempts.max(1) as u32,
+                    claim: row.try_get::<Option<i64>>("", "claim")?.unwrap_or_default(),
+                },
+                worker_losses: losses.max(0) as u32,
+                worker: row.try_get("", "locked_by")?,
+            })
+        })
+        .collect()
+}
+
+/// What becomes of a lapsed run: retried after `Some(delay)`, or dead (`None`), with `error`.
+#[derive(Debug, Clone)]
+pub struct HandOn {
+    /// The outbox row.
+    pub id: Uuid,
+    /// When to retry; `None`: the job is dead.
+    pub retry_in: Option<Duration>,
+    /// What is recorded as its last error.
+    pub error: String,
+}
+
+/// Records lapsed runs as lost: each counts as an attempt and a worker loss, and is retried
+/// or dead as decided.
+pub async fn hand_on_lapsed(db: &impl ConnectionTrait, decided: &[HandOn]) -> Result<u64, DbErr> {
+    if decided.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = decided.iter().map(|d| d.id).collect();
+    // A negative delay stands for "dead": arrays cannot carry NULLs here.
+    let delays: Vec<f64> = decided
+        .iter()
+        .map(|d| d.retry_in.map_or(-1.0, |r| r.as_secs_f64()))
+        .collect();
+    let errors: Vec<String> = decided.iter().map(|d| d.error.clone()).collect();
+    let result = db
+        .execute_raw(stmt(
+            "UPDATE outbox o
+                SET status = CASE WHEN d.delay < 0 THEN 'dead' ELSE 'pending' END,
+                    run_at = CASE WHEN d.delay < 0 THEN o.run_at
+                                  ELSE now() + make_interval(secs => d.delay) END,
+                    completed_at = CASE WHEN d.delay < 0 THEN now() ELSE NULL END,
+                    worker_losses = o.worker_losses + 1,
+                    last_error = d.error, lease_until = NULL, locked_by = NULL
+               FROM unnest($1::uuid[], $2::float8[], $3::text[]) AS d(id, delay, error)
+              WHERE o.id = d.id AND o.status = 'running' AND o.lease_until < now()",
+            vec![ids.into(), delays.into(), errors.into()],
         ))
         .await?;
     wake_relays(db, result.rows_affected()).await

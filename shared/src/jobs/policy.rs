@@ -16,9 +16,11 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// 8 attempts, 2 s doubling up to 10 minutes (about 20 minutes in all).
+    /// 20 attempts, 2 s doubling up to 10 minutes: the retries span 1 to 2 hours (each
+    /// delay is drawn from the upper half of its step), longer than a routine SMTP,
+    /// Twilio or Stripe incident.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
-        max_attempts: 8,
+        max_attempts: 20,
         base_delay: Duration::from_secs(2),
         max_delay: Duration::from_secs(600),
     };
@@ -31,14 +33,23 @@ impl RetryPolicy {
     /// The delay before attempt `attempts + 1`: a random point in the upper half of
     /// `base × 2^(attempts-1)`, capped — growing, yet spread so that retries do not stampede.
     pub fn delay_after(&self, attempts: u32) -> Duration {
-        let exponent = attempts.saturating_sub(1).min(20);
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_delay);
-        let half = ceiling / 2;
+        let half = self.ceiling_after(attempts) / 2;
         let jitter_ms = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
         half + Duration::from_millis(jitter_ms)
+    }
+
+    /// The longest delay before attempt `attempts + 1`: `base × 2^(attempts-1)`, capped.
+    pub fn ceiling_after(&self, attempts: u32) -> Duration {
+        let exponent = attempts.saturating_sub(1).min(20);
+        self.base_delay
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_delay)
+    }
+
+    /// The shortest and longest time from the first failure to the last retry.
+    pub fn span(&self) -> (Duration, Duration) {
+        let longest: Duration = (1..self.max_attempts).map(|a| self.ceiling_after(a)).sum();
+        (longest / 2, longest)
     }
 }
 
@@ -68,7 +79,14 @@ mod tests {
 
     #[test]
     fn the_attempt_limit_is_respected() {
-        assert!(RetryPolicy::DEFAULT.may_retry(7));
-        assert!(!RetryPolicy::DEFAULT.may_retry(8));
+        assert!(RetryPolicy::DEFAULT.may_retry(19));
+        assert!(!RetryPolicy::DEFAULT.may_retry(20));
+    }
+
+    #[test]
+    fn the_default_policy_outlasts_an_hour_long_incident() {
+        let (shortest, longest) = RetryPolicy::DEFAULT.span();
+        assert!(shortest >= Duration::from_secs(3600), "{shortest:?}");
+        assert!(longest <= Duration::from_secs(3 * 3600), "{longest:?}");
     }
 }

@@ -50,6 +50,11 @@ pub fn limits(job_type: &str) -> Option<Limits> {
     })
 }
 
+/// The retry policy of a job type, with the operator's overrides.
+pub fn policy(job_type: &str, overrides: &crate::context::PolicyOverrides) -> RetryPolicy {
+    overrides.apply(limits(job_type).map_or(RetryPolicy::DEFAULT, |l| l.policy))
+}
+
 fn payload<J: Job>(envelope: &Envelope) -> Result<J, JobError> {
     serde_json::from_value(envelope.payload.clone())
         .map_err(|e| JobError::Permanent(format!("bad {} payload: {e}", J::NAME)))

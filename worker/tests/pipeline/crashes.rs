@@ -1,88 +1,95 @@
-//! Nothing is lost when a worker is killed, when Redis forgets everything, or on SIGTERM.
+//! Nothing is lost and nothing is sent twice (beyond what was in flight) when a worker is
+//! killed, when Redis forgets everything, or on SIGTERM. Effects are counted at the
+//! protocol peers: messages accepted by the SMTP server, requests at the SMS provider.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use orderly_shared::entities::users::Role;
 use orderly_shared::testing::{RedisServer, wait_until};
-use orderly_worker::queues::{QueueTimings, RedisTransport};
+use orderly_worker::queues::RedisTransport;
 use orderly_worker::relay::{RelaySettings, relay_once};
 
-use crate::fakes::FakeSmtp;
+use crate::fakes::{FakeSmtp, FakeTwilio};
 use crate::harness::Pipeline;
 
+/// SMTP transactions in flight per worker in the kill test: what a kill can duplicate.
+const SMTP_IN_FLIGHT: &str = "2";
+
 #[tokio::test]
-async fn a_worker_killed_mid_batch_loses_no_job_and_sends_each_confirmation_once() {
-    let p = Pipeline::new(&[]).await;
-    let listing = p.listing(500).await;
-    let mut ids = Vec::new();
-    for _ in 0..60 {
-        let customer = p.user(Role::Customer, None).await;
-        ids.push(p.book(&customer, &listing, 1).await);
-    }
-    let total = p
-        .scalar("SELECT count(*) FROM outbox WHERE run_at <= now()")
-        .await;
-    let mut first = p.spawn_worker(&[("WORKER_CONCURRENCY", "2")]);
+async fn a_worker_killed_while_a_slow_smtp_server_takes_200_bookings_messages_duplicates_at_most_two_and_loses_none()
+ {
+    let smtp = FakeSmtp::start(Duration::from_millis(150)).await;
+    let twilio = FakeTwilio::start(201, serde_json::json!({"sid": "SM1"})).await;
+    let mut vars: Vec<(&str, String)> = vec![
+        ("SMTP_URL", smtp.url.clone()),
+        ("SMTP_POOL_SIZE", SMTP_IN_FLIGHT.into()),
+    ];
+    vars.extend(twilio.env());
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let p = Pipeline::new(&vars).await;
+    let ids = p.book_many(200).await;
+
+    let mut first = p.spawn_worker(&[]);
     wait_until(
-        "the first worker finished some jobs",
-        Duration::from_secs(20),
-        || async {
-            p.scalar("SELECT count(*) FROM outbox WHERE status = 'done'")
-                .await
-                >= 20
-        },
+        "the first worker sent some messages",
+        Duration::from_secs(60),
+        || async { smtp.accepted() >= 60 },
     )
     .await;
     first.kill_9();
-    let done_at_kill = p
-        .scalar("SELECT count(*) FROM outbox WHERE status = 'done'")
-        .await;
-    assert!(
-        done_at_kill < total,
-        "the kill must land mid-batch ({done_at_kill} of {total} done)"
-    );
+    let at_kill = smtp.accepted();
+    assert!(at_kill < 400, "the kill must land mid-flow ({at_kill} of 400 e-mails)");
 
     let _second = p.spawn_worker(&[]);
-    p.wait_until_drained(Duration::from_secs(40)).await;
+    p.wait_until_drained(Duration::from_secs(120)).await;
     assert_eq!(
         p.scalar("SELECT count(*) FROM bookings WHERE status = 'paid'")
             .await,
-        60
+        200
     );
     assert_eq!(
         p.scalar("SELECT count(*) FROM outbox WHERE status = 'dead'")
             .await,
         0
     );
-    let mail = p.mail_files();
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM notifications WHERE status <> 'sent'")
+            .await,
+        0
+    );
+    // Every confirmation and receipt arrived; a repeat is only a message whose SMTP
+    // transaction was in flight at the kill.
+    let by_id = smtp.by_message_id();
+    assert_eq!(by_id.len(), 400, "a confirmation and a receipt per booking");
     for id in &ids {
-        let confirmations = mail
-            .iter()
-            .filter(|m| m.contains(&id.to_string()) && m.contains("Your booking is confirmed"))
-            .count();
-        assert_eq!(confirmations, 1, "booking {id}");
+        assert!(smtp.containing(&id.to_string()) >= 2, "booking {id}");
     }
+    let email_duplicates = smtp.duplicates();
+    let sms_duplicates = twilio.duplicates();
+    eprintln!("kill test: {email_duplicates} e-mail and {sms_duplicates} SMS duplicates");
+    assert!(email_duplicates <= 2, "{email_duplicates} duplicate e-mails");
+    assert!(sms_duplicates <= 2, "{sms_duplicates} duplicate SMS");
+    assert_eq!(twilio.distinct(), 200, "one confirmation SMS per customer");
 }
 
 #[tokio::test]
-async fn redis_emptied_with_jobs_pending_still_completes_every_job() {
+async fn redis_emptied_with_jobs_pushed_still_completes_every_job_once() {
     let redis = RedisServer::start().await;
-    let p = Pipeline::new(&[("REDIS_URL", redis.url.as_str())]).await;
+    let smtp = FakeSmtp::start(Duration::ZERO).await;
+    let p = Pipeline::new(&[
+        ("REDIS_URL", redis.url.as_str()),
+        ("SMTP_URL", smtp.url.as_str()),
+    ])
+    .await;
     let listing = p.listing(50).await;
     for _ in 0..15 {
         let customer = p.user(Role::Customer, None).await;
         p.book(&customer, &listing, 1).await;
     }
     // A relay pushes the due jobs to Redis; then Redis loses everything before any worker runs.
-    let conn = orderly_shared::redis_conn::connect(&p.settings)
-        .await
-        .unwrap();
-    let timings = QueueTimings {
-        heartbeat: Duration::from_secs(1),
-        missed_heartbeats: 3,
-    };
-    let transport = RedisTransport::new(conn.clone(), p.settings.redis_prefix.clone(), timings);
+    let conn = p.redis().await;
+    let transport = RedisTransport::new(conn.clone(), p.settings.redis_prefix.clone());
     let pushed = relay_once(&p.db, &transport, &RelaySettings::default())
         .await
         .unwrap();
@@ -102,7 +109,8 @@ async fn redis_emptied_with_jobs_pending_still_completes_every_job() {
             .await,
         15
     );
-    assert_eq!(p.mail_files().len(), 30);
+    assert_eq!(smtp.by_message_id().len(), 30);
+    assert_eq!(smtp.duplicates(), 0);
 }
 
 #[tokio::test]

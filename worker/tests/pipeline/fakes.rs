@@ -1,6 +1,7 @@
 //! Stand-ins for the outside world, spoken to over real sockets: a small SMTP server (with
 //! an optional delay before it accepts a message) and a Twilio-shaped HTTP server.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,6 +87,38 @@ impl FakeSmtp {
     pub fn accepted(&self) -> usize {
         self.messages.lock().unwrap().len()
     }
+
+    /// How many times each `Message-ID` was accepted.
+    pub fn by_message_id(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for m in self.messages.lock().unwrap().iter() {
+            let id = m
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("message-id")
+                        .then(|| value.trim().to_owned())
+                })
+                .unwrap_or_default();
+            *counts.entry(id).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Accepted messages beyond the first of each `Message-ID`.
+    pub fn duplicates(&self) -> usize {
+        self.by_message_id().values().map(|n| n - 1).sum()
+    }
+
+    /// Accepted messages whose text contains `needle`.
+    pub fn containing(&self, needle: &str) -> usize {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains(needle))
+            .count()
+    }
 }
 
 /// A Twilio Messages API that answers every request with one status and records when each
@@ -94,22 +127,32 @@ impl FakeSmtp {
 pub struct FakeTwilio {
     pub base: String,
     pub arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// Each request's `To` and `Body`.
+    pub messages: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl FakeTwilio {
     pub async fn start(status: u16, body: serde_json::Value) -> Self {
         let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let messages: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let recorded = arrivals.clone();
+        let texts = messages.clone();
         let server = HttpServer::new(move || {
             let recorded = recorded.clone();
+            let texts = texts.clone();
             let body = body.clone();
             App::new().route(
                 "/2010-04-01/Accounts/{sid}/Messages.json",
-                web::post().to(move || {
+                web::post().to(move |form: web::Form<HashMap<String, String>>| {
                     let recorded = recorded.clone();
+                    let texts = texts.clone();
                     let body = body.clone();
                     async move {
                         recorded.lock().unwrap().push(Instant::now());
+                        texts.lock().unwrap().push((
+                            form.get("To").cloned().unwrap_or_default(),
+                            form.get("Body").cloned().unwrap_or_default(),
+                        ));
                         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
                             .json(body)
                     }
@@ -121,7 +164,11 @@ impl FakeTwilio {
         .unwrap();
         let base = format!("http://{}", server.addrs()[0]);
         tokio::spawn(server.run());
-        Self { base, arrivals }
+        Self {
+            base,
+            arrivals,
+            messages,
+        }
     }
 
     pub fn env(&self) -> Vec<(&'static str, String)> {
@@ -136,5 +183,23 @@ impl FakeTwilio {
 
     pub fn requests(&self) -> Vec<Instant> {
         self.arrivals.lock().unwrap().clone()
+    }
+
+    /// Requests beyond the first of each (`To`, `Body`).
+    pub fn duplicates(&self) -> usize {
+        let mut counts: HashMap<(String, String), usize> = HashMap::new();
+        for m in self.messages.lock().unwrap().iter() {
+            *counts.entry(m.clone()).or_default() += 1;
+        }
+        counts.values().map(|n| n - 1).sum()
+    }
+
+    /// Distinct (`To`, `Body`) pairs received.
+    pub fn distinct(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        for m in self.messages.lock().unwrap().iter() {
+            seen.insert(m.clone());
+        }
+        seen.len()
     }
 }

@@ -12,7 +12,10 @@ use orderly_shared::domain::bookings;
 use orderly_shared::entities::listings::{self, ListingStatus};
 use orderly_shared::entities::users::{self, Role};
 use orderly_shared::providers::Providers;
+use orderly_shared::jobs::outbox::{self, NewJob};
+use orderly_shared::jobs::{Noop, Queue};
 use orderly_shared::testing::{create_test_database, env, test_id, wait_until};
+use orderly_worker::storage::QueueKeys;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set, Statement};
 use uuid::Uuid;
 
@@ -39,6 +42,7 @@ impl Pipeline {
             ("WORKER_HEARTBEAT_SECONDS".into(), "1".into()),
             ("WORKER_MISSED_HEARTBEATS".into(), "3".into()),
             ("RECONCILE_INTERVAL_SECONDS".into(), "1".into()),
+            ("OUTBOX_LEASE_SECONDS".into(), "3".into()),
             ("RUST_LOG".into(), "warn,orderly_worker=info".into()),
         ]);
         for (k, v) in overrides {
@@ -60,7 +64,20 @@ impl Pipeline {
 
     /// Starts the worker binary with this pipeline's environment plus `extra`.
     pub fn spawn_worker(&self, extra: &[(&str, &str)]) -> WorkerProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_orderly-worker"));
+        self.spawn_worker_under(&[], extra)
+    }
+
+    /// Starts the worker binary through `wrapper` (e.g. `faketime -f +60`).
+    pub fn spawn_worker_under(&self, wrapper: &[&str], extra: &[(&str, &str)]) -> WorkerProcess {
+        let bin = env!("CARGO_BIN_EXE_orderly-worker");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -144,6 +161,40 @@ impl Pipeline {
         booking.id
     }
 
+    /// `n` customers (each with a phone number of their own), each booking one seat.
+    pub async fn book_many(&self, n: usize) -> Vec<Uuid> {
+        let listing = self.listing(n as i32 + 10).await;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let phone = format!("+4915{:09}", i);
+            let customer = self.user(Role::Customer, Some(&phone)).await;
+            ids.push(self.book(&customer, &listing, 1).await);
+        }
+        ids
+    }
+
+    /// `n` noop jobs on the bookings queue, due now, in one statement.
+    pub async fn enqueue_noops(&self, n: usize) {
+        let jobs: Vec<NewJob> = (0..n)
+            .map(|_| NewJob::of(&Noop { id: Uuid::new_v4() }, None, None).unwrap())
+            .collect();
+        for chunk in jobs.chunks(5000) {
+            outbox::enqueue_many(&self.db, chunk).await.unwrap();
+        }
+    }
+
+    /// A Redis connection to this pipeline's server.
+    pub async fn redis(&self) -> redis::aio::ConnectionManager {
+        orderly_shared::redis_conn::connect(&self.settings)
+            .await
+            .unwrap()
+    }
+
+    /// The Redis keys of `queue`.
+    pub fn keys(&self, queue: Queue) -> QueueKeys {
+        QueueKeys::new(&self.settings.redis_prefix, queue)
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         let row = self
             .db
@@ -198,6 +249,11 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     pub fn kill_9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();

@@ -26,7 +26,7 @@ async fn a_transient_failure_retries_with_growing_delays_then_dies_keeping_its_e
     let listing = p.listing(5).await;
     let customer = p.user(Role::Customer, Some("+4915112345678")).await;
     p.book(&customer, &listing, 1).await;
-    let _worker = p.spawn_worker(&[("JOB_RETRY_BASE_DELAY_MS", "50")]);
+    let _worker = p.spawn_worker(&[("JOB_RETRY_BASE_DELAY_MS", "50"), ("JOB_MAX_ATTEMPTS", "8")]);
 
     wait_until("the SMS job is dead", Duration::from_secs(40), || async {
         p.text("SELECT status FROM outbox WHERE job_type = 'send_sms'")
@@ -76,7 +76,7 @@ async fn a_permanent_failure_goes_straight_to_dead() {
     let listing = p.listing(5).await;
     let customer = p.user(Role::Customer, Some("+4915112345678")).await;
     p.book(&customer, &listing, 1).await;
-    let _worker = p.spawn_worker(&[("JOB_RETRY_BASE_DELAY_MS", "50")]);
+    let _worker = p.spawn_worker(&[("JOB_RETRY_BASE_DELAY_MS", "50"), ("JOB_MAX_ATTEMPTS", "8")]);
     wait_until("the SMS job is dead", Duration::from_secs(20), || async {
         p.text("SELECT status FROM outbox WHERE job_type = 'send_sms'")
             .await
