@@ -31,6 +31,8 @@ trap 'exit 143' TERM HUP
 orderly_require_cargo || exit 1
 orderly_ensure_postgres || exit 1
 orderly_ensure_redis || exit 1
+# The clock-skew test runs a worker under Debian's libfaketime.
+compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null || orderly_install_packages faketime || exit 1
 
 # Only the migration binary is needed before the tests; the test runner builds the rest
 # itself (with the features the tests need), and the tests find binaries via CARGO_BIN_EXE_*.

@@ -64,6 +64,14 @@ pub struct MailSettings {
     pub transport: MailTransport,
     /// The `From:` address.
     pub from: String,
+    /// `SMTP_POOL_SIZE`: SMTP connections, and so transactions in flight at once. A crash
+    /// can repeat only a message whose transaction was in flight, so this also bounds the
+    /// duplicates one crash can cause.
+    pub smtp_pool_size: u32,
+    /// `DELIVERY_LEASE_SECONDS`: how long a message handed to its provider stays
+    /// `sending` before another worker may send it again (its sender died). Longer than
+    /// the providers' own timeouts.
+    pub delivery_lease: Duration,
 }
 
 /// Where SMS go.
@@ -348,7 +356,12 @@ fn mail(env: &Env<'_>, data_dir: &std::path::Path) -> Result<MailSettings, Confi
             format!("is not an e-mail address: `{from}`"),
         ));
     }
-    Ok(MailSettings { transport, from })
+    Ok(MailSettings {
+        transport,
+        from,
+        smtp_pool_size: env.positive("SMTP_POOL_SIZE", 4)?,
+        delivery_lease: Duration::from_secs(env.positive("DELIVERY_LEASE_SECONDS", 60)?),
+    })
 }
 
 fn sms(env: &Env<'_>, data_dir: &std::path::Path) -> Result<SmsSettings, ConfigError> {

@@ -1,8 +1,10 @@
 //! E-mail and SMS delivery in batches: concurrent `send_email` (or `send_sms`) handlers
-//! share one transaction that locks their notifications, sends the messages concurrently
-//! and records every outcome in one statement (see `orderly_shared::domain::delivery`).
+//! share one claim of their notifications, send the messages concurrently and commit each
+//! outcome as it comes (see `orderly_shared::domain::delivery`).
 
-use orderly_shared::domain::delivery;
+use std::time::Duration;
+
+use orderly_shared::domain::delivery::Delivery;
 use orderly_shared::jobs::JobError;
 use orderly_shared::providers::{ProviderError, Providers};
 use sea_orm::DatabaseConnection;
@@ -36,16 +38,19 @@ fn to_result(outcome: Option<Outcome>) -> Result<(), JobError> {
 
 impl Deliveries {
     /// Starts one batcher per channel.
-    pub fn start(db: DatabaseConnection, providers: Providers) -> Self {
-        let (mail_db, mailer) = (db.clone(), providers.mail.clone());
+    /// Messages handed to a provider stay `sending` for `lease` before another worker may
+    /// send them again.
+    pub fn start(db: DatabaseConnection, providers: Providers, lease: Duration) -> Self {
+        let delivery = Delivery::new(db, lease);
+        let (mail_delivery, mailer) = (delivery.clone(), providers.mail.clone());
         let email = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {
-            let (db, mailer) = (mail_db.clone(), mailer.clone());
-            async move { delivery::send_emails(&db, mailer.as_ref(), &ids).await }
+            let (delivery, mailer) = (mail_delivery.clone(), mailer.clone());
+            async move { delivery.send_emails(mailer.as_ref(), &ids).await }
         });
         let sender = providers.sms.clone();
         let sms = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {
-            let (db, sender) = (db.clone(), sender.clone());
-            async move { delivery::send_smses(&db, sender.as_ref(), &ids).await }
+            let (delivery, sender) = (delivery.clone(), sender.clone());
+            async move { delivery.send_smses(sender.as_ref(), &ids).await }
         });
         Self { email, sms }
     }

@@ -174,7 +174,11 @@ pub async fn run_until(
         db: db.clone(),
         providers: providers.clone(),
         completions: completions::Completions::start(db.clone()),
-        deliveries: deliveries::Deliveries::start(db.clone(), providers.clone()),
+        deliveries: deliveries::Deliveries::start(
+            db.clone(),
+            providers.clone(),
+            settings.mail.delivery_lease,
+        ),
         runs: runs.clone(),
         policies,
         stopping: stopping.clone(),

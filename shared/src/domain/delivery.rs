@@ -1,31 +1,35 @@
 //! Delivering `notifications` rows: render each from current state, send it, record it.
 //!
-//! Deliveries run in batches: one transaction locks the batch's rows (in id order, so two
-//! batches never deadlock), sends every message concurrently, records every outcome in one
-//! `UPDATE` and commits. Two runs of the same job take turns on the row lock, and the second
-//! finds it `sent` and does nothing; a worker that dies mid-batch drops its connection, so
-//! PostgreSQL releases the locks at once.
+//! One send per message, as far as the protocol allows. A batch first claims its sendable
+//! rows in one short committed statement (`sending`, until `sending_until`); each message
+//! then goes to its provider, and its outcome is committed the moment the provider answers
+//! (concurrent outcomes share a statement through a group-commit writer, none waits for
+//! the rest of its batch). A crash can therefore repeat only the messages whose provider
+//! had them but whose answer was not yet recorded; such a row is sent again once its lease
+//! runs out, with the same `Message-ID`, so that a receiver can drop the repeat. A row
+//! another worker is sending is left alone (a transient error: the job retries later).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use futures::future::join_all;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, FromQueryResult, IdenStatic,
-    Iterable, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, IdenStatic, Iterable, Statement,
 };
 use uuid::Uuid;
 
 use super::messages;
+use crate::batcher::Batcher;
 use crate::entities::notifications::{self, NotificationStatus};
 use crate::entities::{bookings, listings};
 use crate::providers::ProviderError;
 use crate::providers::mail::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsSender};
 
-/// A locked notification with what its text is rendered from.
+/// A claimed notification with what its text is rendered from.
 #[derive(Debug)]
 pub struct Locked {
-    /// The row, as locked.
+    /// The row, as claimed.
     pub row: notifications::Model,
     /// Its booking, if it is about one.
     pub booking: Option<bookings::Model>,
@@ -41,27 +45,31 @@ fn columns<E: sea_orm::EntityTrait>(alias: &str, prefix: &str) -> String {
         .join(", ")
 }
 
-/// Locks the rows of `ids` (waiting for another batch that holds one) and reads their
-/// booking and listing in the same query.
-async fn lock(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<Vec<Locked>, DbErr> {
+fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+}
+
+/// Claims the sendable rows of `ids` (pending, or `sending` whose lease ran out) for
+/// `lease`, in one committed statement, with their booking and listing.
+async fn claim(db: &DatabaseConnection, ids: &[Uuid], lease: Duration) -> Result<Vec<Locked>, DbErr> {
     let sql = format!(
-        "SELECT {}, {}, {}
-           FROM notifications n
+        "WITH claimed AS (
+            UPDATE notifications
+               SET status = 'sending', attempts = attempts + 1,
+                   sending_until = now() + make_interval(secs => $2)
+             WHERE id = ANY($1)
+               AND (status = 'pending' OR (status = 'sending' AND sending_until < now()))
+            RETURNING *)
+         SELECT {}, {}, {}
+           FROM claimed n
            LEFT JOIN bookings b ON b.id = n.booking_id
-           LEFT JOIN listings l ON l.id = b.listing_id
-          WHERE n.id = ANY($1)
-          ORDER BY n.id
-            FOR UPDATE OF n",
+           LEFT JOIN listings l ON l.id = b.listing_id",
         columns::<notifications::Entity>("n", "n_"),
         columns::<bookings::Entity>("b", "b_"),
         columns::<listings::Entity>("l", "l_"),
     );
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            sql,
-            vec![ids.to_vec().into()],
-        ))
+    let rows = db
+        .query_all_raw(stmt(&sql, vec![ids.to_vec().into(), lease.as_secs_f64().into()]))
         .await?;
     rows.iter()
         .map(|r| {
@@ -83,12 +91,44 @@ async fn lock(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<Vec<Locked>, Db
         .collect()
 }
 
-/// Records every outcome in one statement: `sent` with the provider's id, `failed` with a
-/// permanent error, or still `pending` with a transient one (the job retries).
-async fn record(
-    txn: &DatabaseTransaction,
-    outcomes: &[(Uuid, &Result<String, ProviderError>)],
-) -> Result<(), DbErr> {
+/// What the rows of `ids` that were not claimed mean for their jobs.
+async fn unclaimed(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Result<(), ProviderError>>, DbErr> {
+    let rows = db
+        .query_all_raw(stmt(
+            "SELECT id, status, last_error FROM notifications WHERE id = ANY($1)",
+            vec![ids.to_vec().into()],
+        ))
+        .await?;
+    let mut outcomes = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: Uuid = row.try_get("", "id")?;
+        let status: String = row.try_get("", "status")?;
+        let error: Option<String> = row.try_get("", "last_error")?;
+        let outcome = match status.as_str() {
+            "sent" => Ok(()),
+            "failed" => Err(ProviderError::Permanent(format!(
+                "the message failed earlier: {}",
+                error.unwrap_or_default()
+            ))),
+            // `sending` under another worker's lease, or claimed and answered meanwhile.
+            _ => Err(ProviderError::Transient(
+                "the message is being sent by another worker".into(),
+            )),
+        };
+        outcomes.insert(id, outcome);
+    }
+    Ok(outcomes)
+}
+
+/// A provider's answer to one message.
+pub type Outcome = Result<String, ProviderError>;
+
+/// Records outcomes in one statement: `sent` with the provider's id, `failed` with a
+/// permanent error, or `pending` again with a transient one (the job retries).
+async fn record(db: &DatabaseConnection, outcomes: &[(Uuid, Outcome)]) -> Result<(), DbErr> {
     let mut ids = Vec::with_capacity(outcomes.len());
     let mut statuses = Vec::with_capacity(outcomes.len());
     let mut errors: Vec<String> = Vec::with_capacity(outcomes.len());
@@ -107,17 +147,16 @@ async fn record(
         errors.push(error.unwrap_or_default());
         provider_ids.push(provider_id.unwrap_or_default());
     }
-    txn.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
+    db.execute_raw(stmt(
         "UPDATE notifications n
             SET status = d.status,
-                attempts = n.attempts + 1,
                 last_error = NULLIF(d.error, ''),
                 provider_message_id = COALESCE(NULLIF(d.provider_id, ''), n.provider_message_id),
-                sent_at = CASE WHEN d.status = 'sent' THEN now() ELSE n.sent_at END
+                sent_at = CASE WHEN d.status = 'sent' THEN now() ELSE n.sent_at END,
+                sending_until = NULL
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
                 AS d(id, status, error, provider_id)
-          WHERE n.id = d.id",
+          WHERE n.id = d.id AND n.status = 'sending'",
         vec![
             ids.into(),
             statuses.into(),
@@ -129,104 +168,140 @@ async fn record(
     Ok(())
 }
 
-/// Delivers the notifications `ids` as one batch, sending each locked, unsent row with
-/// `send`. Returns one outcome per id, in order (an id given twice gets the same outcome).
-/// Outcomes are provider errors, which can be cloned and shared by duplicates: a missing row
-/// is permanent, a database failure transient; the worker turns them into job errors.
-pub async fn deliver<F, Fut>(
-    db: &DatabaseConnection,
-    ids: &[Uuid],
-    send: F,
-) -> Vec<Result<(), ProviderError>>
-where
-    F: Fn(Locked) -> Fut,
-    Fut: Future<Output = Result<String, ProviderError>>,
-{
-    match deliver_batch(db, ids, send).await {
-        Ok(outcomes) => ids
-            .iter()
-            .map(|id| {
-                outcomes.get(id).cloned().unwrap_or_else(|| {
-                    Err(ProviderError::Permanent(format!(
-                        "notification {id} does not exist"
-                    )))
-                })
-            })
-            .collect(),
-        Err(e) => {
-            let error = ProviderError::Transient(format!("database: {e}"));
-            vec![Err(error); ids.len()]
-        }
-    }
+/// Most outcomes written by one statement.
+const MAX_RECORD_BATCH: usize = 500;
+
+/// Delivers notifications: claims, sends, and commits each outcome as it comes.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    db: DatabaseConnection,
+    lease: Duration,
+    outcomes: Batcher<(Uuid, Outcome), Result<(), String>>,
 }
 
-async fn deliver_batch<F, Fut>(
-    db: &DatabaseConnection,
-    ids: &[Uuid],
-    send: F,
-) -> Result<HashMap<Uuid, Result<(), ProviderError>>, DbErr>
-where
-    F: Fn(Locked) -> Fut,
-    Fut: Future<Output = Result<String, ProviderError>>,
-{
-    let txn = db.begin().await?;
-    let locked = lock(&txn, ids).await?;
-    let mut outcomes = HashMap::with_capacity(locked.len());
-    let mut sends = Vec::with_capacity(locked.len());
-    for l in locked {
-        if l.row.status == NotificationStatus::Sent {
-            outcomes.insert(l.row.id, Ok(()));
+impl Delivery {
+    /// A delivery over `db` whose claims last `lease` (longer than any provider timeout).
+    pub fn new(db: DatabaseConnection, lease: Duration) -> Self {
+        let writer_db = db.clone();
+        let outcomes = Batcher::start(MAX_RECORD_BATCH, 2, move |batch: Vec<(Uuid, Outcome)>| {
+            let db = writer_db.clone();
+            async move {
+                let result = record(&db, &batch).await.map_err(|e| e.to_string());
+                vec![result; batch.len()]
+            }
+        });
+        Self {
+            db,
+            lease,
+            outcomes,
+        }
+    }
+
+    /// Delivers the notifications `ids` as one batch, sending each claimed row with
+    /// `send`. Returns one outcome per id, in order (an id given twice gets the same
+    /// outcome). A missing row is permanent, a database failure transient.
+    pub async fn deliver<F, Fut>(&self, ids: &[Uuid], send: F) -> Vec<Result<(), ProviderError>>
+    where
+        F: Fn(Locked) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        match self.deliver_batch(ids, send).await {
+            Ok(outcomes) => ids
+                .iter()
+                .map(|id| {
+                    outcomes.get(id).cloned().unwrap_or_else(|| {
+                        Err(ProviderError::Permanent(format!(
+                            "notification {id} does not exist"
+                        )))
+                    })
+                })
+                .collect(),
+            Err(e) => {
+                let error = ProviderError::Transient(format!("database: {e}"));
+                vec![Err(error); ids.len()]
+            }
+        }
+    }
+
+    async fn deliver_batch<F, Fut>(
+        &self,
+        ids: &[Uuid],
+        send: F,
+    ) -> Result<HashMap<Uuid, Result<(), ProviderError>>, DbErr>
+    where
+        F: Fn(Locked) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let claimed = claim(&self.db, ids, self.lease).await?;
+        let mut outcomes = if claimed.len() < ids.len() {
+            let rest: Vec<Uuid> = ids
+                .iter()
+                .filter(|id| !claimed.iter().any(|c| c.row.id == **id))
+                .copied()
+                .collect();
+            unclaimed(&self.db, &rest).await?
         } else {
+            HashMap::with_capacity(ids.len())
+        };
+        let sends = claimed.into_iter().map(|l| {
             let id = l.row.id;
             let sending = send(l);
-            sends.push(async move { (id, sending.await) });
+            async move {
+                let outcome = sending.await;
+                // Committed as soon as the provider answered, not at the end of the batch.
+                let recorded = self.outcomes.submit((id, outcome.clone())).await;
+                let outcome = match recorded {
+                    Some(Ok(())) => outcome.map(|_| ()),
+                    Some(Err(e)) => Err(ProviderError::Transient(format!(
+                        "recording the outcome: {e}"
+                    ))),
+                    None => Err(ProviderError::Transient(
+                        "the outcome writer stopped".into(),
+                    )),
+                };
+                (id, outcome)
+            }
+        });
+        for (id, outcome) in join_all(sends).await {
+            outcomes.insert(id, outcome);
         }
+        Ok(outcomes)
     }
-    let sent = join_all(sends).await;
-    if !sent.is_empty() {
-        let rows: Vec<_> = sent.iter().map(|(id, o)| (*id, o)).collect();
-        record(&txn, &rows).await?;
-    }
-    txn.commit().await?;
-    for (id, outcome) in sent {
-        outcomes.insert(id, outcome.map(|_| ()));
-    }
-    Ok(outcomes)
-}
 
-/// The `send_email` job for a batch of notifications.
-pub async fn send_emails(
-    db: &DatabaseConnection,
-    mailer: &dyn Mailer,
-    ids: &[Uuid],
-) -> Vec<Result<(), ProviderError>> {
-    deliver(db, ids, |l| async move {
-        let text = messages::email(l.row.kind, l.booking.as_ref(), l.listing.as_ref());
-        let email = OutgoingEmail {
-            id: l.row.id,
-            to: l.row.recipient,
-            subject: l.row.subject.unwrap_or(text.subject),
-            body: text.body,
-            attachments: Vec::new(),
-        };
-        mailer.send(&email).await
-    })
-    .await
-}
+    /// The `send_email` job for a batch of notifications.
+    pub async fn send_emails(
+        &self,
+        mailer: &dyn Mailer,
+        ids: &[Uuid],
+    ) -> Vec<Result<(), ProviderError>> {
+        self.deliver(ids, |l| async move {
+            let text = messages::email(l.row.kind, l.booking.as_ref(), l.listing.as_ref());
+            let email = OutgoingEmail {
+                id: l.row.id,
+                to: l.row.recipient,
+                subject: l.row.subject.unwrap_or(text.subject),
+                body: text.body,
+                attachments: Vec::new(),
+            };
+            mailer.send(&email).await
+        })
+        .await
+    }
 
-/// The `send_sms` job for a batch of notifications.
-pub async fn send_smses(
-    db: &DatabaseConnection,
-    sender: &dyn SmsSender,
-    ids: &[Uuid],
-) -> Vec<Result<(), ProviderError>> {
-    deliver(db, ids, |l| async move {
-        let sms = OutgoingSms {
-            id: l.row.id,
-            body: messages::sms(l.row.kind, l.booking.as_ref(), l.listing.as_ref()),
-            to: l.row.recipient,
-        };
-        sender.send(&sms).await
-    })
-    .await
+    /// The `send_sms` job for a batch of notifications.
+    pub async fn send_smses(
+        &self,
+        sender: &dyn SmsSender,
+        ids: &[Uuid],
+    ) -> Vec<Result<(), ProviderError>> {
+        self.deliver(ids, |l| async move {
+            let sms = OutgoingSms {
+                id: l.row.id,
+                body: messages::sms(l.row.kind, l.booking.as_ref(), l.listing.as_ref()),
+                to: l.row.recipient,
+            };
+            sender.send(&sms).await
+        })
+        .await
+    }
 }

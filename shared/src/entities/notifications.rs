@@ -149,6 +149,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub provider_message_id: Option<String>,
     pub sent_at: Option<DateTimeWithTimeZone>,
+    /// While `sending`: when another worker may send it again (its sender died).
+    pub sending_until: Option<DateTimeWithTimeZone>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

@@ -237,6 +237,7 @@ async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
             last_error: None,
             provider_message_id: None,
             sent_at: None,
+            sending_until: None,
             created_at: t,
             updated_at: t,
         },

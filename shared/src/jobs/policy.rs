@@ -16,13 +16,13 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// 20 attempts, 2 s doubling up to 10 minutes: the retries span 1 to 2 hours (each
+    /// 20 attempts, 2 s doubling up to 15 minutes: the retries span 1.4 to 2.8 hours (each
     /// delay is drawn from the upper half of its step), longer than a routine SMTP,
     /// Twilio or Stripe incident.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
         max_attempts: 20,
         base_delay: Duration::from_secs(2),
-        max_delay: Duration::from_secs(600),
+        max_delay: Duration::from_secs(900),
     };
 
     /// Whether another attempt is allowed after `attempts` have run.

@@ -9,7 +9,9 @@ use anyhow::Context;
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::Semaphore;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -63,11 +65,17 @@ pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
             from,
         }),
         MailTransport::Smtp(url) => {
+            let size = settings.mail.smtp_pool_size.max(1);
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                 .context("SMTP_URL: not a usable SMTP URL")?
                 .timeout(Some(std::time::Duration::from_secs(20)))
+                .pool_config(PoolConfig::new().max_size(size))
                 .build();
-            Arc::new(SmtpMailer { transport, from })
+            Arc::new(SmtpMailer {
+                transport,
+                from,
+                in_flight: Arc::new(Semaphore::new(size as usize)),
+            })
         }
     })
 }
@@ -148,11 +156,13 @@ fn write_eml(dir: &std::path::Path, id: Uuid, bytes: &[u8]) -> std::io::Result<S
     Ok(path.display().to_string())
 }
 
-/// Sends through an SMTP server.
+/// Sends through an SMTP server, at most `SMTP_POOL_SIZE` transactions at once: a crash
+/// can repeat only a message whose transaction was in flight.
 #[derive(Clone)]
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    in_flight: Arc<Semaphore>,
 }
 
 #[async_trait]
@@ -163,6 +173,11 @@ impl Mailer for SmtpMailer {
 
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
         let message = build_message(&self.from, email)?;
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| ProviderError::Transient(format!("SMTP: {e}")))?;
         match self.transport.send(message).await {
             Ok(_) => Ok(message_id(email.id)),
             Err(e) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),

@@ -136,8 +136,13 @@ impl SmsSender for TwilioSms {
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         if status.is_success() {
-            return body["sid"].as_str().map(str::to_owned).ok_or_else(|| {
-                ProviderError::Transient("Twilio answered without a message sid".into())
+            // A 2xx is a send, whatever its body: retrying it would send the SMS again.
+            return Ok(match body["sid"].as_str() {
+                Some(sid) => sid.to_owned(),
+                None => {
+                    tracing::warn!(%status, "Twilio accepted a message without a readable sid");
+                    format!("twilio:{}", sms.id)
+                }
             });
         }
         let detail = format!(

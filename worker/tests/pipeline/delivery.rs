@@ -1,11 +1,12 @@
-//! Batched delivery: every message of a batch is sent once, outcomes land per row, and
-//! batches that overlap take turns instead of sending twice or deadlocking.
+//! Batched delivery: every message of a batch is sent once, each outcome is committed as
+//! soon as its provider answers, a message another worker is sending is left alone until
+//! its lease runs out, and batches that overlap never send a message twice.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderly_shared::domain::delivery;
+use orderly_shared::domain::delivery::Delivery;
 use orderly_shared::providers::ProviderError;
 use orderly_shared::providers::mail::{Mailer, OutgoingEmail};
 use sea_orm::ConnectionTrait;
@@ -60,12 +61,9 @@ async fn a_batch_sends_each_unsent_row_once_and_records_each_outcome() {
     let missing = Uuid::new_v4();
     let mailer = RecordingMailer::default();
 
-    let outcomes = delivery::send_emails(
-        &p.db,
-        &mailer,
-        &[fresh, already, bounce, busy, missing, fresh],
-    )
-    .await;
+    let outcomes = Delivery::new(p.db.clone(), Duration::from_secs(60))
+        .send_emails(&mailer, &[fresh, already, bounce, busy, missing, fresh])
+        .await;
 
     assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
     assert!(outcomes[1].is_ok(), "an already sent row is done");
@@ -131,15 +129,26 @@ async fn overlapping_batches_take_turns_and_send_each_message_once() {
     // Four batches over the same rows, in different orders and overlapping halves.
     let mut reversed = ids.clone();
     reversed.reverse();
+    let delivery = Delivery::new(p.db.clone(), Duration::from_secs(60));
     let (a, b, c, d) = tokio::join!(
-        delivery::send_emails(&p.db, &mailer, &ids),
-        delivery::send_emails(&p.db, &mailer, &reversed),
-        delivery::send_emails(&p.db, &mailer, &ids[..25]),
-        delivery::send_emails(&p.db, &mailer, &reversed[..25]),
+        delivery.send_emails(&mailer, &ids),
+        delivery.send_emails(&mailer, &reversed),
+        delivery.send_emails(&mailer, &ids[..25]),
+        delivery.send_emails(&mailer, &reversed[..25]),
     );
+    // A message another batch is sending is left to it: the job retries, finding it sent.
     for outcome in a.iter().chain(&b).chain(&c).chain(&d) {
-        assert!(outcome.is_ok(), "{outcome:?}");
+        assert!(
+            match outcome {
+                Ok(()) => true,
+                Err(ProviderError::Transient(m)) => m.contains("another worker"),
+                Err(_) => false,
+            },
+            "{outcome:?}"
+        );
     }
+    let retried = delivery.send_emails(&mailer, &ids).await;
+    assert!(retried.iter().all(Result::is_ok), "{retried:?}");
     let mut sent = mailer.sent.lock().unwrap().clone();
     sent.sort();
     let mut expected = ids.clone();
@@ -149,5 +158,97 @@ async fn overlapping_batches_take_turns_and_send_each_message_once() {
         p.scalar("SELECT count(*) FROM notifications WHERE status = 'sent' AND attempts = 1")
             .await,
         40
+    );
+}
+
+#[tokio::test]
+async fn a_message_another_worker_is_sending_waits_for_its_lease_then_goes_again() {
+    let p = Pipeline::new(&[]).await;
+    let live = notification(&p, "live@example.com", "sending").await;
+    let lapsed = notification(&p, "lapsed@example.com", "sending").await;
+    p.db.execute_unprepared(&format!(
+        "UPDATE notifications SET sending_until = now() + interval '1 minute' WHERE id = '{live}';
+         UPDATE notifications SET sending_until = now() - interval '1 second' WHERE id = '{lapsed}'"
+    ))
+    .await
+    .unwrap();
+    let mailer = RecordingMailer::default();
+    let outcomes = Delivery::new(p.db.clone(), Duration::from_secs(60))
+        .send_emails(&mailer, &[live, lapsed])
+        .await;
+    assert!(
+        matches!(&outcomes[0], Err(ProviderError::Transient(m)) if m.contains("another worker")),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
+    assert_eq!(*mailer.sent.lock().unwrap(), vec![lapsed]);
+    assert_eq!(
+        p.text(&format!("SELECT status FROM notifications WHERE id = '{live}'"))
+            .await
+            .as_deref(),
+        Some("sending")
+    );
+}
+
+/// Holds the send to `held` until released; sends every other message at once.
+struct HoldingMailer {
+    held: Uuid,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl Mailer for HoldingMailer {
+    fn name(&self) -> &'static str {
+        "holding"
+    }
+
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
+        if email.id == self.held {
+            self.release.notified().await;
+        }
+        Ok(format!("<{}@test>", email.id))
+    }
+}
+
+#[tokio::test]
+async fn each_message_is_recorded_sent_while_the_rest_of_its_batch_is_still_in_flight() {
+    let p = Pipeline::new(&[]).await;
+    let quick = notification(&p, "quick@example.com", "pending").await;
+    let slow = notification(&p, "slow@example.com", "pending").await;
+    let mailer = HoldingMailer {
+        held: slow,
+        release: tokio::sync::Notify::new(),
+    };
+    let delivery = Delivery::new(p.db.clone(), Duration::from_secs(60));
+    let both = [quick, slow];
+    let batch = delivery.send_emails(&mailer, &both);
+    let check = async {
+        orderly_shared::testing::wait_until(
+            "the quick message is committed as sent",
+            Duration::from_secs(10),
+            || async {
+                p.text(&format!("SELECT status FROM notifications WHERE id = '{quick}'"))
+                    .await
+                    .as_deref()
+                    == Some("sent")
+            },
+        )
+        .await;
+        assert_eq!(
+            p.text(&format!("SELECT status FROM notifications WHERE id = '{slow}'"))
+                .await
+                .as_deref(),
+            Some("sending"),
+            "the slow one is still with its provider"
+        );
+        mailer.release.notify_one();
+    };
+    let (outcomes, ()) = tokio::join!(batch, check);
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM notifications WHERE status = 'sent' AND sending_until IS NULL")
+            .await,
+        2
     );
 }

@@ -64,20 +64,7 @@ impl Pipeline {
 
     /// Starts the worker binary with this pipeline's environment plus `extra`.
     pub fn spawn_worker(&self, extra: &[(&str, &str)]) -> WorkerProcess {
-        self.spawn_worker_under(&[], extra)
-    }
-
-    /// Starts the worker binary through `wrapper` (e.g. `faketime -f +60`).
-    pub fn spawn_worker_under(&self, wrapper: &[&str], extra: &[(&str, &str)]) -> WorkerProcess {
-        let bin = env!("CARGO_BIN_EXE_orderly-worker");
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orderly-worker"));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -223,7 +210,7 @@ impl Pipeline {
     /// Waits until every outbox row due now reached an end.
     pub async fn wait_until_drained(&self, limit: Duration) {
         wait_until("every job ended", limit, || async {
-            self.scalar("SELECT count(*) FROM outbox WHERE status IN ('pending', 'enqueued') AND run_at <= now()")
+            self.scalar("SELECT count(*) FROM outbox WHERE status IN ('pending', 'enqueued', 'running') AND run_at <= now() + interval '1 minute'")
                 .await
                 == 0
         })

@@ -6,6 +6,7 @@ mod crashes;
 mod delivery;
 mod expiry;
 mod fakes;
+mod faults;
 mod flow;
 mod harness;
 mod retries;
