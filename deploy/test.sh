@@ -30,6 +30,12 @@ trap 'exit 143' TERM HUP
 
 orderly_require_cargo || exit 1
 orderly_ensure_postgres || exit 1
+# The outage test stops and restarts a PostgreSQL server of its own: initdb and pg_ctl on
+# PATH, and (as root) the user to run it as.
+pg_bin=$(_orderly_find_pg_bindir) || { orderly_install_packages postgresql && pg_bin=$(_orderly_find_pg_bindir); } \
+    || die "initdb/pg_ctl not found (the outage test needs them)"
+export PATH="$pg_bin:$PATH"
+if _orderly_is_root; then ORDERLY_PG_USER=$(_orderly_pg_user) || exit 1; export ORDERLY_PG_USER; fi
 orderly_ensure_redis || exit 1
 # The clock-skew test runs a worker under Debian's libfaketime.
 compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null || orderly_install_packages faketime || exit 1

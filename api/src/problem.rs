@@ -202,8 +202,69 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is told to wait when a dependency is down.
+pub const RETRY_AFTER_OUTAGE_S: u64 = 2;
+
+impl ApiError {
+    /// Whether this is a dependency being down (PostgreSQL or Redis unreachable), however
+    /// deep in the error's chain the cause sits: then the answer is `503` with
+    /// `Retry-After`, never a `500`.
+    fn is_outage(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Internal(error) => error.chain().any(is_outage_cause),
+            _ => false,
+        }
+    }
+}
+
+/// A connection-level failure: the server is down, restarting, refusing or unreachable.
+fn is_outage_cause(error: &(dyn std::error::Error + 'static)) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    if let Some(db) = error.downcast_ref::<DbErr>() {
+        return match db {
+            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+                is_sqlx_outage(e)
+            }
+            _ => false,
+        };
+    }
+    if let Some(e) = error.downcast_ref::<sea_orm::sqlx::Error>() {
+        return is_sqlx_outage(e);
+    }
+    if let Some(e) = error.downcast_ref::<redis::RedisError>() {
+        return e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_timeout();
+    }
+    error.downcast_ref::<std::io::Error>().is_some()
+}
+
+fn is_sqlx_outage(error: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match error {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        // Connection exceptions (08…), the server shutting down or starting (57P01-57P03),
+        // too many connections (53300).
+        Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
+        if self.is_outage() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             Self::MalformedJson(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -221,6 +282,23 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if self.is_outage() {
+            if let Self::Internal(error) = self {
+                tracing::warn!(error = ?error, "a dependency is down; answered 503");
+            }
+            let unavailable =
+                Self::Unavailable("a service Orderly depends on is down; try again shortly".into());
+            let mut response = HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE);
+            response.insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            ));
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_OUTAGE_S.to_string()));
+            return response.json(match self {
+                Self::Unavailable(_) => self.problem(),
+                _ => unavailable.problem(),
+            });
+        }
         if let Self::Internal(error) = self {
             tracing::error!(error = ?error, "request failed");
         }

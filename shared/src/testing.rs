@@ -154,3 +154,152 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A private PostgreSQL server for tests that stop and restart their database: made with
+/// `initdb` in a folder of its own (the binaries from `PATH`, where `deploy/test.sh` puts
+/// them), run as `ORDERLY_PG_USER` when the tests run as root, migrated, on a free port.
+#[derive(Debug)]
+pub struct PgServer {
+    /// `postgres://orderly@127.0.0.1:<port>/orderly`, migrated.
+    pub url: String,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl PgServer {
+    /// Initialises, starts and migrates one.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::path::PathBuf::from(format!("/var/tmp/orderly-test-pg-{}", test_id()));
+        std::fs::create_dir_all(&dir).expect("the server's folder");
+        let server = Self {
+            url: format!("postgres://orderly@127.0.0.1:{port}/orderly"),
+            port,
+            dir,
+        };
+        if let Some(user) = Self::user() {
+            let status = std::process::Command::new("chown")
+                .args([&format!("{user}:"), &server.dir.display().to_string()])
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown {user} {}", server.dir.display());
+        }
+        let data = server.data();
+        server.run(&[
+            "initdb",
+            "-D",
+            &data,
+            "-U",
+            "orderly",
+            "--auth=trust",
+            "-N",
+            "-E",
+            "UTF8",
+        ]);
+        server.start_again().await;
+        let admin = Database::connect(format!("postgres://orderly@127.0.0.1:{port}/postgres"))
+            .await
+            .expect("the private server");
+        admin
+            .execute_unprepared("CREATE DATABASE orderly")
+            .await
+            .expect("creating its database");
+        admin.close().await.expect("closing");
+        let db = Database::connect(&server.url).await.expect("its database");
+        Migrator::up(&db, None).await.expect("migrating it");
+        db.close().await.expect("closing");
+        server
+    }
+
+    /// The user to run the server as when the tests run as root.
+    fn user() -> Option<String> {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        root.then(|| std::env::var("ORDERLY_PG_USER").unwrap_or_else(|_| "orderly".into()))
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn run(&self, args: &[&str]) {
+        let mut command = match Self::user() {
+            Some(user) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", &user, "--"]).args(args);
+                c
+            }
+            None => {
+                let mut c = std::process::Command::new(args[0]);
+                c.args(&args[1..]);
+                c
+            }
+        };
+        let out = command
+            .current_dir("/")
+            .output()
+            .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub async fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log").display().to_string();
+        self.run(&[
+            "pg_ctl",
+            "-D",
+            &self.data(),
+            "-o",
+            &options,
+            "-l",
+            &log,
+            "-w",
+            "start",
+        ]);
+    }
+
+    /// Stops it at once, as a crash or an outage would.
+    pub fn stop(&self) {
+        self.run(&[
+            "pg_ctl",
+            "-D",
+            &self.data(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]);
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", &Self::user().unwrap_or_default(), "--"])
+            .args(["pg_ctl", "-D", &self.data(), "-m", "immediate", "stop"])
+            .current_dir("/")
+            .output();
+        if Self::user().is_none() {
+            let _ = std::process::Command::new("pg_ctl")
+                .args(["-D", &self.data(), "-m", "immediate", "stop"])
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -185,7 +185,8 @@ pub async fn run_until(
     };
     let timings = cli.timings();
     let prefix = settings.redis_prefix.clone();
-    let transport: Arc<dyn Transport> = Arc::new(RedisTransport::new(redis.clone(), prefix.clone()));
+    let transport: Arc<dyn Transport> =
+        Arc::new(RedisTransport::new(redis.clone(), prefix.clone()));
     let background = CancellationToken::new();
     // The first heartbeat before any queue starts: the relay sizes windows from it.
     if let Err(e) = runs.beat(&db).await {
@@ -233,8 +234,14 @@ pub async fn run_until(
         let concurrency = cli.concurrency_of(queue);
         let keys = storage::QueueKeys::new(&prefix, queue);
         let wake = wake::listen(client.clone(), keys.wake_channel());
-        let backend = queues::storage(redis.clone(), &prefix, queue, timings, concurrency.min(FETCH_BATCH))
-            .poll_with_strategy(wake::WakeStrategy::new(wake, Duration::from_secs(1)));
+        let backend = queues::storage(
+            redis.clone(),
+            &prefix,
+            queue,
+            timings,
+            concurrency.min(FETCH_BATCH),
+        )
+        .poll_with_strategy(wake::WakeStrategy::new(wake, Duration::from_secs(1)));
         let ctx = ctx.clone();
         let name = format!("{}-{instance}", queue.as_str());
         monitor = monitor.register(move |run| {

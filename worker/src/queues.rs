@@ -75,7 +75,12 @@ impl Transport for RedisTransport {
         let keys = QueueKeys::new(&self.prefix, queue);
         let tasks = jobs
             .iter()
-            .map(|job| Ok((job.task_id(), serde_json::to_vec(job).context("serialising a job")?)))
+            .map(|job| {
+                Ok((
+                    job.task_id(),
+                    serde_json::to_vec(job).context("serialising a job")?,
+                ))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut conn = self.conn.clone();
         storage::push(&mut conn, &keys, &tasks)

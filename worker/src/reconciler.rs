@@ -101,7 +101,10 @@ pub async fn reconcile_once(
 
 /// Runs whose worker stopped renewing their lease: each counts as an attempt; retried with
 /// the job type's backoff, or dead past its limit (with what that death means applied).
-async fn hand_on_lapsed(db: &DatabaseConnection, policies: &PolicyOverrides) -> anyhow::Result<u64> {
+async fn hand_on_lapsed(
+    db: &DatabaseConnection,
+    policies: &PolicyOverrides,
+) -> anyhow::Result<u64> {
     let txn = db.begin().await?;
     let lapsed = outbox::lapsed(&txn, ROUND_LIMIT).await?;
     let mut decided = Vec::with_capacity(lapsed.len());

@@ -100,7 +100,9 @@ impl Runs {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
-        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// One heartbeat: the process is alive, and every run it holds keeps its lease.

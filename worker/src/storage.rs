@@ -298,7 +298,10 @@ impl Persistence for QueuePersistence {
         Ok(())
     }
 
-    async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<Task<Vec<u8>>>, RedisError> {
+    async fn fetch_next(
+        &mut self,
+        worker: &WorkerContext,
+    ) -> Result<Vec<Task<Vec<u8>>>, RedisError> {
         let result: Result<Vec<Vec<u8>>, RedisError> = FETCH
             .key(self.keys.workers())
             .key(self.keys.ready())
@@ -444,7 +447,11 @@ impl<Args> Backend for QueueStorage<Args> {
     type Task = Task<Vec<u8>>;
     type Error = RedisError;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), RedisError>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        worker: &WorkerContext,
+    ) -> Poll<Result<(), RedisError>> {
         let heartbeat = self.persist.config.heartbeat;
         self.persist.poll_ready(cx, worker, heartbeat)
     }
@@ -457,7 +464,11 @@ impl<Args> Backend for QueueStorage<Args> {
         self.persist.poll_next(cx, worker)
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), RedisError>> {
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        worker: &WorkerContext,
+    ) -> Poll<Result<(), RedisError>> {
         if self.leaving.is_none() {
             ready!(self.persist.poll_close(cx, worker))?;
             let mut conn = self.persist.conn.clone();

@@ -97,6 +97,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     problem["checks"] = serde_json::json!(body.checks);
     HttpResponse::ServiceUnavailable()
         .content_type("application/problem+json")
+        .insert_header((
+            actix_web::http::header::RETRY_AFTER,
+            crate::problem::RETRY_AFTER_OUTAGE_S.to_string(),
+        ))
         .json(problem)
 }
 

@@ -5,4 +5,5 @@ mod auth;
 mod bookings;
 mod helpers;
 mod listings;
+mod outage;
 mod service;

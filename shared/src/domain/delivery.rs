@@ -51,7 +51,11 @@ fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 
 /// Claims the sendable rows of `ids` (pending, or `sending` whose lease ran out) for
 /// `lease`, in one committed statement, with their booking and listing.
-async fn claim(db: &DatabaseConnection, ids: &[Uuid], lease: Duration) -> Result<Vec<Locked>, DbErr> {
+async fn claim(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+    lease: Duration,
+) -> Result<Vec<Locked>, DbErr> {
     let sql = format!(
         "WITH claimed AS (
             UPDATE notifications
@@ -69,7 +73,10 @@ async fn claim(db: &DatabaseConnection, ids: &[Uuid], lease: Duration) -> Result
         columns::<listings::Entity>("l", "l_"),
     );
     let rows = db
-        .query_all_raw(stmt(&sql, vec![ids.to_vec().into(), lease.as_secs_f64().into()]))
+        .query_all_raw(stmt(
+            &sql,
+            vec![ids.to_vec().into(), lease.as_secs_f64().into()],
+        ))
         .await?;
     rows.iter()
         .map(|r| {

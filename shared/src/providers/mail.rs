@@ -11,8 +11,8 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tokio::sync::Semaphore;
 use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::ProviderError;

@@ -24,6 +24,7 @@ async fn a_worker_killed_while_a_slow_smtp_server_takes_200_bookings_messages_du
     let mut vars: Vec<(&str, String)> = vec![
         ("SMTP_URL", smtp.url.clone()),
         ("SMTP_POOL_SIZE", SMTP_IN_FLIGHT.into()),
+        ("DELIVERY_LEASE_SECONDS", "5".into()),
     ];
     vars.extend(twilio.env());
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -39,7 +40,10 @@ async fn a_worker_killed_while_a_slow_smtp_server_takes_200_bookings_messages_du
     .await;
     first.kill_9();
     let at_kill = smtp.accepted();
-    assert!(at_kill < 400, "the kill must land mid-flow ({at_kill} of 400 e-mails)");
+    assert!(
+        at_kill < 400,
+        "the kill must land mid-flow ({at_kill} of 400 e-mails)"
+    );
 
     let _second = p.spawn_worker(&[]);
     p.wait_until_drained(Duration::from_secs(120)).await;
@@ -68,7 +72,10 @@ async fn a_worker_killed_while_a_slow_smtp_server_takes_200_bookings_messages_du
     let email_duplicates = smtp.duplicates();
     let sms_duplicates = twilio.duplicates();
     eprintln!("kill test: {email_duplicates} e-mail and {sms_duplicates} SMS duplicates");
-    assert!(email_duplicates <= 2, "{email_duplicates} duplicate e-mails");
+    assert!(
+        email_duplicates <= 2,
+        "{email_duplicates} duplicate e-mails"
+    );
     assert!(sms_duplicates <= 2, "{sms_duplicates} duplicate SMS");
     assert_eq!(twilio.distinct(), 200, "one confirmation SMS per customer");
 }

@@ -184,9 +184,11 @@ async fn a_message_another_worker_is_sending_waits_for_its_lease_then_goes_again
     assert!(outcomes[1].is_ok(), "{:?}", outcomes[1]);
     assert_eq!(*mailer.sent.lock().unwrap(), vec![lapsed]);
     assert_eq!(
-        p.text(&format!("SELECT status FROM notifications WHERE id = '{live}'"))
-            .await
-            .as_deref(),
+        p.text(&format!(
+            "SELECT status FROM notifications WHERE id = '{live}'"
+        ))
+        .await
+        .as_deref(),
         Some("sending")
     );
 }
@@ -228,17 +230,21 @@ async fn each_message_is_recorded_sent_while_the_rest_of_its_batch_is_still_in_f
             "the quick message is committed as sent",
             Duration::from_secs(10),
             || async {
-                p.text(&format!("SELECT status FROM notifications WHERE id = '{quick}'"))
-                    .await
-                    .as_deref()
+                p.text(&format!(
+                    "SELECT status FROM notifications WHERE id = '{quick}'"
+                ))
+                .await
+                .as_deref()
                     == Some("sent")
             },
         )
         .await;
         assert_eq!(
-            p.text(&format!("SELECT status FROM notifications WHERE id = '{slow}'"))
-                .await
-                .as_deref(),
+            p.text(&format!(
+                "SELECT status FROM notifications WHERE id = '{slow}'"
+            ))
+            .await
+            .as_deref(),
             Some("sending"),
             "the slow one is still with its provider"
         );
@@ -247,8 +253,10 @@ async fn each_message_is_recorded_sent_while_the_rest_of_its_batch_is_still_in_f
     let (outcomes, ()) = tokio::join!(batch, check);
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(
-        p.scalar("SELECT count(*) FROM notifications WHERE status = 'sent' AND sending_until IS NULL")
-            .await,
+        p.scalar(
+            "SELECT count(*) FROM notifications WHERE status = 'sent' AND sending_until IS NULL"
+        )
+        .await,
         2
     );
 }

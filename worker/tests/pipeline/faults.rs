@@ -36,7 +36,11 @@ async fn a_backlog_of_20000_jobs_drains_with_no_worker_restart_and_redis_holding
         "Redis held {largest} tasks at once"
     );
     let workers: Vec<String> = redis.zrange(keys.workers(), 0, -1).await.unwrap();
-    assert_eq!(workers.len(), 1, "one queue worker, never restarted: {workers:?}");
+    assert_eq!(
+        workers.len(),
+        1,
+        "one queue worker, never restarted: {workers:?}"
+    );
     assert!(workers[0].ends_with("-0"), "{workers:?}");
     let left: usize = redis.hlen(keys.data()).await.unwrap();
     assert_eq!(left, 0, "finished tasks leave Redis");
@@ -125,15 +129,24 @@ async fn a_worker_whose_clock_is_a_minute_ahead_runs_no_job_twice_and_evicts_no_
     let p = Pipeline::new(&[("SMTP_URL", smtp.url.as_str())]).await;
     p.book_many(60).await;
     let mut honest = p.spawn_worker(&[]);
-    let skew = [("LD_PRELOAD", libfaketime()), ("FAKETIME", "+60".to_owned())];
+    let skew = [
+        ("LD_PRELOAD", libfaketime()),
+        ("FAKETIME", "+60".to_owned()),
+    ];
     // The clock really is off under these settings.
     let date = std::process::Command::new("date")
         .arg("+%s")
         .envs(skew.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
-    let faked: i64 = String::from_utf8_lossy(&date.stdout).trim().parse().unwrap();
-    assert!(faked - chrono::Utc::now().timestamp() >= 55, "faketime had no effect");
+    let faked: i64 = String::from_utf8_lossy(&date.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        faked - chrono::Utc::now().timestamp() >= 55,
+        "faketime had no effect"
+    );
     let skew: Vec<(&str, &str)> = skew.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut ahead = p.spawn_worker(&skew);
     p.wait_until_drained(Duration::from_secs(60)).await;
@@ -198,16 +211,17 @@ async fn a_job_that_kills_its_worker_is_dead_after_its_limit_saying_the_worker_w
         worker.kill_9();
     }
     // Another process's reconciler sees the last run's lease lapse.
-    let _reconciler = p.spawn_worker(&[
-        ("WORKER_QUEUES", "reports"),
-        ("JOB_MAX_ATTEMPTS", "3"),
-    ]);
-    wait_until("the e-mail job is dead", Duration::from_secs(30), || async {
-        p.text("SELECT status FROM outbox WHERE job_type = 'send_email'")
-            .await
-            .as_deref()
-            == Some("dead")
-    })
+    let _reconciler = p.spawn_worker(&[("WORKER_QUEUES", "reports"), ("JOB_MAX_ATTEMPTS", "3")]);
+    wait_until(
+        "the e-mail job is dead",
+        Duration::from_secs(30),
+        || async {
+            p.text("SELECT status FROM outbox WHERE job_type = 'send_email'")
+                .await
+                .as_deref()
+                == Some("dead")
+        },
+    )
     .await;
     let error = p
         .text("SELECT last_error FROM outbox WHERE job_type = 'send_email'")
