@@ -89,6 +89,10 @@ pub enum SmsSettings {
         from: String,
         /// Scheme, host and port of the API.
         api_base: String,
+        /// `SMS_MAX_IN_FLIGHT`: requests to Twilio at once. A crash can repeat only a
+        /// message whose request was in flight, so this also bounds the duplicate SMS one
+        /// crash can cause.
+        max_in_flight: u32,
     },
 }
 
@@ -365,6 +369,8 @@ fn mail(env: &Env<'_>, data_dir: &std::path::Path) -> Result<MailSettings, Confi
 }
 
 fn sms(env: &Env<'_>, data_dir: &std::path::Path) -> Result<SmsSettings, ConfigError> {
+    // Checked whichever provider is chosen, so a bad value never waits for a switch.
+    let max_in_flight = env.positive("SMS_MAX_IN_FLIGHT", 8)?;
     match env.get("SMS_PROVIDER").as_deref() {
         None | Some("log") => Ok(SmsSettings::Log(data_dir.join("sms.log"))),
         Some("twilio") => {
@@ -379,6 +385,7 @@ fn sms(env: &Env<'_>, data_dir: &std::path::Path) -> Result<SmsSettings, ConfigE
                 auth_token: SecretString::from(env.required("TWILIO_AUTH_TOKEN")?),
                 from: env.required("TWILIO_FROM")?,
                 api_base: api_base.trim_end_matches('/').to_owned(),
+                max_in_flight,
             })
         }
         Some(other) => Err(ConfigError::new(
@@ -498,6 +505,8 @@ mod tests {
         assert!(matches!(s.mail.transport, MailTransport::Files(_)));
         assert_eq!(s.log_format, LogFormat::Pretty);
         assert!(s.jwt_key().len() >= MIN_JWT_SECRET_BYTES);
+        assert_eq!(s.mail.smtp_pool_size, 4);
+        assert_eq!(s.mail.delivery_lease, Duration::from_secs(60));
     }
 
     #[test]
@@ -540,6 +549,12 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("REDIS_URL", "http://127.0.0.1"),
             ("SMTP_URL", "not a url"),
+            ("SMTP_POOL_SIZE", "0"),
+            ("SMTP_POOL_SIZE", "-1"),
+            ("SMTP_POOL_SIZE", "four"),
+            ("SMS_MAX_IN_FLIGHT", "0"),
+            ("SMS_MAX_IN_FLIGHT", "many"),
+            ("DELIVERY_LEASE_SECONDS", "0"),
         ] {
             let mut vars = base();
             vars.insert(var.into(), value.into());
@@ -552,6 +567,34 @@ mod tests {
         let mut vars = base();
         vars.insert("SMS_PROVIDER".into(), "twilio".into());
         assert_eq!(error_of(&vars).var, "TWILIO_ACCOUNT_SID");
+    }
+
+    #[test]
+    fn twilio_sends_at_most_sms_max_in_flight_at_once() {
+        let mut vars = base();
+        for (k, v) in [
+            ("SMS_PROVIDER", "twilio"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "token"),
+            ("TWILIO_FROM", "+15550000000"),
+        ] {
+            vars.insert(k.into(), v.into());
+        }
+        let in_flight = |vars: &HashMap<String, String>| match Settings::from_map(vars).unwrap().sms
+        {
+            SmsSettings::Twilio { max_in_flight, .. } => max_in_flight,
+            SmsSettings::Log(_) => panic!("expected twilio"),
+        };
+        assert_eq!(in_flight(&vars), 8);
+        vars.insert("SMS_MAX_IN_FLIGHT".into(), "3".into());
+        assert_eq!(in_flight(&vars), 3);
+        vars.insert("SMS_MAX_IN_FLIGHT".into(), "0".into());
+        let err = error_of(&vars);
+        assert_eq!(err.var, "SMS_MAX_IN_FLIGHT");
+        assert_eq!(
+            err.to_string(),
+            "configuration error: SMS_MAX_IN_FLIGHT: expected a positive integer, got `0`"
+        );
     }
 
     #[test]
