@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -53,6 +54,15 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError>;
 }
 
+/// How long connecting to the SMTP server may take. In lettre's async transport this is
+/// only a connect timeout: commands and data have none of their own.
+const SMTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long one whole SMTP transaction (connection included) may take before it counts as
+/// a transient failure. Generous, because giving up after the data went out can repeat the
+/// message; bounded, so that a server that stops answering cannot hold a slot for ever.
+const SMTP_SEND_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Builds the mailer the settings name.
 pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
     let from: Mailbox =
@@ -66,9 +76,12 @@ pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
         }),
         MailTransport::Smtp(url) => {
             let size = settings.mail.smtp_pool_size.max(1);
+            // lettre's pool neither waits nor fails when all its connections are busy: it
+            // opens another one, and `max_size` only caps the idle connections it keeps.
+            // The semaphore is what bounds the transactions in flight.
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                 .context("SMTP_URL: not a usable SMTP URL")?
-                .timeout(Some(std::time::Duration::from_secs(20)))
+                .timeout(Some(SMTP_CONNECT_TIMEOUT))
                 .pool_config(PoolConfig::new().max_size(size))
                 .build();
             Arc::new(SmtpMailer {
@@ -178,10 +191,132 @@ impl Mailer for SmtpMailer {
             .acquire()
             .await
             .map_err(|e| ProviderError::Transient(format!("SMTP: {e}")))?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(message_id(email.id)),
-            Err(e) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),
-            Err(e) => Err(ProviderError::Transient(format!("SMTP: {e}"))),
+        match tokio::time::timeout(SMTP_SEND_TIMEOUT, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(message_id(email.id)),
+            Ok(Err(e)) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),
+            Ok(Err(e)) => Err(ProviderError::Transient(format!("SMTP: {e}"))),
+            Err(_) => Err(ProviderError::Transient(format!(
+                "SMTP: no answer within {} s",
+                SMTP_SEND_TIMEOUT.as_secs()
+            ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::config::Settings;
+
+    /// An SMTP server on loopback that holds each message `delay` before accepting it and
+    /// counts the transactions it holds at once and the `Message-ID`s it accepted.
+    #[derive(Clone, Default)]
+    struct FakeSmtp {
+        now: Arc<AtomicUsize>,
+        most_at_once: Arc<AtomicUsize>,
+        message_ids: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeSmtp {
+        async fn start(delay: Duration) -> (Self, String) {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("smtp://{}", listener.local_addr().unwrap());
+            let smtp = Self::default();
+            let server = smtp.clone();
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    let server = server.clone();
+                    tokio::spawn(async move { server.session(socket, delay).await });
+                }
+            });
+            (smtp, url)
+        }
+
+        async fn session(&self, socket: tokio::net::TcpStream, delay: Duration) {
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let _ = write.write_all(b"220 fake ready\r\n").await;
+            while let Ok(Some(line)) = lines.next_line().await {
+                let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                let answer: &[u8] = match verb.as_str() {
+                    "EHLO" | "HELO" => b"250-fake\r\n250 8BITMIME\r\n",
+                    "DATA" => {
+                        let _ = write.write_all(b"354 go ahead\r\n").await;
+                        let held = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                        self.most_at_once.fetch_max(held, Ordering::SeqCst);
+                        while let Ok(Some(data)) = lines.next_line().await {
+                            if data == "." {
+                                break;
+                            }
+                            if let Some(id) = data.strip_prefix("Message-ID: ") {
+                                self.message_ids.lock().unwrap().push(id.to_owned());
+                            }
+                        }
+                        tokio::time::sleep(delay).await;
+                        self.now.fetch_sub(1, Ordering::SeqCst);
+                        b"250 accepted\r\n"
+                    }
+                    "QUIT" => {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        return;
+                    }
+                    _ => b"250 OK\r\n",
+                };
+                let _ = write.write_all(answer).await;
+            }
+        }
+    }
+
+    fn mailer(url: &str, pool_size: &str) -> Arc<dyn Mailer> {
+        let vars = HashMap::from([
+            ("DATABASE_URL".into(), "postgres://u@127.0.0.1/db".into()),
+            ("REDIS_URL".into(), "redis://127.0.0.1".into()),
+            ("SMTP_URL".into(), url.into()),
+            ("SMTP_POOL_SIZE".into(), pool_size.into()),
+        ]);
+        from_settings(&Settings::from_map(&vars).unwrap()).unwrap()
+    }
+
+    fn email(id: Uuid) -> OutgoingEmail {
+        OutgoingEmail {
+            id,
+            to: "guest@example.com".into(),
+            subject: "Your booking".into(),
+            body: "Confirmed.".into(),
+            attachments: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn at_most_smtp_pool_size_transactions_are_in_flight_at_once() {
+        let (smtp, url) = FakeSmtp::start(Duration::from_millis(100)).await;
+        let mailer = mailer(&url, "3");
+        let emails: Vec<OutgoingEmail> = (0..12).map(|_| email(Uuid::new_v4())).collect();
+        let outcomes = futures::future::join_all(emails.iter().map(|e| mailer.send(e))).await;
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!(smtp.message_ids.lock().unwrap().len(), 12);
+        assert_eq!(smtp.most_at_once.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_resent_notification_keeps_its_message_id() {
+        let (smtp, url) = FakeSmtp::start(Duration::ZERO).await;
+        let mailer = mailer(&url, "1");
+        let id = Uuid::new_v4();
+        let first = mailer.send(&email(id)).await.unwrap();
+        let second = mailer.send(&email(id)).await.unwrap();
+        assert_eq!(first, message_id(id));
+        assert_eq!(second, first);
+        assert_eq!(
+            *smtp.message_ids.lock().unwrap(),
+            vec![message_id(id), message_id(id)]
+        );
     }
 }
