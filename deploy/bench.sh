@@ -3,6 +3,8 @@
 #
 #   deploy/bench.sh            full run: release build, 30 s loads (about 6 minutes)
 #   deploy/bench.sh --smoke    a few seconds per figure, debug build (keeps the script from rotting)
+#   deploy/bench.sh --backlog  only the backlog drain: 10 000, 100 000 and 1 000 000 queued jobs
+#                              (BACKLOG_SIZES to choose), drain rate and Redis peak memory
 #
 # Uses the private PostgreSQL and Redis of deploy/lib/services.sh (or DATABASE_URL/REDIS_URL),
 # in a database of its own (orderly_bench, recreated each run) and a Redis prefix of its own.
@@ -17,8 +19,9 @@ source "$ROOT/deploy/lib/services.sh"
 say() { printf 'bench.sh: %s\n' "$*" >&2; }
 die() { printf 'bench.sh: error: %s\n' "$*" >&2; exit 1; }
 
-SMOKE=0
+SMOKE=0 BACKLOG=0
 [[ ${1:-} == --smoke ]] && SMOKE=1
+[[ ${1:-} == --backlog ]] && BACKLOG=1
 if ((SMOKE)); then
     PROFILE=debug; LOAD_S=3; GET_S=2; DRAIN_N=2000; EMAIL_N=500; ENQ_N=2000; LAT_S=2; EXP_N=20; EXP_SPREAD=1; PGB_S=3
 else
@@ -65,6 +68,15 @@ export RUST_LOG=error LOG_FORMAT=json JWT_SECRET=$(head -c 48 /dev/urandom | bas
 RESULTS=$WORK/results.jsonl
 record() { printf '{"name":"%s","result":%s}\n' "$1" "$2" >>"$RESULTS"; }
 
+if ((BACKLOG)); then
+    # One worker for the queue starts only once the whole backlog is queued.
+    for n in ${BACKLOG_SIZES:-10000 100000 1000000}; do
+        say "backlog: $n noop jobs queued with no worker, then one worker drains them"
+        printf '%s\n' "$("$BIN/orderly-bench" backlog --count "$n" --worker-bin "$BIN/orderly-worker")"
+    done
+    exit 0
+fi
+
 start() { # name, binary, args...
     local name=$1; shift
     "$@" >"$WORK/$name.log" 2>&1 &
@@ -104,7 +116,7 @@ record bookings_full "$("$BIN/orderly-bench" bookings --api "http://$FULL_ADDR" 
 
 say "starting one worker; draining what the bookings queued"
 start worker "$BIN/orderly-worker"
-backlog() { sql "$DATABASE_URL" "SELECT count(*) FROM outbox WHERE status IN ('pending','enqueued') AND run_at <= now()"; }
+backlog() { sql "$DATABASE_URL" "SELECT count(*) FROM outbox WHERE status IN ('pending','enqueued','running') AND run_at <= now()"; }
 for _ in $(seq 1 3000); do [[ $(backlog) == 0 ]] && break; sleep 0.2; done
 say "bookings with instant authorisation while the worker drains (${LOAD_S}s)"
 record bookings_with_worker "$("$BIN/orderly-bench" bookings --api "http://$FULL_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"

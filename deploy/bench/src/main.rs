@@ -1,6 +1,7 @@
 //! `orderly-bench`: the measurements behind `deploy/bench.sh`. Each subcommand prints one
 //! JSON object with its figures; the script assembles the table.
 
+mod backlog;
 mod http;
 mod pipeline;
 mod report;
@@ -32,6 +33,8 @@ enum Command {
     Latency(pipeline::LatencyArgs),
     /// Books with a short hold and no payment, and measures how late expiry runs.
     Expiry(pipeline::ExpiryArgs),
+    /// Queues N jobs with no worker running, then measures one worker draining them.
+    Backlog(backlog::BacklogArgs),
     /// Prints the table of results against the targets.
     Report(report::ReportArgs),
 }
@@ -47,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Enqueue(args) => pipeline::enqueue(args).await?,
         Command::Latency(args) => pipeline::latency(args).await?,
         Command::Expiry(args) => pipeline::expiry(args).await?,
+        Command::Backlog(args) => backlog::backlog(args).await?,
         Command::Report(args) => serde_json::Value::String(report::report(args)?),
     };
     #[allow(clippy::print_stdout)] // the tool's output

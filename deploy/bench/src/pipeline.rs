@@ -11,11 +11,11 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+pub(crate) fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
     Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
 }
 
-async fn connect(max: u32) -> anyhow::Result<DatabaseConnection> {
+pub(crate) async fn connect(max: u32) -> anyhow::Result<DatabaseConnection> {
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set")?;
     let mut options = sea_orm::ConnectOptions::new(url);
     // As shared/src/db.rs: ping only connections that sat idle long enough to have been dropped.
@@ -26,7 +26,7 @@ async fn connect(max: u32) -> anyhow::Result<DatabaseConnection> {
     Ok(Database::connect(options).await?)
 }
 
-async fn scalar(
+pub(crate) async fn scalar(
     db: &DatabaseConnection,
     sql: &str,
     values: Vec<sea_orm::Value>,
@@ -109,7 +109,7 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     wait_for(
         &db,
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND run_at <= now() AND job_type = $1)
-                       OR EXISTS (SELECT 1 FROM outbox WHERE status = 'enqueued' AND job_type = $1)
+                       OR EXISTS (SELECT 1 FROM outbox WHERE status IN ('enqueued', 'running') AND job_type = $1)
                      THEN 0 ELSE 1 END::float8",
         vec![args.kind.clone().into()],
         1.0,
