@@ -1,15 +1,19 @@
 //! Delivering `notifications` rows: render each from current state, send it, record it.
 //!
 //! One send per message, as far as the protocol allows. A batch first claims its sendable
-//! rows in one short committed statement (`sending`, until `sending_until`); each message
-//! then goes to its provider, and its outcome is committed the moment the provider answers
-//! (concurrent outcomes share a statement through a group-commit writer, none waits for
-//! the rest of its batch). A crash can therefore repeat only the messages whose provider
-//! had them but whose answer was not yet recorded; such a row is sent again once its lease
-//! runs out, with the same `Message-ID`, so that a receiver can drop the repeat. A row
-//! another worker is sending is left alone (a transient error: the job retries later).
+//! rows in one short committed statement (`sending`, until `sending_until`, `attempts + 1`);
+//! each message then goes to its provider, and its outcome is committed the moment the
+//! provider answers (concurrent outcomes share a statement through a group-commit writer,
+//! none waits for the rest of its batch). While messages wait for or talk to their provider,
+//! the batch renews their lease, so a live worker's claim never lapses; a dead worker's
+//! lapses after one lease. A crash can therefore repeat only the messages whose provider had
+//! them but whose answer was not yet recorded; such a row is sent again once its lease runs
+//! out, with the same `Message-ID`, so that a receiver can drop the repeat. A row another
+//! worker is sending is left alone (a transient error: the job retries later). Outcomes are
+//! fenced by the claim's attempt number: a late failure never overwrites a newer claim.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -120,7 +124,7 @@ async fn unclaimed(
                 "the message failed earlier: {}",
                 error.unwrap_or_default()
             ))),
-            // `sending` under another worker's lease, or claimed and answered meanwhile.
+            // `sending` under another worker's lease, or claimed and put back meanwhile.
             _ => Err(ProviderError::Transient(
                 "the message is being sent by another worker".into(),
             )),
@@ -133,15 +137,22 @@ async fn unclaimed(
 /// A provider's answer to one message.
 pub type Outcome = Result<String, ProviderError>;
 
+/// The outcome of the claim `attempt` of notification `id`.
+type Answer = (Uuid, i32, Outcome);
+
 /// Records outcomes in one statement: `sent` with the provider's id, `failed` with a
-/// permanent error, or `pending` again with a transient one (the job retries).
-async fn record(db: &DatabaseConnection, outcomes: &[(Uuid, Outcome)]) -> Result<(), DbErr> {
+/// permanent error, or `pending` again with a transient one (the job retries). A row is
+/// written only while `sending`; a failure only under the claim it answers (a newer claim
+/// owns the row), while a send is a fact whichever claim made it.
+async fn record(db: &DatabaseConnection, outcomes: &[Answer]) -> Result<(), DbErr> {
     let mut ids = Vec::with_capacity(outcomes.len());
+    let mut attempts = Vec::with_capacity(outcomes.len());
     let mut statuses = Vec::with_capacity(outcomes.len());
     let mut errors: Vec<String> = Vec::with_capacity(outcomes.len());
     let mut provider_ids: Vec<String> = Vec::with_capacity(outcomes.len());
-    for (id, outcome) in outcomes {
+    for (id, attempt, outcome) in outcomes {
         ids.push(*id);
+        attempts.push(*attempt);
         let (status, error, provider_id) = match outcome {
             Ok(provider_id) => (NotificationStatus::Sent, None, Some(provider_id.clone())),
             Err(e @ ProviderError::Permanent(_)) => {
@@ -161,11 +172,14 @@ async fn record(db: &DatabaseConnection, outcomes: &[(Uuid, Outcome)]) -> Result
                 provider_message_id = COALESCE(NULLIF(d.provider_id, ''), n.provider_message_id),
                 sent_at = CASE WHEN d.status = 'sent' THEN now() ELSE n.sent_at END,
                 sending_until = NULL
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
-                AS d(id, status, error, provider_id)
-          WHERE n.id = d.id AND n.status = 'sending'",
+           FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[])
+                AS d(id, attempt, status, error, provider_id)
+          WHERE n.id = d.id
+            AND n.status = 'sending'
+            AND (n.attempts = d.attempt OR d.status = 'sent')",
         vec![
             ids.into(),
+            attempts.into(),
             statuses.into(),
             errors.into(),
             provider_ids.into(),
@@ -173,6 +187,48 @@ async fn record(db: &DatabaseConnection, outcomes: &[(Uuid, Outcome)]) -> Result
     ))
     .await?;
     Ok(())
+}
+
+/// Extends the lease of the claims `(ids, attempts)` that are still `sending`.
+async fn renew(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+    attempts: &[i32],
+    lease: Duration,
+) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "UPDATE notifications n
+            SET sending_until = now() + make_interval(secs => $3)
+           FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)
+          WHERE n.id = c.id AND n.status = 'sending' AND n.attempts = c.attempt",
+        vec![
+            ids.to_vec().into(),
+            attempts.to_vec().into(),
+            lease.as_secs_f64().into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Renews the claims every third of `lease` until dropped (when the batch's sends are
+/// done). A failed renewal is logged and tried again at the next tick; should they all
+/// fail, the lease lapses and another worker may send the message again.
+async fn keep_claimed(
+    db: &DatabaseConnection,
+    ids: Vec<Uuid>,
+    attempts: Vec<i32>,
+    lease: Duration,
+) -> Infallible {
+    let every = (lease / 3).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = renew(db, &ids, &attempts, lease).await {
+            tracing::warn!(error = %e, messages = ids.len(), "renewing delivery leases failed");
+        }
+    }
 }
 
 /// Most outcomes written by one statement.
@@ -183,14 +239,14 @@ const MAX_RECORD_BATCH: usize = 500;
 pub struct Delivery {
     db: DatabaseConnection,
     lease: Duration,
-    outcomes: Batcher<(Uuid, Outcome), Result<(), String>>,
+    outcomes: Batcher<Answer, Result<(), String>>,
 }
 
 impl Delivery {
     /// A delivery over `db` whose claims last `lease` (longer than any provider timeout).
     pub fn new(db: DatabaseConnection, lease: Duration) -> Self {
         let writer_db = db.clone();
-        let outcomes = Batcher::start(MAX_RECORD_BATCH, 2, move |batch: Vec<(Uuid, Outcome)>| {
+        let outcomes = Batcher::start(MAX_RECORD_BATCH, 2, move |batch: Vec<Answer>| {
             let db = writer_db.clone();
             async move {
                 let result = record(&db, &batch).await.map_err(|e| e.to_string());
@@ -241,22 +297,28 @@ impl Delivery {
     {
         let claimed = claim(&self.db, ids, self.lease).await?;
         let mut outcomes = if claimed.len() < ids.len() {
+            let mine: HashSet<Uuid> = claimed.iter().map(|c| c.row.id).collect();
             let rest: Vec<Uuid> = ids
                 .iter()
-                .filter(|id| !claimed.iter().any(|c| c.row.id == **id))
+                .filter(|id| !mine.contains(id))
                 .copied()
                 .collect();
             unclaimed(&self.db, &rest).await?
         } else {
             HashMap::with_capacity(ids.len())
         };
+        if claimed.is_empty() {
+            return Ok(outcomes);
+        }
+        let (claim_ids, claim_attempts): (Vec<Uuid>, Vec<i32>) =
+            claimed.iter().map(|c| (c.row.id, c.row.attempts)).unzip();
         let sends = claimed.into_iter().map(|l| {
-            let id = l.row.id;
+            let (id, attempt) = (l.row.id, l.row.attempts);
             let sending = send(l);
             async move {
                 let outcome = sending.await;
                 // Committed as soon as the provider answered, not at the end of the batch.
-                let recorded = self.outcomes.submit((id, outcome.clone())).await;
+                let recorded = self.outcomes.submit((id, attempt, outcome.clone())).await;
                 let outcome = match recorded {
                     Some(Ok(())) => outcome.map(|_| ()),
                     Some(Err(e)) => Err(ProviderError::Transient(format!(
@@ -269,7 +331,11 @@ impl Delivery {
                 (id, outcome)
             }
         });
-        for (id, outcome) in join_all(sends).await {
+        let answered = tokio::select! {
+            answered = join_all(sends) => answered,
+            never = keep_claimed(&self.db, claim_ids, claim_attempts, self.lease) => match never {},
+        };
+        for (id, outcome) in answered {
             outcomes.insert(id, outcome);
         }
         Ok(outcomes)

@@ -1,6 +1,7 @@
 //! Batched delivery: every message of a batch is sent once, each outcome is committed as
 //! soon as its provider answers, a message another worker is sending is left alone until
-//! its lease runs out, and batches that overlap never send a message twice.
+//! its lease runs out (a live sender keeps renewing it), a late answer never overwrites a
+//! newer claim, and batches that overlap never send a message twice.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -59,10 +60,14 @@ async fn a_batch_sends_each_unsent_row_once_and_records_each_outcome() {
     let bounce = notification(&p, "bounce@example.com", "pending").await;
     let busy = notification(&p, "busy@example.com", "pending").await;
     let missing = Uuid::new_v4();
+    let dead = notification(&p, "dead@example.com", "failed").await;
     let mailer = RecordingMailer::default();
 
     let outcomes = Delivery::new(p.db.clone(), Duration::from_secs(60))
-        .send_emails(&mailer, &[fresh, already, bounce, busy, missing, fresh])
+        .send_emails(
+            &mailer,
+            &[fresh, already, bounce, busy, missing, fresh, dead],
+        )
         .await;
 
     assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
@@ -73,6 +78,11 @@ async fn a_batch_sends_each_unsent_row_once_and_records_each_outcome() {
         matches!(&outcomes[4], Err(ProviderError::Permanent(m)) if m.contains("does not exist"))
     );
     assert!(outcomes[5].is_ok(), "a duplicate gets its twin's outcome");
+    assert!(
+        matches!(&outcomes[6], Err(ProviderError::Permanent(m)) if m.contains("failed earlier")),
+        "a failed row is not sent again: {:?}",
+        outcomes[6]
+    );
     assert_eq!(
         *mailer.sent.lock().unwrap(),
         vec![fresh],
@@ -116,6 +126,15 @@ async fn a_batch_sends_each_unsent_row_once_and_records_each_outcome() {
     let (status, attempts, error, _, _) = row(busy).await;
     assert_eq!((status.as_str(), attempts), ("pending", 1), "retried later");
     assert!(error.contains("451"), "{error}");
+    assert_eq!(
+        p.scalar(&format!(
+            "SELECT count(*) FROM notifications WHERE sending_until IS NOT NULL AND id IN ('{fresh}', '{bounce}', '{busy}')"
+        ))
+        .await,
+        0,
+        "an answered row holds no lease"
+    );
+    assert_eq!(row(dead).await.1, 0, "a failed row is not touched");
 }
 
 #[tokio::test]
@@ -193,10 +212,22 @@ async fn a_message_another_worker_is_sending_waits_for_its_lease_then_goes_again
     );
 }
 
-/// Holds the send to `held` until released; sends every other message at once.
+/// Holds the send to `held` until released, then answers it with `held_answer`; sends
+/// every other message at once.
 struct HoldingMailer {
     held: Uuid,
     release: tokio::sync::Notify,
+    held_answer: Result<(), ProviderError>,
+}
+
+impl HoldingMailer {
+    fn new(held: Uuid) -> Self {
+        Self {
+            held,
+            release: tokio::sync::Notify::new(),
+            held_answer: Ok(()),
+        }
+    }
 }
 
 #[async_trait]
@@ -208,6 +239,7 @@ impl Mailer for HoldingMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
         if email.id == self.held {
             self.release.notified().await;
+            self.held_answer.clone()?;
         }
         Ok(format!("<{}@test>", email.id))
     }
@@ -218,10 +250,7 @@ async fn each_message_is_recorded_sent_while_the_rest_of_its_batch_is_still_in_f
     let p = Pipeline::new(&[]).await;
     let quick = notification(&p, "quick@example.com", "pending").await;
     let slow = notification(&p, "slow@example.com", "pending").await;
-    let mailer = HoldingMailer {
-        held: slow,
-        release: tokio::sync::Notify::new(),
-    };
+    let mailer = HoldingMailer::new(slow);
     let delivery = Delivery::new(p.db.clone(), Duration::from_secs(60));
     let both = [quick, slow];
     let batch = delivery.send_emails(&mailer, &both);
@@ -258,5 +287,113 @@ async fn each_message_is_recorded_sent_while_the_rest_of_its_batch_is_still_in_f
         )
         .await,
         2
+    );
+}
+
+#[tokio::test]
+async fn a_live_sender_keeps_renewing_its_lease_so_no_other_worker_takes_the_message() {
+    let p = Pipeline::new(&[]).await;
+    let slow = notification(&p, "slow@example.com", "pending").await;
+    let mailer = HoldingMailer::new(slow);
+    // A lease of one second, and a provider that takes three.
+    let delivery = Delivery::new(p.db.clone(), Duration::from_secs(1));
+    let one = [slow];
+    let batch = delivery.send_emails(&mailer, &one);
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            p.scalar(&format!(
+                "SELECT count(*) FROM notifications
+                  WHERE id = '{slow}' AND status = 'sending' AND sending_until > now()"
+            ))
+            .await,
+            1,
+            "the lease was renewed while the provider worked"
+        );
+        let other = delivery
+            .send_emails(&RecordingMailer::default(), &[slow])
+            .await;
+        assert!(
+            matches!(&other[0], Err(ProviderError::Transient(m)) if m.contains("another worker")),
+            "{other:?}"
+        );
+        mailer.release.notify_one();
+    };
+    let (outcomes, ()) = tokio::join!(batch, meanwhile);
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert_eq!(
+        p.text(&format!(
+            "SELECT status || ' ' || attempts FROM notifications WHERE id = '{slow}'"
+        ))
+        .await
+        .as_deref(),
+        Some("sent 1")
+    );
+}
+
+#[tokio::test]
+async fn a_late_failure_leaves_a_newer_claim_alone_but_a_late_send_is_recorded() {
+    let p = Pipeline::new(&[]).await;
+    let failing = notification(&p, "failing@example.com", "pending").await;
+    let sending = notification(&p, "sending@example.com", "pending").await;
+    let delivery = Delivery::new(p.db.clone(), Duration::from_secs(60));
+    let claimed_again = |id: Uuid| {
+        // As if this claim had lapsed and another worker had claimed the row since.
+        let db = &p.db;
+        async move {
+            db.execute_unprepared(&format!(
+                "UPDATE notifications SET attempts = attempts + 1 WHERE id = '{id}'"
+            ))
+            .await
+            .unwrap();
+        }
+    };
+    let status = |id: Uuid| {
+        let p = &p;
+        async move {
+            p.text(&format!(
+                "SELECT status || ' ' || attempts FROM notifications WHERE id = '{id}'"
+            ))
+            .await
+        }
+    };
+
+    let mut mailer = HoldingMailer::new(failing);
+    mailer.held_answer = Err(ProviderError::Transient("451 try later".into()));
+    let one = [failing];
+    let batch = delivery.send_emails(&mailer, &one);
+    let meanwhile = async {
+        orderly_shared::testing::wait_until("claimed", Duration::from_secs(10), || async {
+            status(failing).await.as_deref() == Some("sending 1")
+        })
+        .await;
+        claimed_again(failing).await;
+        mailer.release.notify_one();
+    };
+    let (outcomes, ()) = tokio::join!(batch, meanwhile);
+    assert!(matches!(&outcomes[0], Err(ProviderError::Transient(_))));
+    assert_eq!(
+        status(failing).await.as_deref(),
+        Some("sending 2"),
+        "the newer claim still owns the row"
+    );
+
+    let mailer = HoldingMailer::new(sending);
+    let one = [sending];
+    let batch = delivery.send_emails(&mailer, &one);
+    let meanwhile = async {
+        orderly_shared::testing::wait_until("claimed", Duration::from_secs(10), || async {
+            status(sending).await.as_deref() == Some("sending 1")
+        })
+        .await;
+        claimed_again(sending).await;
+        mailer.release.notify_one();
+    };
+    let (outcomes, ()) = tokio::join!(batch, meanwhile);
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert_eq!(
+        status(sending).await.as_deref(),
+        Some("sent 2"),
+        "the message went out, whichever claim sent it"
     );
 }
