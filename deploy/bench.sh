@@ -13,6 +13,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT"
+# Measured on what production runs: a private PostgreSQL with the default durability (fsync,
+# synchronous_commit and full_page_writes on) and pg_stat_statements, or DATABASE_URL's server.
+export ORDERLY_PG_DURABLE=1
 # shellcheck source=deploy/lib/services.sh
 source "$ROOT/deploy/lib/services.sh"
 
@@ -61,12 +64,17 @@ sql "$ADMIN_URL" "CREATE DATABASE $BENCH_DB"
 DATABASE_URL=$(orderly_db_url "$BENCH_DB")
 export DATABASE_URL
 "$BIN/orderly-migrate" up >/dev/null || die "migrations failed"
+# Statements per booking come from pg_stat_statements (loaded by the private durable server;
+# another server may lack it, and the figure is then left out).
+sql "$DATABASE_URL" "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" 2>/dev/null \
+    || say "pg_stat_statements is not available: statements per booking will not be counted"
 
 WORK=$(mktemp -d)
 export REDIS_PREFIX="bench:$$:$(date +%s)" API_ADDR=127.0.0.1:18080 DATA_DIR=$WORK/data
 export RUST_LOG=error LOG_FORMAT=json JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 RESULTS=$WORK/results.jsonl
 record() { printf '{"name":"%s","result":%s}\n' "$1" "$2" >>"$RESULTS"; }
+record durability "$("$BIN/orderly-bench" durability)"
 
 if ((BACKLOG)); then
     # One worker for the queue starts only once the whole backlog is queued.
@@ -118,11 +126,8 @@ say "starting one worker; draining what the bookings queued"
 start worker "$BIN/orderly-worker"
 backlog() { sql "$DATABASE_URL" "SELECT count(*) FROM outbox WHERE status IN ('pending','enqueued','running') AND run_at <= now()"; }
 for _ in $(seq 1 3000); do [[ $(backlog) == 0 ]] && break; sleep 0.2; done
-say "bookings with instant authorisation while the worker drains (${LOAD_S}s)"
-record bookings_with_worker "$("$BIN/orderly-bench" bookings --api "http://$FULL_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S)"
-record backlog_after_load "{\"jobs\":$(backlog)}"
-for _ in $(seq 1 3000); do [[ $(backlog) == 0 ]] && break; sleep 0.2; done
-record backlog_drained_after "{\"jobs\":$(backlog)}"
+say "the whole flow: bookings with instant authorisation while the worker drains (${LOAD_S}s), then the drain"
+record flow "$("$BIN/orderly-bench" flow --api "http://$FULL_ADDR" --fixture "$WORK/fixture.json" --connections $CONNECTIONS --seconds $LOAD_S --statements-out "$WORK/statements.txt")"
 
 say "draining $DRAIN_N noop jobs"
 record drain_noop "$("$BIN/orderly-bench" drain --kind noop --count $DRAIN_N)"
@@ -159,15 +164,44 @@ INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at)
 COMMIT;
 SQL
 PGBENCH=$(command -v pgbench || echo "${_ORDERLY_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench")
-tps=$("$PGBENCH" -n -c $CONNECTIONS -j 2 -T $PGB_S -f "$WORK/booking.sql" -l --log-prefix="$WORK/pgbench_log" "$DATABASE_URL" 2>"$WORK/pgbench.err" | awk '/^tps/ {print $3; exit}')
-[[ -n $tps ]] || die "pgbench failed: $(tail -3 "$WORK/pgbench.err")"
-# Per-transaction latencies (third column, microseconds) give pgbench's own p50/p99.
-read -r pgb_p50 pgb_p99 < <(cat "$WORK"/pgbench_log.* | awk '{print $3}' | sort -n \
-    | awk '{v[NR] = $1} END {printf "%.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000}')
-record pgbench "{\"tps\":$tps,\"p50_ms\":$pgb_p50,\"p99_ms\":$pgb_p99}"
+# pgbench FILE NAME MODE: replays FILE from $CONNECTIONS clients with query mode MODE and
+# records its rate and its own p50/p99 (the per-transaction log's third column, microseconds)
+# under NAME.
+pgbench_run() {
+    local tps p50 p99
+    rm -f "$WORK"/pgbench_log.*
+    tps=$("$PGBENCH" -n -M "$3" -c $CONNECTIONS -j 2 -T $PGB_S -f "$1" -D booking="$GET_ID" -l --log-prefix="$WORK/pgbench_log" "$DATABASE_URL" 2>"$WORK/pgbench.err" | awk '/^tps/ {print $3; exit}')
+    [[ -n $tps ]] || die "pgbench failed: $(tail -3 "$WORK/pgbench.err")"
+    read -r p50 p99 < <(cat "$WORK"/pgbench_log.* | awk '{print $3}' | sort -n \
+        | awk '{v[NR] = $1} END {printf "%.2f %.2f\n", v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000}')
+    record "$2" "{\"tps\":$tps,\"p50_ms\":$p50,\"p99_ms\":$p99}"
+}
+GET_ID=$(sql "$DATABASE_URL" "SELECT id FROM bookings ORDER BY created_at LIMIT 1")
+pgbench_run "$WORK/booking.sql" pgbench simple
+# The query behind GET /api/v1/bookings/{id} (BookingView::fetch), prepared, for one booking.
+cat >"$WORK/get.sql" <<'SQL'
+SELECT b.id, b.listing_id, b.customer_id, b.quantity, b.amount_cents, b.currency, b.status,
+       b.hold_expires_at, b.created_at, b.updated_at, l.provider_id,
+       p.provider AS payment_provider, p.status AS payment_status, p.client_secret,
+       COALESCE((SELECT json_agg(json_build_object('channel', n.channel, 'kind', n.kind,
+                                                   'status', n.status, 'sent_at', n.sent_at)
+                                 ORDER BY n.created_at)
+                   FROM notifications n WHERE n.booking_id = b.id), '[]'::json) AS notifications
+  FROM bookings b
+  JOIN listings l ON l.id = b.listing_id
+  LEFT JOIN payments p ON p.booking_id = b.id
+ WHERE b.id = :booking;
+SQL
+say "pgbench: the GET /bookings/{id} query, prepared (${PGB_S}s, $CONNECTIONS clients)"
+pgbench_run "$WORK/get.sql" pgbench_get prepared
 
 stop api
 stop full
 stop scheduler
 "$BIN/orderly-bench" report --results "$RESULTS"
+if [[ -s $WORK/statements.txt ]]; then
+    echo
+    echo "Statements per completed booking in the whole-flow phase (pg_stat_statements; top 30):"
+    cat "$WORK/statements.txt"
+fi
 say "raw results: $RESULTS"

@@ -10,15 +10,19 @@
 #   orderly_db_url NAME        prints DATABASE_URL with its database name replaced by NAME
 #
 # Settings (environment): DATABASE_URL / REDIS_URL (use these servers, start nothing),
-# ORDERLY_LOCAL_DIR (default <repo>/.local), ORDERLY_PG_PORT (55432), ORDERLY_REDIS_PORT (56379).
+# ORDERLY_LOCAL_DIR (default <repo>/.local), ORDERLY_PG_PORT (55432), ORDERLY_REDIS_PORT (56379),
+# ORDERLY_PG_DURABLE (set before sourcing; 0; 1 = a second private PostgreSQL, data in .local/pg-durable, default port
+# 55433, with PostgreSQL's default durability and pg_stat_statements: what deploy/bench.sh uses).
 #
-# The private servers are for development and tests ONLY: trust auth, loopback only, no durability.
+# The private servers are for development and tests ONLY: trust auth, loopback only; the
+# default one has no durability (fsync off), the durable one keeps PostgreSQL's defaults.
 # Every function reports failures with `return 1` (never `exit`), and checks each step
 # explicitly, because `set -e` is switched off inside functions called from `if`/`||`.
 
 ORDERLY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 ORDERLY_LOCAL_DIR=${ORDERLY_LOCAL_DIR:-$ORDERLY_ROOT/.local}
-ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-55432}
+ORDERLY_PG_DURABLE=${ORDERLY_PG_DURABLE:-0}
+if [[ $ORDERLY_PG_DURABLE == 1 ]]; then ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-55433}; else ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-55432}; fi
 ORDERLY_REDIS_PORT=${ORDERLY_REDIS_PORT:-56379}
 
 # What this shell started (1) as opposed to reused; only those are stopped. `:=` keeps the
@@ -195,6 +199,7 @@ orderly_ensure_postgres() {
     # Data lives in $ORDERLY_LOCAL_DIR/pg. If the PostgreSQL user cannot reach that (a parent
     # directory is closed to it), fall back to a per-checkout directory under /var/tmp.
     local pgdir=$ORDERLY_LOCAL_DIR/pg
+    [[ $ORDERLY_PG_DURABLE == 1 ]] && pgdir=$ORDERLY_LOCAL_DIR/pg-durable
     mkdir -p "$ORDERLY_LOCAL_DIR" || { _orderly_err "cannot create $ORDERLY_LOCAL_DIR"; return 1; }
     if ! _orderly_pg_prepare_dir "$pgdir"; then
         local alt
@@ -280,8 +285,18 @@ orderly_ensure_postgres() {
         # Unix socket paths are limited to ~107 bytes; everything here uses TCP anyway.
         local sockset=$sockdir
         if ((${#sockdir} > 90)); then sockset=''; fi
-        # Dev/test instance only: fsync, synchronous_commit and full_page_writes are off because
-        # speed matters more than surviving a power cut; never use these settings in production.
+        # The default instance is for dev and tests only: fsync, synchronous_commit and
+        # full_page_writes are off because speed matters more than surviving a power cut. The
+        # durable instance (ORDERLY_PG_DURABLE=1, for benchmarks) keeps PostgreSQL's defaults,
+        # as production runs, and loads pg_stat_statements to count statements.
+        local durability="# Dev/test only: no crash safety.
+fsync = off
+synchronous_commit = off
+full_page_writes = off"
+        if [[ $ORDERLY_PG_DURABLE == 1 ]]; then
+            durability="# Durable, as in production: fsync, synchronous_commit and full_page_writes on.
+shared_preload_libraries = 'pg_stat_statements'"
+        fi
         if ! cat >"$data/orderly.conf" <<EOF; then
 # Written by deploy/lib/services.sh at every start: edit that script, not this file.
 listen_addresses = '127.0.0.1'
@@ -290,10 +305,7 @@ unix_socket_directories = '${sockset//\'/\'\'}'
 # Tests run many databases and connection pools in parallel.
 max_connections = 400
 shared_buffers = 256MB
-# Dev/test only: no crash safety.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 EOF
             _orderly_err "cannot write $data/orderly.conf"
             return 1

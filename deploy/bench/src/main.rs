@@ -2,6 +2,7 @@
 //! JSON object with its figures; the script assembles the table.
 
 mod backlog;
+mod flow;
 mod http;
 mod pipeline;
 mod report;
@@ -25,6 +26,10 @@ enum Command {
     Bookings(http::LoadArgs),
     /// GET /api/v1/bookings/{id} from many connections, every response checked.
     GetBooking(http::LoadArgs),
+    /// Bookings while a worker drains, then the drain; work per completed booking.
+    Flow(flow::FlowArgs),
+    /// PostgreSQL's durability settings.
+    Durability,
     /// Queues N jobs in one transaction and measures how fast the workers drain them.
     Drain(pipeline::DrainArgs),
     /// Enqueues N jobs through the outbox from one process (grouped, one per transaction, or bulk).
@@ -46,6 +51,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Setup(args) => http::setup(args).await?,
         Command::Bookings(args) => http::bookings(args).await?,
         Command::GetBooking(args) => http::get_booking(args).await?,
+        Command::Flow(args) => flow::flow(args).await?,
+        Command::Durability => flow::durability().await?,
         Command::Drain(args) => pipeline::drain(args).await?,
         Command::Enqueue(args) => pipeline::enqueue(args).await?,
         Command::Latency(args) => pipeline::latency(args).await?,

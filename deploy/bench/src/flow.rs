@@ -1,0 +1,195 @@
+//! `flow`: the whole booking flow with a worker draining on the same machine. Books for a
+//! fixed time, waits until every job the bookings caused has ended, and divides the work
+//! PostgreSQL and Redis did meanwhile by the bookings whose every job finished.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+
+use crate::http::{self, LoadArgs};
+use crate::pipeline::{connect, scalar, stmt};
+
+/// How long PostgreSQL may keep an idle backend's statistics before publishing them
+/// (`PGSTAT_IDLE_INTERVAL`, 10 s): counters are read only after this much quiet.
+const STATS_SETTLE: Duration = Duration::from_secs(11);
+
+/// Work counters of PostgreSQL (this database) and Redis at one instant.
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    commits: f64,
+    statements: Option<f64>,
+    wal_bytes: f64,
+    redis_commands: f64,
+}
+
+async fn counters(
+    db: &DatabaseConnection,
+    redis: &mut redis::aio::MultiplexedConnection,
+) -> anyhow::Result<Counters> {
+    let commits = scalar(
+        db,
+        "SELECT xact_commit::float8 FROM pg_stat_database WHERE datname = current_database()",
+        vec![],
+    )
+    .await?;
+    // pg_stat_statements counts each statement a client sent (BEGIN and COMMIT included)
+    // as it ends; absent when the server was not started with it.
+    let statements = scalar(
+        db,
+        "SELECT sum(calls)::float8 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+          WHERE d.datname = current_database()",
+        vec![],
+    )
+    .await
+    .ok();
+    let wal_bytes = scalar(
+        db,
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8",
+        vec![],
+    )
+    .await?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await?;
+    let redis_commands = info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_"))
+        .filter_map(|l| l.split("calls=").nth(1))
+        .filter_map(|v| v.split(',').next()?.parse::<f64>().ok())
+        .sum();
+    Ok(Counters {
+        commits,
+        statements,
+        wal_bytes,
+        redis_commands,
+    })
+}
+
+/// Jobs due now that have not ended.
+const UNFINISHED: &str = "SELECT count(*)::float8 FROM outbox
+  WHERE status IN ('pending', 'enqueued', 'running') AND run_at <= now()";
+
+/// Arguments of `flow`.
+#[derive(Debug, clap::Args)]
+pub struct FlowArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Where to write the statements PostgreSQL ran most often during the phase, per
+    /// completed booking (needs pg_stat_statements).
+    #[arg(long)]
+    statements_out: Option<PathBuf>,
+}
+
+/// Calls of each statement (by its text) in this database so far.
+async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, f64> {
+    let rows = db
+        .query_all_raw(stmt(
+            "SELECT regexp_replace(left(s.query, 160), '\\s+', ' ', 'g') AS query, sum(s.calls)::float8 AS calls
+               FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+              WHERE d.datname = current_database() GROUP BY 1",
+            vec![],
+        ))
+        .await
+        .unwrap_or_default();
+    rows.into_iter()
+        .filter_map(|r| Some((r.try_get("", "query").ok()?, r.try_get("", "calls").ok()?)))
+        .collect()
+}
+
+/// Runs the measurement.
+pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
+    let FlowArgs {
+        load: args,
+        statements_out,
+    } = args;
+    let db = connect(2).await?;
+    let redis_url = std::env::var("REDIS_URL").context("REDIS_URL is not set")?;
+    let mut redis = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    tokio::time::sleep(STATS_SETTLE).await;
+    let since = scalar(&db, "SELECT extract(epoch FROM now())::float8", vec![]).await?;
+    let before = counters(&db, &mut redis).await?;
+    let calls_before = statement_calls(&db).await;
+
+    let load = http::bookings(args).await?;
+    let load_ended = Instant::now();
+    let backlog = scalar(&db, UNFINISHED, vec![]).await?;
+    while scalar(&db, UNFINISHED, vec![]).await? > 0.0 {
+        anyhow::ensure!(
+            load_ended.elapsed() < Duration::from_secs(1800),
+            "the jobs of the load did not end within 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drain_s = load_ended.elapsed().as_secs_f64();
+
+    tokio::time::sleep(STATS_SETTLE).await;
+    let after = counters(&db, &mut redis).await?;
+    let calls_after = statement_calls(&db).await;
+    let window = vec![since.into()];
+    let booked = scalar(
+        &db,
+        "SELECT count(*)::float8 FROM bookings WHERE created_at >= to_timestamp($1)",
+        window.clone(),
+    )
+    .await?;
+    // Completed: paid, and every message about it sent.
+    let completed = scalar(
+        &db,
+        "SELECT count(*)::float8 FROM bookings b
+          WHERE b.created_at >= to_timestamp($1) AND b.status = 'paid'
+            AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.booking_id = b.id AND n.status <> 'sent')",
+        window,
+    )
+    .await?;
+    if let Some(path) = statements_out {
+        let mut deltas: Vec<(f64, &String)> = calls_after
+            .iter()
+            .map(|(q, a)| (a - calls_before.get(q).copied().unwrap_or(0.0), q))
+            .filter(|(d, _)| *d > 0.0)
+            .collect();
+        deltas.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let text: String = deltas
+            .iter()
+            .take(30)
+            .map(|(d, q)| format!("{:8.2}  {q}\n", d / completed.max(1.0)))
+            .collect();
+        std::fs::write(&path, text).context("writing the statements")?;
+    }
+    let load_s = load["seconds"].as_f64().unwrap_or(f64::NAN);
+    let per = |d: f64| d / completed.max(1.0);
+    Ok(json!({
+        "rps": load["rps"], "p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"],
+        "errors": load["errors"], "first_error": load["first_error"], "seconds": load_s,
+        "backlog_jobs": backlog, "drain_s": drain_s,
+        "booked": booked, "completed": completed,
+        "completed_per_s": completed / (load_s + drain_s),
+        "commits_per_booking": per(after.commits - before.commits),
+        "statements_per_booking": match (before.statements, after.statements) {
+            (Some(b), Some(a)) => json!(per(a - b)),
+            _ => Value::Null,
+        },
+        "wal_kb_per_booking": per(after.wal_bytes - before.wal_bytes) / 1024.0,
+        "redis_commands_per_booking": per(after.redis_commands - before.redis_commands),
+    }))
+}
+
+/// PostgreSQL's durability settings, as the figures were measured.
+pub async fn durability() -> anyhow::Result<Value> {
+    let db = connect(1).await?;
+    let mut out = serde_json::Map::new();
+    for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+        let row = db
+            .query_one_raw(stmt(&format!("SHOW {name}"), vec![]))
+            .await?
+            .context("SHOW returned nothing")?;
+        out.insert(name.to_owned(), json!(row.try_get_by_index::<String>(0)?));
+    }
+    Ok(Value::Object(out))
+}
