@@ -7,22 +7,22 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    JoinType, QuerySelect, RelationTrait, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::seats::{self, SeatError};
 use crate::entities::bookings::{self, BookingStatus};
 use crate::entities::listings::{self, ListingStatus};
-use crate::entities::notifications::{NotificationChannel, NotificationKind};
+use crate::entities::notifications::{self, NotificationChannel, NotificationKind};
 use crate::entities::payments::{self, PaymentStatus};
-use crate::entities::users;
+use crate::jobs::outbox::NewJob;
 use crate::jobs::{
     CancelPayment, CapturePayment, CreatePayment, ExpireBooking, RefundPayment, outbox,
 };
 use crate::providers::payments::{IntentState, NewPayment, PaymentGateway};
 
-use super::notifications::notify;
+use super::notifications::{self as messages, notify};
 
 /// Why a booking operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -71,18 +71,21 @@ pub struct NewBooking {
 /// A booking just made.
 #[derive(Debug, Clone)]
 pub struct Created {
-    /// The booking (`pending_payment`).
+    /// The booking: `pending_payment`, or `confirmed` when an instant gateway authorised it.
     pub booking: bookings::Model,
-    /// Its payment: `creating`, or `requires_payment` when an instant gateway made it.
+    /// Its payment: `creating`; `requires_payment` or `authorized` when an instant gateway
+    /// made it.
     pub payment: payments::Model,
-    /// Whether an instant gateway already authorised it.
-    pub authorized: bool,
+    /// The messages the booking asked for (its confirmation, when it is confirmed).
+    pub notifications: Vec<notifications::Model>,
 }
 
 /// Takes the seats and records the booking, its payment and its expiry job, in one
 /// transaction of the same shape as the plain-SQL baseline of `deploy/bench.sh`. An instant
-/// gateway (the simulated one) creates the payment inside it; any other gets a
-/// `create_payment` safety-net job, since its call happens after the commit.
+/// gateway (the simulated one) creates the payment inside it, and when it authorises at
+/// once the booking is confirmed in the same transaction (messages and capture queued);
+/// any other gets a `create_payment` safety-net job, since its call happens after the
+/// commit.
 pub async fn create(
     db: &DatabaseConnection,
     hold: Duration,
@@ -112,20 +115,49 @@ pub async fn create(
     listing.updated_at = Set(now.into());
     listing.update(&txn).await?;
 
+    let booking_id = Uuid::now_v7();
+    // An instant gateway answers without leaving the process, so it is asked before the
+    // booking is written: an authorisation then confirms it in this transaction.
+    let instant = if gateway.is_instant() {
+        Some(
+            gateway
+                .create(&NewPayment {
+                    booking_id,
+                    amount_cents,
+                    currency: currency.clone(),
+                    idempotency_key: super::payments::key(booking_id, "create"),
+                })
+                .await
+                .map_err(|e| {
+                    BookingError::Db(sea_orm::DbErr::Custom(format!(
+                        "instant payment gateway: {e}"
+                    )))
+                })?,
+        )
+    } else {
+        None
+    };
+    let authorized = instant
+        .as_ref()
+        .is_some_and(|p| p.state == IntentState::Authorized);
     let hold_expires_at =
         now + chrono::Duration::from_std(hold).unwrap_or(chrono::Duration::minutes(15));
     let booking = bookings::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(booking_id),
         listing_id: Set(new.listing_id),
         customer_id: Set(new.customer_id),
         quantity: Set(new.quantity),
         amount_cents: Set(amount_cents),
         currency: Set(currency.clone()),
-        status: Set(BookingStatus::PendingPayment),
+        status: Set(if authorized {
+            BookingStatus::Confirmed
+        } else {
+            BookingStatus::PendingPayment
+        }),
         hold_expires_at: Set(hold_expires_at.into()),
         idempotency_key: Set(new.idempotency_key),
         request_id: Set(new.request_id.clone()),
-        confirmed_at: Set(None),
+        confirmed_at: Set(authorized.then(|| now.into())),
         paid_at: Set(None),
         expired_at: Set(None),
         cancelled_at: Set(None),
@@ -139,34 +171,15 @@ pub async fn create(
         Some(SqlErr::UniqueConstraintViolation(_)) => BookingError::DuplicateKey,
         _ => BookingError::Db(e),
     })?;
-    let instant = if gateway.is_instant() {
-        Some(
-            gateway
-                .create(&NewPayment {
-                    booking_id: booking.id,
-                    amount_cents,
-                    currency: currency.clone(),
-                    idempotency_key: super::payments::key(booking.id, "create"),
-                })
-                .await
-                .map_err(|e| {
-                    BookingError::Db(sea_orm::DbErr::Custom(format!(
-                        "instant payment gateway: {e}"
-                    )))
-                })?,
-        )
-    } else {
-        None
-    };
     let payment = payments::ActiveModel {
         id: Set(Uuid::now_v7()),
         booking_id: Set(booking.id),
         provider: Set(gateway.provider()),
         provider_payment_id: Set(instant.as_ref().map(|p| p.provider_payment_id.clone())),
-        status: Set(if instant.is_some() {
-            PaymentStatus::RequiresPayment
-        } else {
-            PaymentStatus::Creating
+        status: Set(match &instant {
+            _ if authorized => PaymentStatus::Authorized,
+            Some(_) => PaymentStatus::RequiresPayment,
+            None => PaymentStatus::Creating,
         }),
         amount_cents: Set(amount_cents),
         currency: Set(currency),
@@ -182,40 +195,42 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
-    outbox::enqueue(
-        &txn,
+    let request_id = new.request_id.as_deref();
+    let mut jobs = vec![NewJob::of(
         &ExpireBooking {
             booking_id: booking.id,
         },
         Some(hold_expires_at),
-        new.request_id.as_deref(),
-    )
-    .await?;
+        request_id,
+    )?];
     if instant.is_none() {
         // The request creates the payment right after this commit; should it die first,
         // this job does it (and finds nothing to do otherwise).
-        outbox::enqueue(
-            &txn,
+        jobs.push(NewJob::of(
             &CreatePayment {
                 booking_id: booking.id,
             },
             Some(now + chrono::Duration::seconds(PAYMENT_SAFETY_NET_SECONDS)),
-            new.request_id.as_deref(),
-        )
-        .await?;
+            request_id,
+        )?);
     }
+    let notes = if authorized {
+        confirm(&txn, booking.id, booking.customer_id, &jobs, request_id).await?
+    } else {
+        outbox::enqueue_many(&txn, &jobs).await?;
+        Vec::new()
+    };
     txn.commit().await?;
-    tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, "booking created");
+    tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, booking.confirmed = authorized, "booking created");
     Ok(Created {
         booking,
         payment,
-        authorized: instant.is_some_and(|p| p.state == IntentState::Authorized),
+        notifications: notes,
     })
 }
 
 /// Books as a customer's request does: [`create`], then the payment at a non-instant
-/// provider, then the confirmation an instant authorisation calls for. Returns what
-/// [`create`] made and whether the booking changed after it.
+/// provider. Returns what [`create`] made and whether the booking changed after it.
 pub async fn book(
     db: &DatabaseConnection,
     hold: Duration,
@@ -224,56 +239,55 @@ pub async fn book(
 ) -> Result<(Created, bool), BookingError> {
     let request_id = new.request_id.clone();
     let created = create(db, hold, gateway, new).await?;
-    let id = created.booking.id;
-    let changed = if !gateway.is_instant() {
-        super::payments::start(db, gateway, id, request_id.as_deref()).await?;
-        true
-    } else if created.authorized {
-        payment_authorized(db, id, request_id.as_deref()).await?
-    } else {
+    let changed = if gateway.is_instant() {
         false
+    } else {
+        super::payments::start(db, gateway, created.booking.id, request_id.as_deref()).await?;
+        true
     };
     Ok((created, changed))
 }
 
-/// Locks a booking and its payment inside `txn`.
+/// What confirming a booking asks for, written in one statement with the caller's `also`
+/// jobs: the confirmation e-mail and SMS and their jobs, and the payment's capture.
+async fn confirm(
+    txn: &DatabaseTransaction,
+    booking_id: Uuid,
+    customer_id: Uuid,
+    also: &[NewJob],
+    request_id: Option<&str>,
+) -> Result<Vec<notifications::Model>, BookingError> {
+    let mut jobs = also.to_vec();
+    jobs.push(NewJob::of(&CapturePayment { booking_id }, None, request_id)?);
+    Ok(messages::ask(
+        txn,
+        booking_id,
+        customer_id,
+        &[
+            (NotificationChannel::Email, NotificationKind::BookingConfirmed),
+            (NotificationChannel::Sms, NotificationKind::BookingConfirmed),
+        ],
+        &jobs,
+        request_id,
+    )
+    .await?)
+}
+
+/// Locks a booking and its payment inside `txn` (one statement).
 pub async fn lock(
     txn: &DatabaseTransaction,
     booking_id: Uuid,
 ) -> Result<(bookings::Model, payments::Model), BookingError> {
-    let booking = bookings::Entity::find_by_id(booking_id)
+    match bookings::Entity::find_by_id(booking_id)
+        .select_also(payments::Entity)
+        .join(JoinType::InnerJoin, bookings::Relation::Payment.def())
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or(BookingError::NotFound)?;
-    let payment = payments::Entity::find()
-        .filter_by_booking(booking_id)
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or(BookingError::NotFound)?;
-    Ok((booking, payment))
-}
-
-trait FilterByBooking {
-    fn filter_by_booking(self, booking_id: Uuid) -> Self;
-}
-
-impl FilterByBooking for sea_orm::Select<payments::Entity> {
-    fn filter_by_booking(self, booking_id: Uuid) -> Self {
-        use sea_orm::{ColumnTrait, QueryFilter};
-        self.filter(payments::Column::BookingId.eq(booking_id))
+    {
+        Some((booking, Some(payment))) => Ok((booking, payment)),
+        _ => Err(BookingError::NotFound),
     }
-}
-
-async fn customer(
-    txn: &DatabaseTransaction,
-    booking: &bookings::Model,
-) -> Result<users::Model, BookingError> {
-    users::Entity::find_by_id(booking.customer_id)
-        .one(txn)
-        .await?
-        .ok_or(BookingError::NotFound)
 }
 
 /// The payment was authorised (webhook, or the simulated provider at once): confirm the
@@ -315,7 +329,7 @@ pub async fn payment_authorized(
         }
         return Ok(false);
     }
-    let user = customer(&txn, &booking).await?;
+    let customer_id = booking.customer_id;
     let mut b = booking.into_active_model();
     b.status = Set(BookingStatus::Confirmed);
     b.confirmed_at = Set(Some(now.into()));
@@ -325,18 +339,7 @@ pub async fn payment_authorized(
     p.status = Set(PaymentStatus::Authorized);
     p.updated_at = Set(now.into());
     p.update(&txn).await?;
-    for channel in [NotificationChannel::Email, NotificationChannel::Sms] {
-        notify(
-            &txn,
-            booking_id,
-            &user,
-            channel,
-            NotificationKind::BookingConfirmed,
-            request_id,
-        )
-        .await?;
-    }
-    outbox::enqueue(&txn, &CapturePayment { booking_id }, None, request_id).await?;
+    confirm(&txn, booking_id, customer_id, &[], request_id).await?;
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, "booking confirmed");
     Ok(true)
@@ -443,7 +446,7 @@ pub async fn advance(
     request_id: Option<&str>,
 ) -> Result<bookings::Model, BookingError> {
     let now = Utc::now();
-    let user = customer(txn, &booking).await?;
+    let customer_id = booking.customer_id;
     let mut b = booking.into_active_model();
     b.status = Set(status);
     let stamp = Set(Some(now.into()));
@@ -460,7 +463,7 @@ pub async fn advance(
     notify(
         txn,
         booking.id,
-        &user,
+        customer_id,
         NotificationChannel::Email,
         kind,
         request_id,

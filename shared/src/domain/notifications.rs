@@ -4,82 +4,105 @@
 //! often the code that asks for it runs.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement};
 use uuid::Uuid;
 
-use crate::entities::notifications::{NotificationChannel, NotificationKind};
-use crate::entities::users;
-use crate::jobs::{SendEmail, SendSms, outbox};
+use crate::entities::notifications::{self, NotificationChannel, NotificationKind};
+use crate::jobs::outbox::{self, NewJob};
+use crate::jobs::{SendEmail, SendSms};
 
-/// Asks for `kind` to be sent to `user` about `booking_id` on `channel`, if it was not
-/// asked for before. Does nothing for SMS when the user gave no phone number.
+/// Asks for `kind` to be sent to user `user_id` about `booking_id` on `channel`, if it was
+/// not asked for before. Does nothing for SMS when the user gave no phone number.
 pub async fn notify(
     db: &impl ConnectionTrait,
     booking_id: Uuid,
-    user: &users::Model,
+    user_id: Uuid,
     channel: NotificationChannel,
     kind: NotificationKind,
     request_id: Option<&str>,
 ) -> Result<(), DbErr> {
-    let recipient = match channel {
-        NotificationChannel::Email => user.email.clone(),
-        NotificationChannel::Sms => match &user.phone {
-            Some(phone) => phone.clone(),
-            None => return Ok(()),
-        },
-    };
-    let dedup_key = format!(
-        "booking:{booking_id}:{}:{}",
-        channel.as_str(),
-        kind.as_str()
-    );
-    let id = Uuid::now_v7();
-    let now = Utc::now();
-    let inserted = db
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "INSERT INTO notifications (id, dedup_key, booking_id, user_id, channel, kind, recipient, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-             ON CONFLICT (dedup_key) DO NOTHING",
-            vec![
-                id.into(),
-                dedup_key.into(),
-                booking_id.into(),
-                user.id.into(),
-                channel.as_str().into(),
-                kind.as_str().into(),
-                recipient.into(),
-                now.into(),
-            ],
-        ))
-        .await?
-        .rows_affected()
-        == 1;
-    if inserted {
-        match channel {
-            NotificationChannel::Email => {
-                outbox::enqueue(
-                    db,
-                    &SendEmail {
-                        notification_id: id,
-                    },
-                    None,
-                    request_id,
-                )
-                .await?;
-            }
-            NotificationChannel::Sms => {
-                outbox::enqueue(
-                    db,
-                    &SendSms {
-                        notification_id: id,
-                    },
-                    None,
-                    request_id,
-                )
-                .await?;
-            }
-        }
-    }
+    ask(db, booking_id, user_id, &[(channel, kind)], &[], request_id).await?;
     Ok(())
+}
+
+/// Writes, in one statement, the `notifications` rows of `wanted` (channel, kind) messages
+/// to user `user_id` about `booking_id` (addressed to the user's e-mail or phone number),
+/// the jobs that send them, and the caller's `also` jobs. A message asked for before is
+/// skipped, as is SMS to a user without a phone number (and so are their jobs). Returns the
+/// new rows.
+pub async fn ask(
+    db: &impl ConnectionTrait,
+    booking_id: Uuid,
+    user_id: Uuid,
+    wanted: &[(NotificationChannel, NotificationKind)],
+    also: &[NewJob],
+    request_id: Option<&str>,
+) -> Result<Vec<notifications::Model>, DbErr> {
+    let ids: Vec<Uuid> = wanted.iter().map(|_| Uuid::now_v7()).collect();
+    let keys: Vec<String> = wanted
+        .iter()
+        .map(|(channel, kind)| {
+            format!(
+                "booking:{booking_id}:{}:{}",
+                channel.as_str(),
+                kind.as_str()
+            )
+        })
+        .collect();
+    let channels: Vec<String> = wanted.iter().map(|(c, _)| c.as_str().to_owned()).collect();
+    let kinds: Vec<String> = wanted.iter().map(|(_, k)| k.as_str().to_owned()).collect();
+    let mut jobs = Vec::with_capacity(wanted.len() + also.len());
+    let mut about = Vec::with_capacity(jobs.capacity());
+    for (&id, (channel, _)) in ids.iter().zip(wanted) {
+        jobs.push(match channel {
+            NotificationChannel::Email => NewJob::of(
+                &SendEmail {
+                    notification_id: id,
+                },
+                None,
+                request_id,
+            )?,
+            NotificationChannel::Sms => NewJob::of(
+                &SendSms {
+                    notification_id: id,
+                },
+                None,
+                request_id,
+            )?,
+        });
+        about.push(Some(id));
+    }
+    jobs.extend_from_slice(also);
+    let (insert_jobs, job_values) = outbox::insert(&jobs, &about, 8);
+    let mut values: Vec<sea_orm::Value> = vec![
+        ids.into(),
+        keys.into(),
+        channels.into(),
+        kinds.into(),
+        booking_id.into(),
+        user_id.into(),
+        Utc::now().into(),
+    ];
+    values.extend(job_values);
+    notifications::Model::find_by_statement(Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        format!(
+            "WITH about AS (
+                INSERT INTO notifications (id, dedup_key, booking_id, user_id, channel, kind, recipient, created_at, updated_at)
+                SELECT n.id, n.dedup_key, $5, u.id, n.channel, n.kind,
+                       CASE n.channel WHEN 'email' THEN u.email ELSE u.phone END, $7, $7
+                  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+                       AS n(id, dedup_key, channel, kind, i)
+                  JOIN users u ON u.id = $6
+                 WHERE n.channel = 'email' OR u.phone IS NOT NULL
+                 ORDER BY n.i
+                ON CONFLICT (dedup_key) DO NOTHING
+                RETURNING *),
+             jobs AS ({insert_jobs})
+             SELECT * FROM about"
+        ),
+        values,
+    ))
+    .all(db)
+    .await
 }

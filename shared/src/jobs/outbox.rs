@@ -72,6 +72,17 @@ pub async fn enqueue_many(db: &impl ConnectionTrait, jobs: &[NewJob]) -> Result<
     if jobs.is_empty() {
         return Ok(0);
     }
+    let (sql, values) = insert(jobs, &[], 1);
+    let result = db.execute_raw(stmt(&sql, values)).await?;
+    Ok(result.rows_affected())
+}
+
+/// The `INSERT INTO outbox` of `jobs`, its parameters numbered from `$first`, for a caller
+/// that writes jobs in the same statement as the rows they are about (as a CTE; see
+/// `domain::notifications`). `about[i]`, if given, names a row the statement writes
+/// (`about` is then the name of a CTE whose `id`s were written): job `i` is written only if
+/// that row was. Jobs without one are always written.
+pub(crate) fn insert(jobs: &[NewJob], about: &[Option<Uuid>], first: usize) -> (String, Vec<Value>) {
     let n = jobs.len();
     let (mut ids, mut queues, mut types, mut payloads) = (
         Vec::with_capacity(n),
@@ -79,41 +90,58 @@ pub async fn enqueue_many(db: &impl ConnectionTrait, jobs: &[NewJob]) -> Result<
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut task_ids, mut run_ats, mut request_ids) = (
+    let (mut task_ids, mut run_ats, mut request_ids, mut abouts) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for job in jobs {
+    for (i, job) in jobs.iter().enumerate() {
         ids.push(Uuid::now_v7());
         queues.push(job.queue.to_owned());
         types.push(job.job_type.to_owned());
         payloads.push(job.payload.clone());
         task_ids.push(job.task_id.clone());
-        // Arrays cannot carry NULLs here: '' stands for "now" and for no request id.
+        // Arrays cannot carry NULLs here: '' stands for "now" and for no request id, the
+        // nil UUID for "about nothing".
         run_ats.push(job.run_at.map(|t| t.to_rfc3339()).unwrap_or_default());
         request_ids.push(job.request_id.clone().unwrap_or_default());
+        abouts.push(about.get(i).copied().flatten().unwrap_or(Uuid::nil()));
     }
-    let result = db
-        .execute_raw(stmt(
-            "INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at, request_id)
-             SELECT id, queue, job_type, payload::jsonb, task_id,
-                    COALESCE(NULLIF(run_at, '')::timestamptz, now()), NULLIF(request_id, '')
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                    AS j(id, queue, job_type, payload, task_id, run_at, request_id)
-             ON CONFLICT (task_id) DO NOTHING",
-            vec![
-                ids.into(),
-                queues.into(),
-                types.into(),
-                payloads.into(),
-                task_ids.into(),
-                run_ats.into(),
-                request_ids.into(),
-            ],
-        ))
-        .await?;
-    Ok(result.rows_affected())
+    let p = |k: usize| first + k;
+    let only_about = if about.iter().any(Option::is_some) {
+        "WHERE j.about = '00000000-0000-0000-0000-000000000000' OR j.about IN (SELECT id FROM about)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at, request_id)
+         SELECT id, queue, job_type, payload::jsonb, task_id,
+                COALESCE(NULLIF(run_at, '')::timestamptz, now()), NULLIF(request_id, '')
+           FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::uuid[])
+                AS j(id, queue, job_type, payload, task_id, run_at, request_id, about)
+          {only_about}
+         ON CONFLICT (task_id) DO NOTHING",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6),
+        p(7),
+    );
+    let values = vec![
+        ids.into(),
+        queues.into(),
+        types.into(),
+        payloads.into(),
+        task_ids.into(),
+        run_ats.into(),
+        request_ids.into(),
+        abouts.into(),
+    ];
+    (sql, values)
 }
 
 /// A claimed row, ready to push.
@@ -150,14 +178,25 @@ impl Default for Window {
     }
 }
 
+/// What one claim took, and when to look again.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// The rows claimed, ready to push.
+    pub rows: Vec<Claimed>,
+    /// How long until the earliest pending row left unclaimed falls due (zero: one is due
+    /// now but found no room); `None` when no other row is pending.
+    pub next_due: Option<Duration>,
+}
+
 /// Claims due rows into each queue's window (at most `limit` per queue), marking them
 /// `enqueued`. A queue whose window is full gets nothing, whatever its backlog: PostgreSQL
-/// holds the backlog, Redis only what the workers are about to take.
+/// holds the backlog, Redis only what the workers are about to take. The same statement
+/// tells when the next unclaimed row falls due, so a relay round is one round trip.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     limit: u64,
     window: Window,
-) -> Result<Vec<Claimed>, DbErr> {
+) -> Result<Claim, DbErr> {
     let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
     let sql = format!(
         "WITH live AS (
@@ -178,11 +217,16 @@ pub async fn claim_due(
                  ORDER BY run_at
                  LIMIT LEAST(r.room, $1)
                  FOR UPDATE SKIP LOCKED) d
-             WHERE r.room > 0)
-         UPDATE outbox o
-            SET status = 'enqueued', enqueued_at = now(), lease_until = NULL, locked_by = NULL
-           FROM due WHERE o.id = due.id
-         RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, {CLAIM_MS} AS claim"
+             WHERE r.room > 0),
+         claimed AS (
+            UPDATE outbox o
+               SET status = 'enqueued', enqueued_at = now(), lease_until = NULL, locked_by = NULL
+              FROM due WHERE o.id = due.id
+            RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, {CLAIM_MS} AS claim),
+         next AS (
+            SELECT GREATEST(extract(epoch FROM min(run_at) - now()), 0)::float8 AS next_due_s
+              FROM outbox WHERE status = 'pending' AND id NOT IN (SELECT id FROM due))
+         SELECT next.next_due_s, claimed.* FROM next LEFT JOIN claimed ON true"
     );
     let rows = db
         .query_all_raw(stmt(
@@ -197,24 +241,30 @@ pub async fn claim_due(
             ],
         ))
         .await?;
-    rows.into_iter()
-        .map(|row| {
-            let queue: String = row.try_get("", "queue")?;
-            let attempts: i32 = row.try_get("", "attempts")?;
-            Ok(Claimed {
-                queue: crate::jobs::Queue::parse(&queue)
-                    .ok_or_else(|| DbErr::Custom(format!("unknown queue `{queue}` in outbox")))?,
-                envelope: Envelope {
-                    outbox_id: row.try_get("", "id")?,
-                    job_type: row.try_get("", "job_type")?,
-                    payload: row.try_get("", "payload")?,
-                    request_id: row.try_get("", "request_id")?,
-                    attempt: next_attempt(attempts),
-                    claim: row.try_get("", "claim")?,
-                },
-            })
-        })
-        .collect()
+    let mut claim = Claim::default();
+    for row in rows {
+        claim.next_due = row
+            .try_get::<Option<f64>>("", "next_due_s")?
+            .map(|s| Duration::from_secs_f64(s.max(0.0)));
+        // The one row of a claim that took nothing.
+        let Some(queue) = row.try_get::<Option<String>>("", "queue")? else {
+            continue;
+        };
+        let attempts: i32 = row.try_get("", "attempts")?;
+        claim.rows.push(Claimed {
+            queue: crate::jobs::Queue::parse(&queue)
+                .ok_or_else(|| DbErr::Custom(format!("unknown queue `{queue}` in outbox")))?,
+            envelope: Envelope {
+                outbox_id: row.try_get("", "id")?,
+                job_type: row.try_get("", "job_type")?,
+                payload: row.try_get("", "payload")?,
+                request_id: row.try_get("", "request_id")?,
+                attempt: next_attempt(attempts),
+                claim: row.try_get("", "claim")?,
+            },
+        });
+    }
+    Ok(claim)
 }
 
 /// A claim's time in Unix milliseconds, as it goes into the task id (`enqueued_at` of the
@@ -352,24 +402,6 @@ pub async fn unclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DbEr
     ))
     .await?;
     Ok(())
-}
-
-/// How long until the next pending row falls due (zero if one is due now), by the
-/// database's clock; `None` when nothing is pending.
-pub async fn next_due_in(db: &impl ConnectionTrait) -> Result<Option<Duration>, DbErr> {
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT GREATEST(extract(epoch FROM min(run_at) - now()), 0)::float8 AS secs
-               FROM outbox WHERE status = 'pending'",
-            vec![],
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => row
-            .try_get::<Option<f64>>("", "secs")?
-            .map(|s| Duration::from_secs_f64(s.max(0.0))),
-        None => None,
-    })
 }
 
 /// Records several successful runs `(id, attempt)` in one statement. A run that is no

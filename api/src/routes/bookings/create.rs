@@ -102,7 +102,7 @@ async fn book(
         return Ok(BookingView::new(
             created.booking,
             Some(created.payment),
-            Vec::new(),
+            created.notifications,
             true,
         ));
     }
