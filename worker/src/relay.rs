@@ -63,26 +63,25 @@ pub async fn run(
             listener = listen(&db).await;
             listened_at = Instant::now();
         }
-        let pushed = match relay_once(&db, transport.as_ref(), &settings).await {
-            Ok(n) => n,
+        let (pushed, next_due) = match relay_once(&db, transport.as_ref(), &settings).await {
+            Ok(round) => round,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "outbox relay round failed; retrying shortly");
-                0
+                (0, Some(settings.poll))
             }
         };
         if pushed as u64 >= settings.batch {
             continue;
         }
-        let wait = match outbox::next_due_in(&db).await {
+        let wait = match next_due {
             // Due rows that found no room: their windows are full until runs start.
-            Ok(Some(due)) if due.is_zero() && pushed == 0 => {
+            Some(due) if due.is_zero() && pushed == 0 => {
                 full_wait = (full_wait * 2).min(FULL_WINDOW_POLL);
                 full_wait
             }
-            Ok(Some(due)) if due.is_zero() => continue,
-            Ok(Some(due)) => due.min(settings.poll),
-            Ok(None) => settings.poll,
-            Err(_) => settings.poll,
+            Some(due) if due.is_zero() => continue,
+            Some(due) => due.min(settings.poll),
+            None => settings.poll,
         };
         if pushed > 0 {
             full_wait = Duration::from_millis(5);
@@ -99,24 +98,26 @@ pub async fn run(
                 }
             }
         }
+        // Commits that arrived meanwhile are served by the same round: one round per wake,
+        // not one per notification.
+        if let Some(l) = listener.as_mut() {
+            while l.next_buffered().is_some() {}
+        }
     }
     tracing::info!("outbox relay stopped");
 }
 
 /// One round: claim due rows into their windows, push them, hand them back if the push
-/// fails.
+/// fails. Returns how many were pushed and when the next unclaimed row falls due.
 pub async fn relay_once(
     db: &DatabaseConnection,
     transport: &dyn Transport,
     settings: &RelaySettings,
-) -> anyhow::Result<usize> {
-    let claimed = outbox::claim_due(db, settings.batch, settings.window).await?;
-    if claimed.is_empty() {
-        return Ok(0);
-    }
-    let count = claimed.len();
+) -> anyhow::Result<(usize, Option<Duration>)> {
+    let claim = outbox::claim_due(db, settings.batch, settings.window).await?;
+    let count = claim.rows.len();
     let mut by_queue: BTreeMap<&'static str, (Queue, Vec<Envelope>)> = BTreeMap::new();
-    for c in claimed {
+    for c in claim.rows {
         by_queue
             .entry(c.queue.as_str())
             .or_insert_with(|| (c.queue, Vec::new()))
@@ -142,7 +143,7 @@ pub async fn relay_once(
         metrics::counter!("outbox_relayed_total", "queue" => queue.as_str())
             .increment(envelopes.len() as u64);
     }
-    Ok(count)
+    Ok((count, claim.next_due))
 }
 
 async fn listen(db: &DatabaseConnection) -> Option<PgListener> {
