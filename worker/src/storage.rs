@@ -127,14 +127,15 @@ redis.call('ZADD', KEYS[1], tonumber(redis.call('TIME')[1]), ARGV[1])
 local ids = redis.call('LPOP', KEYS[2], tonumber(ARGV[2]))
 if not ids then return {} end
 local data = redis.call('HMGET', KEYS[4], unpack(ids))
-local out = {}
+local out, held = {}, {}
 for i, id in ipairs(ids) do
   if data[i] then
-    redis.call('SADD', KEYS[3], id)
+    held[#held + 1] = id
     out[#out + 1] = id
     out[#out + 1] = data[i]
   end
 end
+if #held > 0 then redis.call('SADD', KEYS[3], unpack(held)) end
 return out
 ",
     )
@@ -184,22 +185,35 @@ return 1
     )
 });
 
-/// Adds tasks: ARGV holds `id, bytes` pairs; an id the queue still holds adds nothing.
-/// KEYS: data, ready. Returns how many were new.
+/// Adds tasks: ARGV holds `id, bytes` pairs; an id the queue still holds (or that comes
+/// twice) adds nothing. Three commands whatever the batch. KEYS: data, ready. Returns how
+/// many were new.
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local n = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('RPUSH', KEYS[2], ARGV[i])
-    n = n + 1
+local ids = {}
+for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local held = redis.call('HMGET', KEYS[1], unpack(ids))
+local seen, new, pairs = {}, {}, {}
+for i, id in ipairs(ids) do
+  if not held[i] and not seen[id] then
+    seen[id] = true
+    new[#new + 1] = id
+    pairs[#pairs + 1] = id
+    pairs[#pairs + 1] = ARGV[2 * i]
   end
 end
-return n
+if #new > 0 then
+  redis.call('HSET', KEYS[1], unpack(pairs))
+  redis.call('RPUSH', KEYS[2], unpack(new))
+end
+return #new
 ",
     )
 });
+
+/// The most tasks one push script takes (Lua's `unpack` has a limit of a few thousand).
+const PUSH_CHUNK: usize = 500;
 
 /// Pushes `(task id, bytes)` pairs onto the queue; returns how many were new.
 pub async fn push(
@@ -207,15 +221,16 @@ pub async fn push(
     keys: &QueueKeys,
     tasks: &[(String, Vec<u8>)],
 ) -> Result<u64, RedisError> {
-    if tasks.is_empty() {
-        return Ok(0);
+    let mut new = 0;
+    for chunk in tasks.chunks(PUSH_CHUNK) {
+        let mut call = PUSH.key(keys.data());
+        call.key(keys.ready());
+        for (id, bytes) in chunk {
+            call.arg(id).arg(bytes);
+        }
+        new += call.invoke_async::<u64>(conn).await?;
     }
-    let mut call = PUSH.key(keys.data());
-    call.key(keys.ready());
-    for (id, bytes) in tasks {
-        call.arg(id).arg(bytes);
-    }
-    call.invoke_async(conn).await
+    Ok(new)
 }
 
 /// Which of `ids` the queue no longer holds at all (neither waiting nor fetched).
