@@ -183,8 +183,9 @@ impl Default for Window {
 pub struct Claim {
     /// The rows claimed, ready to push.
     pub rows: Vec<Claimed>,
-    /// How long until the earliest pending row left unclaimed falls due (zero: one is due
-    /// now but found no room); `None` when no other row is pending.
+    /// How long until the next pending row left unclaimed falls due: zero when due rows
+    /// are (probably) left, because a queue took all the room it had or had none; `None`
+    /// when no pending row falls due later.
     pub next_due: Option<Duration>,
 }
 
@@ -204,18 +205,21 @@ pub async fn claim_due(
               FROM workers w, unnest(w.queues, w.concurrency) AS u(queue, n)
              WHERE w.heartbeat_at > now() - make_interval(secs => $3)
              GROUP BY u.queue),
-         room AS (
+         waiting AS (
+            SELECT queue, count(*) AS n FROM outbox WHERE status = 'enqueued' GROUP BY queue),
+         room AS MATERIALIZED (
             SELECT q.queue,
-                   GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
-                            - (SELECT count(*) FROM outbox e
-                                WHERE e.status = 'enqueued' AND e.queue = q.queue), 0) AS room
-              FROM unnest($2::text[]) AS q(queue) LEFT JOIN live l ON l.queue = q.queue),
-         due AS (
-            SELECT d.id FROM room r CROSS JOIN LATERAL (
+                   LEAST(GREATEST(GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
+                                           - COALESCE(w.n, 0), 0), 0), $1) AS room
+              FROM unnest($2::text[]) AS q(queue)
+              LEFT JOIN live l ON l.queue = q.queue
+              LEFT JOIN waiting w ON w.queue = q.queue),
+         due AS MATERIALIZED (
+            SELECT d.id, r.queue, r.room FROM room r CROSS JOIN LATERAL (
                 SELECT id FROM outbox
                  WHERE status = 'pending' AND queue = r.queue AND run_at <= now()
                  ORDER BY run_at
-                 LIMIT LEAST(r.room, $1)
+                 LIMIT r.room
                  FOR UPDATE SKIP LOCKED) d
              WHERE r.room > 0),
          claimed AS (
@@ -223,9 +227,19 @@ pub async fn claim_due(
                SET status = 'enqueued', enqueued_at = now(), lease_until = NULL, locked_by = NULL
               FROM due WHERE o.id = due.id
             RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, {CLAIM_MS} AS claim),
+         -- Due rows are probably left when a queue took all its room, or certainly when a
+         -- queue with no room has one; otherwise the next row falls due in the future (a
+         -- search from now() on, past the claimed rows' dead index entries).
          next AS (
-            SELECT GREATEST(extract(epoch FROM min(run_at) - now()), 0)::float8 AS next_due_s
-              FROM outbox WHERE status = 'pending' AND id NOT IN (SELECT id FROM due))
+            SELECT CASE
+                WHEN EXISTS (SELECT 1 FROM due GROUP BY queue, room HAVING count(*) >= room)
+                  OR EXISTS (SELECT 1 FROM room r WHERE r.room = 0 AND EXISTS (
+                        SELECT 1 FROM outbox
+                         WHERE status = 'pending' AND queue = r.queue AND run_at <= now()))
+                THEN 0
+                ELSE (SELECT extract(epoch FROM min(run_at) - now())
+                        FROM outbox WHERE status = 'pending' AND run_at > now())
+                END::float8 AS next_due_s)
          SELECT next.next_due_s, claimed.* FROM next LEFT JOIN claimed ON true"
     );
     let rows = db
