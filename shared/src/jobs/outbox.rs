@@ -237,8 +237,11 @@ pub async fn claim_due(
                         SELECT 1 FROM outbox
                          WHERE status = 'pending' AND queue = r.queue AND run_at <= now()))
                 THEN 0
-                ELSE (SELECT extract(epoch FROM min(run_at) - now())
-                        FROM outbox WHERE status = 'pending' AND run_at > now())
+                ELSE (SELECT extract(epoch FROM min(f.run_at) - now())
+                        FROM unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL (
+                            SELECT run_at FROM outbox
+                             WHERE status = 'pending' AND queue = q.queue AND run_at > now()
+                             ORDER BY run_at LIMIT 1) f)
                 END::float8 AS next_due_s)
          SELECT next.next_due_s, claimed.* FROM next LEFT JOIN claimed ON true"
     );
