@@ -34,7 +34,8 @@ async fn redis_memory(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::R
 async fn queue_left(db: &DatabaseConnection) -> anyhow::Result<bool> {
     Ok(scalar(
         db,
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE status IN ('pending', 'enqueued', 'running') AND job_type = 'noop' AND run_at <= now())
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND queue = 'bookings' AND job_type = 'noop' AND run_at <= now())
+                      OR EXISTS (SELECT 1 FROM outbox WHERE status IN ('enqueued', 'running') AND job_type = 'noop')
                      THEN 1 ELSE 0 END::float8",
         vec![],
     )

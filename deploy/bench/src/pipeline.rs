@@ -108,10 +108,13 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     // the completion times recorded in the outbox.
     wait_for(
         &db,
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND run_at <= now() AND job_type = $1)
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND queue = $2 AND run_at <= now() AND job_type = $1)
                        OR EXISTS (SELECT 1 FROM outbox WHERE status IN ('enqueued', 'running') AND job_type = $1)
                      THEN 0 ELSE 1 END::float8",
-        vec![args.kind.clone().into()],
+        vec![
+            args.kind.clone().into(),
+            if args.kind == "noop" { "bookings" } else { "email" }.into(),
+        ],
         1.0,
         Duration::from_secs(600),
     )
