@@ -258,13 +258,20 @@ async fn confirm(
     request_id: Option<&str>,
 ) -> Result<Vec<notifications::Model>, BookingError> {
     let mut jobs = also.to_vec();
-    jobs.push(NewJob::of(&CapturePayment { booking_id }, None, request_id)?);
+    jobs.push(NewJob::of(
+        &CapturePayment { booking_id },
+        None,
+        request_id,
+    )?);
     Ok(messages::ask(
         txn,
         booking_id,
         customer_id,
         &[
-            (NotificationChannel::Email, NotificationKind::BookingConfirmed),
+            (
+                NotificationChannel::Email,
+                NotificationKind::BookingConfirmed,
+            ),
             (NotificationChannel::Sms, NotificationKind::BookingConfirmed),
         ],
         &jobs,

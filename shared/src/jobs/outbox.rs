@@ -82,7 +82,11 @@ pub async fn enqueue_many(db: &impl ConnectionTrait, jobs: &[NewJob]) -> Result<
 /// `domain::notifications`). `about[i]`, if given, names a row the statement writes
 /// (`about` is then the name of a CTE whose `id`s were written): job `i` is written only if
 /// that row was. Jobs without one are always written.
-pub(crate) fn insert(jobs: &[NewJob], about: &[Option<Uuid>], first: usize) -> (String, Vec<Value>) {
+pub(crate) fn insert(
+    jobs: &[NewJob],
+    about: &[Option<Uuid>],
+    first: usize,
+) -> (String, Vec<Value>) {
     let n = jobs.len();
     let (mut ids, mut queues, mut types, mut payloads) = (
         Vec::with_capacity(n),
