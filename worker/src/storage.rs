@@ -194,17 +194,17 @@ static PUSH: LazyLock<Script> = LazyLock::new(|| {
 local ids = {}
 for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 local held = redis.call('HMGET', KEYS[1], unpack(ids))
-local seen, new, pairs = {}, {}, {}
+local seen, new, fields = {}, {}, {}
 for i, id in ipairs(ids) do
   if not held[i] and not seen[id] then
     seen[id] = true
     new[#new + 1] = id
-    pairs[#pairs + 1] = id
-    pairs[#pairs + 1] = ARGV[2 * i]
+    fields[#fields + 1] = id
+    fields[#fields + 1] = ARGV[2 * i]
   end
 end
 if #new > 0 then
-  redis.call('HSET', KEYS[1], unpack(pairs))
+  redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('RPUSH', KEYS[2], unpack(new))
 end
 return #new
