@@ -95,6 +95,17 @@ impl Transport for RedisTransport {
         Ok(())
     }
 
+    async fn waiting(&self, queues: &[Queue]) -> anyhow::Result<Vec<u64>> {
+        let mut pipe = redis::pipe();
+        for &queue in queues {
+            pipe.llen(QueueKeys::new(&self.prefix, queue).ready());
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn)
+            .await
+            .context("reading the queues' lengths")
+    }
+
     async fn lost(&self, queue: Queue, jobs: &[Pushed]) -> anyhow::Result<Vec<Pushed>> {
         let keys = QueueKeys::new(&self.prefix, queue);
         let ids: Vec<String> = jobs.iter().map(|j| j.task_id.clone()).collect();

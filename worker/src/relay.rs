@@ -119,7 +119,8 @@ pub async fn relay_once(
     transport: &dyn Transport,
     settings: &RelaySettings,
 ) -> anyhow::Result<(usize, Option<Duration>)> {
-    let claim = outbox::claim_due(db, settings.batch, settings.window).await?;
+    let waiting = transport.waiting(&Queue::ALL).await?;
+    let claim = outbox::claim_due(db, settings.batch, settings.window, &waiting).await?;
     let count = claim.rows.len();
     let mut by_queue: BTreeMap<&'static str, (Queue, Vec<Envelope>)> = BTreeMap::new();
     for c in claim.rows {

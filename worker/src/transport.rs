@@ -12,6 +12,10 @@ pub trait Transport: Send + Sync {
     /// nothing.
     async fn push(&self, queue: Queue, jobs: &[Envelope]) -> anyhow::Result<()>;
 
+    /// How many tasks wait in each of `queues` (pushed, not yet fetched by a worker), in
+    /// order.
+    async fn waiting(&self, queues: &[Queue]) -> anyhow::Result<Vec<u64>>;
+
     /// Of `jobs` (all on `queue`, all still `enqueued` in the outbox), those the queue no
     /// longer holds, neither waiting nor fetched by a worker: they will never run.
     async fn lost(&self, queue: Queue, jobs: &[Pushed]) -> anyhow::Result<Vec<Pushed>>;

@@ -194,30 +194,35 @@ pub struct Claim {
 }
 
 /// Claims due rows into each queue's window (at most `limit` per queue), marking them
-/// `enqueued`. A queue whose window is full gets nothing, whatever its backlog: PostgreSQL
-/// holds the backlog, Redis only what the workers are about to take. The same statement
-/// tells when the next unclaimed row falls due, so a relay round is one round trip.
+/// `enqueued`; `waiting[i]` is how many tasks already wait in the queue `Queue::ALL[i]`
+/// (its Redis list's length, read just before). A queue whose window is full gets nothing,
+/// whatever its backlog: PostgreSQL holds the backlog, Redis only what the workers are
+/// about to take. The same statement tells when the next unclaimed row falls due, so a
+/// relay round is one round trip.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     limit: u64,
     window: Window,
+    waiting: &[u64],
 ) -> Result<Claim, DbErr> {
     let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
+    let waiting: Vec<i64> = Queue::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, _)| waiting.get(i).map_or(0, |&n| n as i64))
+        .collect();
     let sql = format!(
         "WITH live AS (
             SELECT u.queue, sum(u.n)::bigint AS concurrency
               FROM workers w, unnest(w.queues, w.concurrency) AS u(queue, n)
              WHERE w.heartbeat_at > now() - make_interval(secs => $3)
              GROUP BY u.queue),
-         waiting AS (
-            SELECT queue, count(*) AS n FROM outbox WHERE status = 'enqueued' GROUP BY queue),
          room AS MATERIALIZED (
             SELECT q.queue,
-                   LEAST(GREATEST(GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
-                                           - COALESCE(w.n, 0), 0), 0), $1) AS room
-              FROM unnest($2::text[]) AS q(queue)
-              LEFT JOIN live l ON l.queue = q.queue
-              LEFT JOIN waiting w ON w.queue = q.queue),
+                   LEAST(GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
+                                  - q.waiting, 0), $1) AS room
+              FROM unnest($2::text[], $7::bigint[]) AS q(queue, waiting)
+              LEFT JOIN live l ON l.queue = q.queue),
          due AS MATERIALIZED (
             SELECT d.id, r.queue, r.room FROM room r CROSS JOIN LATERAL (
                 SELECT id FROM outbox
@@ -229,7 +234,8 @@ pub async fn claim_due(
          claimed AS (
             UPDATE outbox o
                SET status = 'enqueued', enqueued_at = now(), lease_until = NULL, locked_by = NULL
-              FROM due WHERE o.id = due.id
+             -- By primary key: a join with `due` let the planner hash the whole outbox.
+             WHERE o.id = ANY (ARRAY(SELECT id FROM due))
             RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, {CLAIM_MS} AS claim),
          -- Due rows are probably left when a queue took all its room, or certainly when a
          -- queue with no room has one; otherwise the next row falls due in the future (a
@@ -259,6 +265,7 @@ pub async fn claim_due(
                 i64::from(window.factor).into(),
                 i64::from(window.min).into(),
                 i64::from(window.max.max(window.min)).into(),
+                waiting.into(),
             ],
         ))
         .await?;
