@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderly_shared::jobs::outbox::Window;
+use orderly_shared::jobs::outbox::{Cursor, Window};
 use orderly_shared::jobs::{Envelope, Queue, outbox};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::PgListener;
@@ -47,6 +47,8 @@ const FULL_WINDOW_POLL: Duration = Duration::from_millis(100);
 /// The shortest time between the starts of two rounds: a burst of commits is served by
 /// one round instead of one round each, at the cost of at most this much delay.
 const ROUND_SPACING: Duration = Duration::from_millis(5);
+/// How often a round searches every queue from its start, not from its cursor.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// How often a lost `LISTEN` is tried again.
 const RELISTEN_EVERY: Duration = Duration::from_secs(2);
 
@@ -61,19 +63,38 @@ pub async fn run(
     let mut listener = listen(&db).await;
     let mut listened_at = Instant::now();
     let mut full_wait = Duration::from_millis(5);
+    let mut cursors: Vec<Option<Cursor>> = Vec::new();
+    let mut full_scan_at = Instant::now();
     loop {
         if listener.is_none() && listened_at.elapsed() >= RELISTEN_EVERY {
             listener = listen(&db).await;
             listened_at = Instant::now();
         }
         let round_started = Instant::now();
-        let (pushed, next_due) = match relay_once(&db, transport.as_ref(), &settings).await {
-            Ok(round) => round,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "outbox relay round failed; retrying shortly");
-                (0, Some(settings.poll))
-            }
-        };
+        if full_scan_at.elapsed() >= FULL_SCAN_EVERY {
+            // Rows can turn up behind a cursor (a transaction that committed late).
+            cursors.clear();
+            full_scan_at = Instant::now();
+        }
+        let (pushed, next_due) =
+            match relay_once(&db, transport.as_ref(), &settings, &cursors).await {
+                Ok(round) => {
+                    // Each queue's search resumes after the last row it took.
+                    cursors.resize(round.cursors.len(), None);
+                    for (cursor, last) in cursors.iter_mut().zip(round.cursors) {
+                        if last.is_some() {
+                            *cursor = last;
+                        }
+                    }
+                    (round.pushed, round.next_due)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "outbox relay round failed; retrying shortly");
+                    // Its rows may have been handed back behind the cursors.
+                    cursors.clear();
+                    (0, Some(settings.poll))
+                }
+            };
         if pushed as u64 >= settings.batch {
             continue;
         }
@@ -112,15 +133,27 @@ pub async fn run(
     tracing::info!("outbox relay stopped");
 }
 
-/// One round: claim due rows into their windows, push them, hand them back if the push
-/// fails. Returns how many were pushed and when the next unclaimed row falls due.
+/// What one round did.
+#[derive(Debug, Clone)]
+pub struct Round {
+    /// Rows pushed.
+    pub pushed: usize,
+    /// When the next unclaimed row falls due (see [`outbox::Claim`]).
+    pub next_due: Option<Duration>,
+    /// Where each queue's claim stopped (see [`outbox::Claim`]).
+    pub cursors: Vec<Option<Cursor>>,
+}
+
+/// One round: claim due rows into their windows (each queue's search starting after its
+/// cursor in `after`, if any), push them, hand them back if the push fails.
 pub async fn relay_once(
     db: &DatabaseConnection,
     transport: &dyn Transport,
     settings: &RelaySettings,
-) -> anyhow::Result<(usize, Option<Duration>)> {
+    after: &[Option<Cursor>],
+) -> anyhow::Result<Round> {
     let waiting = transport.waiting(&Queue::ALL).await?;
-    let claim = outbox::claim_due(db, settings.batch, settings.window, &waiting).await?;
+    let claim = outbox::claim_due(db, settings.batch, settings.window, &waiting, after).await?;
     let count = claim.rows.len();
     let mut by_queue: BTreeMap<&'static str, (Queue, Vec<Envelope>)> = BTreeMap::new();
     for c in claim.rows {
@@ -149,7 +182,11 @@ pub async fn relay_once(
         metrics::counter!("outbox_relayed_total", "queue" => queue.as_str())
             .increment(envelopes.len() as u64);
     }
-    Ok((count, claim.next_due))
+    Ok(Round {
+        pushed: count,
+        next_due: claim.next_due,
+        cursors: claim.cursors,
+    })
 }
 
 async fn listen(db: &DatabaseConnection) -> Option<PgListener> {

@@ -182,9 +182,22 @@ impl Default for Window {
     }
 }
 
+/// Where a queue's last claim stopped, in the order rows are claimed: the next claim of
+/// that queue may start its search there instead of walking past the index entries that
+/// every claimed row leaves behind until vacuum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// The last claimed row's due time.
+    pub run_at: DateTime<Utc>,
+    /// And its id.
+    pub id: Uuid,
+}
+
 /// What one claim took, and when to look again.
 #[derive(Debug, Clone, Default)]
 pub struct Claim {
+    /// Per queue of `Queue::ALL`, where this claim stopped (`None`: it took nothing there).
+    pub cursors: Vec<Option<Cursor>>,
     /// The rows claimed, ready to push.
     pub rows: Vec<Claimed>,
     /// How long until the next pending row left unclaimed falls due: zero when due rows
@@ -199,17 +212,28 @@ pub struct Claim {
 /// whatever its backlog: PostgreSQL holds the backlog, Redis only what the workers are
 /// about to take. The same statement tells when the next unclaimed row falls due, so a
 /// relay round is one round trip.
+///
+/// `after[i]`, if given, starts queue `Queue::ALL[i]`'s search after that cursor. A row can
+/// turn up behind a cursor (a transaction that committed late, a hand-back), so a caller
+/// must also claim without cursors now and then.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     limit: u64,
     window: Window,
     waiting: &[u64],
+    after: &[Option<Cursor>],
 ) -> Result<Claim, DbErr> {
     let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
-    let waiting: Vec<i64> = Queue::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, _)| waiting.get(i).map_or(0, |&n| n as i64))
+    let waiting: Vec<i64> = (0..Queue::ALL.len())
+        .map(|i| waiting.get(i).map_or(0, |&n| n as i64))
+        .collect();
+    let cursor = |i: usize| after.get(i).copied().flatten();
+    // Arrays cannot carry NULLs here: '-infinity' and the nil UUID stand for "from the start".
+    let after_run_at: Vec<String> = (0..Queue::ALL.len())
+        .map(|i| cursor(i).map_or("-infinity".to_owned(), |c| c.run_at.to_rfc3339()))
+        .collect();
+    let after_id: Vec<Uuid> = (0..Queue::ALL.len())
+        .map(|i| cursor(i).map_or(Uuid::nil(), |c| c.id))
         .collect();
     let sql = format!(
         "WITH live AS (
@@ -220,14 +244,17 @@ pub async fn claim_due(
          room AS MATERIALIZED (
             SELECT q.queue,
                    LEAST(GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
-                                  - q.waiting, 0), $1) AS room
-              FROM unnest($2::text[], $7::bigint[]) AS q(queue, waiting)
+                                  - q.waiting, 0), $1) AS room,
+                   q.after_run_at::timestamptz AS after_run_at, q.after_id
+              FROM unnest($2::text[], $7::bigint[], $8::text[], $9::uuid[])
+                   AS q(queue, waiting, after_run_at, after_id)
               LEFT JOIN live l ON l.queue = q.queue),
          due AS MATERIALIZED (
             SELECT d.id, r.queue, r.room FROM room r CROSS JOIN LATERAL (
                 SELECT id FROM outbox
                  WHERE status = 'pending' AND queue = r.queue AND run_at <= now()
-                 ORDER BY run_at
+                   AND (run_at, id) > (r.after_run_at, r.after_id)
+                 ORDER BY run_at, id
                  LIMIT r.room
                  FOR UPDATE SKIP LOCKED) d
              WHERE r.room > 0),
@@ -236,7 +263,8 @@ pub async fn claim_due(
                SET status = 'enqueued', enqueued_at = now(), lease_until = NULL, locked_by = NULL
              -- By primary key: a join with `due` let the planner hash the whole outbox.
              WHERE o.id = ANY (ARRAY(SELECT id FROM due))
-            RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, {CLAIM_MS} AS claim),
+            RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, o.run_at,
+                      {CLAIM_MS} AS claim),
          -- Due rows are probably left when a queue took all its room, or certainly when a
          -- queue with no room has one; otherwise the next row falls due in the future (a
          -- search from now() on, past the claimed rows' dead index entries).
@@ -245,7 +273,8 @@ pub async fn claim_due(
                 WHEN EXISTS (SELECT 1 FROM due GROUP BY queue, room HAVING count(*) >= room)
                   OR EXISTS (SELECT 1 FROM room r WHERE r.room = 0 AND EXISTS (
                         SELECT 1 FROM outbox
-                         WHERE status = 'pending' AND queue = r.queue AND run_at <= now()))
+                         WHERE status = 'pending' AND queue = r.queue AND run_at <= now()
+                           AND (run_at, id) > (r.after_run_at, r.after_id)))
                 THEN 0
                 ELSE (SELECT extract(epoch FROM min(f.run_at) - now())
                         FROM unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL (
@@ -266,10 +295,15 @@ pub async fn claim_due(
                 i64::from(window.min).into(),
                 i64::from(window.max.max(window.min)).into(),
                 waiting.into(),
+                after_run_at.into(),
+                after_id.into(),
             ],
         ))
         .await?;
-    let mut claim = Claim::default();
+    let mut claim = Claim {
+        cursors: vec![None; Queue::ALL.len()],
+        ..Claim::default()
+    };
     for row in rows {
         claim.next_due = row
             .try_get::<Option<f64>>("", "next_due_s")?
@@ -279,11 +313,19 @@ pub async fn claim_due(
             continue;
         };
         let attempts: i32 = row.try_get("", "attempts")?;
+        let queue = crate::jobs::Queue::parse(&queue)
+            .ok_or_else(|| DbErr::Custom(format!("unknown queue `{queue}` in outbox")))?;
+        let at = Cursor {
+            run_at: row.try_get("", "run_at")?,
+            id: row.try_get("", "id")?,
+        };
+        if let Some(i) = Queue::ALL.iter().position(|&q| q == queue) {
+            claim.cursors[i] = claim.cursors[i].max(Some(at));
+        }
         claim.rows.push(Claimed {
-            queue: crate::jobs::Queue::parse(&queue)
-                .ok_or_else(|| DbErr::Custom(format!("unknown queue `{queue}` in outbox")))?,
+            queue,
             envelope: Envelope {
-                outbox_id: row.try_get("", "id")?,
+                outbox_id: at.id,
                 job_type: row.try_get("", "job_type")?,
                 payload: row.try_get("", "payload")?,
                 request_id: row.try_get("", "request_id")?,

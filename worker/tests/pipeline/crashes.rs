@@ -97,9 +97,10 @@ async fn redis_emptied_with_jobs_pushed_still_completes_every_job_once() {
     // A relay pushes the due jobs to Redis; then Redis loses everything before any worker runs.
     let conn = p.redis().await;
     let transport = RedisTransport::new(conn.clone(), p.settings.redis_prefix.clone());
-    let (pushed, _) = relay_once(&p.db, &transport, &RelaySettings::default())
+    let pushed = relay_once(&p.db, &transport, &RelaySettings::default(), &[])
         .await
-        .unwrap();
+        .unwrap()
+        .pushed;
     assert!(pushed >= 30, "pushed {pushed}");
     assert_eq!(
         p.scalar("SELECT count(*) FROM outbox WHERE status = 'pending' AND run_at <= now()")
