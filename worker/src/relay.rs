@@ -76,25 +76,26 @@ pub async fn run(
             cursors.clear();
             full_scan_at = Instant::now();
         }
-        let (pushed, next_due) =
-            match relay_once(&db, transport.as_ref(), &settings, &cursors).await {
-                Ok(round) => {
-                    // Each queue's search resumes after the last row it took.
-                    cursors.resize(round.cursors.len(), None);
-                    for (cursor, last) in cursors.iter_mut().zip(round.cursors) {
-                        if last.is_some() {
-                            *cursor = last;
-                        }
+        let (pushed, next_due) = match relay_once(&db, transport.as_ref(), &settings, &cursors)
+            .await
+        {
+            Ok(round) => {
+                // Each queue's search resumes after the last row it took.
+                cursors.resize(round.cursors.len(), None);
+                for (cursor, last) in cursors.iter_mut().zip(round.cursors) {
+                    if last.is_some() {
+                        *cursor = last;
                     }
-                    (round.pushed, round.next_due)
                 }
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "outbox relay round failed; retrying shortly");
-                    // Its rows may have been handed back behind the cursors.
-                    cursors.clear();
-                    (0, Some(settings.poll))
-                }
-            };
+                (round.pushed, round.next_due)
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "outbox relay round failed; retrying shortly");
+                // Its rows may have been handed back behind the cursors.
+                cursors.clear();
+                (0, Some(settings.poll))
+            }
+        };
         if pushed as u64 >= settings.batch {
             continue;
         }
