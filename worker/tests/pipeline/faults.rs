@@ -178,6 +178,10 @@ async fn a_worker_whose_clock_is_a_minute_ahead_runs_no_job_twice_and_evicts_no_
     assert_eq!(email.len(), 2, "{email:?}");
 }
 
+/// The confirmation e-mail's job (the receipt's, once the capture ran, is another
+/// `send_email` row).
+const CONFIRMATION: &str = "job_type = 'send_email' AND payload->>'notification_id' = (SELECT id::text FROM notifications WHERE kind = 'booking_confirmed')";
+
 #[tokio::test]
 async fn a_job_that_kills_its_worker_is_dead_after_its_limit_saying_the_worker_was_lost() {
     // The e-mail takes long enough at the server for each run to be killed mid-way.
@@ -201,7 +205,7 @@ async fn a_job_that_kills_its_worker_is_dead_after_its_limit_saying_the_worker_w
             Duration::from_secs(30),
             || async {
                 p.scalar(&format!(
-                    "SELECT count(*) FROM outbox WHERE job_type = 'send_email' AND status = 'running' AND attempts = {run}"
+                    "SELECT count(*) FROM outbox WHERE {CONFIRMATION} AND status = 'running' AND attempts = {run}"
                 ))
                 .await
                     == 1
@@ -216,7 +220,7 @@ async fn a_job_that_kills_its_worker_is_dead_after_its_limit_saying_the_worker_w
         "the e-mail job is dead",
         Duration::from_secs(30),
         || async {
-            p.text("SELECT status FROM outbox WHERE job_type = 'send_email'")
+            p.text(&format!("SELECT status FROM outbox WHERE {CONFIRMATION}"))
                 .await
                 .as_deref()
                 == Some("dead")
@@ -224,13 +228,17 @@ async fn a_job_that_kills_its_worker_is_dead_after_its_limit_saying_the_worker_w
     )
     .await;
     let error = p
-        .text("SELECT last_error FROM outbox WHERE job_type = 'send_email'")
+        .text(&format!(
+            "SELECT last_error FROM outbox WHERE {CONFIRMATION}"
+        ))
         .await
         .unwrap();
     assert!(error.contains("worker lost 3 times"), "{error}");
     assert_eq!(
-        p.scalar("SELECT worker_losses::bigint FROM outbox WHERE job_type = 'send_email'")
-            .await,
+        p.scalar(&format!(
+            "SELECT worker_losses::bigint FROM outbox WHERE {CONFIRMATION}"
+        ))
+        .await,
         3
     );
     assert_eq!(
