@@ -199,6 +199,7 @@ impl Fetched {
 
 impl BookingView {
     /// Reads one booking's view in one round trip (the hot path of `GET /bookings/{id}`).
+    /// `deploy/bench.sh` replays this query with pgbench as GET's baseline: change both.
     pub async fn fetch(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Fetched>, DbErr> {
         let row = BookingRow::find_by_statement(Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
