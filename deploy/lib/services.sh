@@ -10,9 +10,9 @@
 #   orderly_db_url NAME        prints DATABASE_URL with its database name replaced by NAME
 #
 # Settings (environment): DATABASE_URL / REDIS_URL (use these servers, start nothing),
-# ORDERLY_LOCAL_DIR (default <repo>/.local), ORDERLY_PG_PORT (55432), ORDERLY_REDIS_PORT (56379),
+# ORDERLY_LOCAL_DIR (default <repo>/.local), ORDERLY_PG_PORT (25432), ORDERLY_REDIS_PORT (26379),
 # ORDERLY_PG_DURABLE (set before sourcing; 0; 1 = a second private PostgreSQL, data in .local/pg-durable, default port
-# 55433, with PostgreSQL's default durability and pg_stat_statements: what deploy/bench.sh uses).
+# 25433, with PostgreSQL's default durability and pg_stat_statements: what deploy/bench.sh uses).
 #
 # The private servers are for development and tests ONLY: trust auth, loopback only; the
 # default one has no durability (fsync off), the durable one keeps PostgreSQL's defaults.
@@ -22,8 +22,10 @@
 ORDERLY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 ORDERLY_LOCAL_DIR=${ORDERLY_LOCAL_DIR:-$ORDERLY_ROOT/.local}
 ORDERLY_PG_DURABLE=${ORDERLY_PG_DURABLE:-0}
-if [[ $ORDERLY_PG_DURABLE == 1 ]]; then ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-55433}; else ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-55432}; fi
-ORDERLY_REDIS_PORT=${ORDERLY_REDIS_PORT:-56379}
+if [[ $ORDERLY_PG_DURABLE == 1 ]]; then ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-25433}; else ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-25432}; fi
+ORDERLY_REDIS_PORT=${ORDERLY_REDIS_PORT:-26379}
+# The default ports lie below Linux's ephemeral range (32768-60999): the benchmark and tests
+# open thousands of loopback connections, and one of them may hold a port in that range.
 
 # What this shell started (1) as opposed to reused; only those are stopped. `:=` keeps the
 # values if the file is sourced twice.
@@ -314,11 +316,22 @@ EOF
         _orderly_log "PostgreSQL $major: starting the private server on 127.0.0.1:$port (log: $log)"
         # Marked before starting: a start that times out may still leave a server to stop.
         _ORDERLY_PG_STARTED=1
-        if ! _orderly_as_pg "$bindir/pg_ctl" start -D "$data" -l "$log" -w -t 60 -s >/dev/null; then
+        # A port still held by a closing connection (a client socket is never bound to these
+        # ports, which lie below Linux's ephemeral range, but a socket of a dying process can
+        # linger) clears within seconds: wait for it a few times, saying who holds it.
+        local attempt
+        for attempt in 1 2 3 4; do
+            _orderly_as_pg "$bindir/pg_ctl" start -D "$data" -l "$log" -w -t 60 -s >/dev/null && break
+            if ((attempt < 4)) && grep -q 'Address already in use' "$log" 2>/dev/null; then
+                _orderly_log "PostgreSQL: port $port is still held; retrying in 5 s"
+                command -v ss >/dev/null 2>&1 && ss -tanp "( sport = :$port )" >&2
+                sleep 5
+                continue
+            fi
             _orderly_tail "$log"
             _orderly_err "PostgreSQL did not start (see $log)"
             return 1
-        fi
+        done
         _orderly_pg_isready || { _orderly_tail "$log"; _orderly_err "PostgreSQL started but does not answer on 127.0.0.1:$port"; return 1; }
     fi
 
