@@ -6,6 +6,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use orderly_shared::domain::bookings::BookingError;
+use orderly_shared::providers::ProviderError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -81,6 +83,9 @@ pub enum ApiError {
         /// Human-readable detail.
         detail: String,
     },
+    /// `402`: the payment provider refused the payment (a declined card); nothing was kept.
+    #[error("{0}")]
+    PaymentFailed(String),
     /// `413`.
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -171,6 +176,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::PaymentFailed(_) => "payment_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
@@ -272,6 +278,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PaymentFailed(_) => StatusCode::PAYMENT_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -331,3 +338,27 @@ impl From<redis::RedisError> for ApiError {
 
 /// A handler's result.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Each way a booking operation can be refused, answered once (no catch-all: a new
+/// variant does not compile until it has its answer).
+impl From<BookingError> for ApiError {
+    fn from(error: BookingError) -> Self {
+        match error {
+            BookingError::ListingNotFound => Self::NotFound("no such listing".into()),
+            BookingError::NotFound => Self::NotFound("no such booking".into()),
+            BookingError::SoldOut(seats) => Self::conflict("sold_out", seats.to_string()),
+            BookingError::ListingUnavailable(why) => Self::conflict("conflict", why),
+            BookingError::WrongStatus(_) => Self::conflict("conflict", error.to_string()),
+            BookingError::DuplicateKey => Self::conflict(
+                "conflict",
+                "a booking with this Idempotency-Key is being made",
+            ),
+            BookingError::Payment(ProviderError::Permanent(why)) => Self::PaymentFailed(why),
+            BookingError::Payment(ProviderError::Transient(why)) => {
+                tracing::warn!(error = %why, "payment provider unavailable while booking");
+                Self::Unavailable("the payment provider cannot be reached; try again shortly".into())
+            }
+            BookingError::Db(db) => db.into(),
+        }
+    }
+}

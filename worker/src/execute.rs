@@ -83,16 +83,17 @@ async fn start(ctx: &JobContext, envelope: &Envelope) -> Option<u32> {
 
 async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
     let started = Instant::now();
-    let limits = jobs::limits(&envelope.job_type);
-    let outcome = match limits {
+    let registered = jobs::lookup(&envelope.job_type);
+    let outcome = match registered {
         None => Err(JobError::Permanent(format!(
             "no handler for job type `{}`",
             envelope.job_type
         ))),
-        Some(limits) => {
+        Some(registered) => {
+            let limits = registered.limits;
             let attempt = AssertUnwindSafe(tokio::time::timeout(
                 limits.timeout,
-                jobs::run(ctx, envelope),
+                registered.run(ctx, envelope),
             ));
             match attempt.catch_unwind().await {
                 Ok(Ok(result)) => result,

@@ -20,7 +20,8 @@ use crate::jobs::outbox::NewJob;
 use crate::jobs::{
     CancelPayment, CapturePayment, CreatePayment, ExpireBooking, RefundPayment, outbox,
 };
-use crate::providers::payments::{IntentState, NewPayment, PaymentGateway};
+use crate::providers::ProviderError;
+use crate::providers::payments::{self as gateways, IntentState, NewPayment, PaymentGateway};
 
 use super::notifications::{self as messages, notify};
 
@@ -45,6 +46,10 @@ pub enum BookingError {
     /// The customer already made a booking with this idempotency key.
     #[error("a booking with this idempotency key already exists")]
     DuplicateKey,
+    /// The payment provider failed while the booking was made (an instant gateway is asked
+    /// inside the booking's transaction, which is then rolled back).
+    #[error("payment provider: {0}")]
+    Payment(ProviderError),
     /// Database trouble.
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
@@ -125,14 +130,10 @@ pub async fn create(
                     booking_id,
                     amount_cents,
                     currency: currency.clone(),
-                    idempotency_key: super::payments::key(booking_id, "create"),
+                    idempotency_key: gateways::idempotency_key(booking_id, "create"),
                 })
                 .await
-                .map_err(|e| {
-                    BookingError::Db(sea_orm::DbErr::Custom(format!(
-                        "instant payment gateway: {e}"
-                    )))
-                })?,
+                .map_err(BookingError::Payment)?,
         )
     } else {
         None
@@ -227,25 +228,6 @@ pub async fn create(
         payment,
         notifications: notes,
     })
-}
-
-/// Books as a customer's request does: [`create`], then the payment at a non-instant
-/// provider. Returns what [`create`] made and whether the booking changed after it.
-pub async fn book(
-    db: &DatabaseConnection,
-    hold: Duration,
-    gateway: &dyn PaymentGateway,
-    new: NewBooking,
-) -> Result<(Created, bool), BookingError> {
-    let request_id = new.request_id.clone();
-    let created = create(db, hold, gateway, new).await?;
-    let changed = if gateway.is_instant() {
-        false
-    } else {
-        super::payments::start(db, gateway, created.booking.id, request_id.as_deref()).await?;
-        true
-    };
-    Ok((created, changed))
 }
 
 /// What confirming a booking asks for, written in one statement with the caller's `also`

@@ -1,6 +1,7 @@
 //! Domain rules shared by the API and the workers.
 
 pub mod bookings;
+pub mod checkout;
 pub mod delivery;
 pub mod messages;
 pub mod notifications;

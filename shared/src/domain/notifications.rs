@@ -106,3 +106,15 @@ pub async fn ask(
     .all(db)
     .await
 }
+
+/// The job delivering a message died: the message is `failed` (with the job's error), so
+/// that it does not look pending forever. A message already sent stays sent.
+pub async fn give_up(db: &impl ConnectionTrait, id: Uuid, error: &str) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "UPDATE notifications SET status = 'failed', last_error = $2 WHERE id = $1 AND status <> 'sent'",
+        vec![id.into(), error.to_owned().into()],
+    ))
+    .await?;
+    Ok(())
+}

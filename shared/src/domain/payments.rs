@@ -1,6 +1,7 @@
 //! The payment state machine: create, capture, cancel, refund. Provider calls carry
 //! idempotency keys derived from the booking, and each step first checks the state it
-//! moves from, so a retried job never charges, cancels or refunds twice.
+//! moves from, so a retried job never charges, cancels or refunds twice. It moves the
+//! booking through [`bookings`]; bookings never call back into payments.
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, IntoActiveModel, Set, TransactionTrait};
@@ -10,44 +11,39 @@ use super::bookings::{self, BookingError};
 use crate::entities::bookings::BookingStatus;
 use crate::entities::notifications::NotificationKind;
 use crate::entities::payments::PaymentStatus;
-use crate::jobs::JobError;
 use crate::providers::ProviderError;
-use crate::providers::payments::{IntentState, NewPayment, PaymentGateway};
+use crate::providers::payments::{IntentState, NewPayment, PaymentGateway, idempotency_key as key};
 
-impl From<BookingError> for JobError {
-    fn from(e: BookingError) -> Self {
-        match e {
-            BookingError::Db(db) => db.into(),
-            other => JobError::Permanent(other.to_string()),
-        }
-    }
-}
-
-/// The provider idempotency key of a booking's payment step.
-pub fn key(booking_id: Uuid, step: &str) -> String {
-    format!("orderly-booking-{booking_id}-{step}")
+/// Why a payment step did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// The booking could not be read or moved.
+    #[error(transparent)]
+    Booking(#[from] BookingError),
+    /// The provider refused (permanent) or could not be reached (transient).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// Recorded state that must not exist (a captured payment without a provider id).
+    #[error("inconsistent payment: {0}")]
+    Inconsistent(&'static str),
+    /// Database trouble.
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
 }
 
 /// Creates the booking's payment at the provider while the booking request is served.
-/// When the provider cannot be reached, the `create_payment` job queued with the booking
-/// takes over and the payment stays `creating` (the frontend polls until the client secret
-/// appears).
+/// Nothing here fails the request: when the provider (or the database) cannot be reached,
+/// the `create_payment` job queued with the booking takes over and the payment stays
+/// `creating` (the frontend polls until the client secret appears); a refusal is recorded
+/// on the payment.
 pub async fn start(
     db: &DatabaseConnection,
     gateway: &dyn PaymentGateway,
     booking_id: Uuid,
     request_id: Option<&str>,
-) -> Result<(), BookingError> {
-    match create_at_provider(db, gateway, booking_id, request_id).await {
-        Ok(()) => Ok(()),
-        Err(JobError::Transient(e)) => {
-            tracing::warn!(booking.id = %booking_id, error = %e, "payment provider unreachable; the create_payment job will create the payment");
-            Ok(())
-        }
-        Err(JobError::Permanent(e)) => {
-            tracing::warn!(booking.id = %booking_id, error = %e, "payment refused by the provider");
-            Ok(())
-        }
+) {
+    if let Err(e) = create_at_provider(db, gateway, booking_id, request_id).await {
+        tracing::warn!(booking.id = %booking_id, error = %e, "payment not created with the booking; the create_payment job takes over");
     }
 }
 
@@ -58,7 +54,7 @@ pub async fn create_at_provider(
     gateway: &dyn PaymentGateway,
     booking_id: Uuid,
     request_id: Option<&str>,
-) -> Result<(), JobError> {
+) -> Result<(), PaymentError> {
     let payment = {
         let txn = db.begin().await?;
         let (booking, payment) = bookings::lock(&txn, booking_id).await?;
@@ -93,7 +89,7 @@ pub async fn create_at_provider(
                 p.update(&txn).await?;
                 txn.commit().await?;
             }
-            return Err(JobError::Permanent(e));
+            return Err(ProviderError::Permanent(e).into());
         }
         Err(e) => return Err(e.into()),
     };
@@ -133,7 +129,7 @@ pub async fn capture(
     gateway: &dyn PaymentGateway,
     booking_id: Uuid,
     request_id: Option<&str>,
-) -> Result<(), JobError> {
+) -> Result<(), PaymentError> {
     let txn = db.begin().await?;
     let (booking, payment) = bookings::lock(&txn, booking_id).await?;
     if booking.status != BookingStatus::Confirmed || payment.status != PaymentStatus::Authorized {
@@ -142,7 +138,9 @@ pub async fn capture(
     let provider_id = payment
         .provider_payment_id
         .clone()
-        .ok_or_else(|| JobError::Permanent("an authorised payment without a provider id".into()))?;
+        .ok_or(PaymentError::Inconsistent(
+            "an authorised payment without a provider id",
+        ))?;
     // The row locks are held across the call, so a cancellation waits for the capture.
     gateway
         .capture(&provider_id, &key(booking_id, "capture"))
@@ -173,7 +171,7 @@ pub async fn cancel(
     db: &DatabaseConnection,
     gateway: &dyn PaymentGateway,
     booking_id: Uuid,
-) -> Result<(), JobError> {
+) -> Result<(), PaymentError> {
     let txn = db.begin().await?;
     let (_, payment) = bookings::lock(&txn, booking_id).await?;
     if !matches!(
@@ -204,7 +202,7 @@ pub async fn refund(
     gateway: &dyn PaymentGateway,
     booking_id: Uuid,
     request_id: Option<&str>,
-) -> Result<(), JobError> {
+) -> Result<(), PaymentError> {
     let txn = db.begin().await?;
     let (booking, payment) = bookings::lock(&txn, booking_id).await?;
     if payment.status != PaymentStatus::Captured {
@@ -213,7 +211,9 @@ pub async fn refund(
     let provider_id = payment
         .provider_payment_id
         .clone()
-        .ok_or_else(|| JobError::Permanent("a captured payment without a provider id".into()))?;
+        .ok_or(PaymentError::Inconsistent(
+            "a captured payment without a provider id",
+        ))?;
     let captured = payment.amount_captured_cents;
     let amount = captured - payment.amount_refunded_cents;
     gateway

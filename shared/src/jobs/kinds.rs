@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Job, Queue, RetryPolicy};
+use super::{Job, JobKind, Queue, RetryPolicy};
 
 /// Expire a booking whose hold ran out unpaid (due at `hold_expires_at`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct ExpireBooking {
 }
 
 impl Job for ExpireBooking {
-    const NAME: &'static str = "expire_booking";
+    const KIND: JobKind = JobKind::ExpireBooking;
     const QUEUE: Queue = Queue::Bookings;
 
     fn dedup_key(&self) -> String {
@@ -31,7 +31,7 @@ pub struct CapturePayment {
 }
 
 impl Job for CapturePayment {
-    const NAME: &'static str = "capture_payment";
+    const KIND: JobKind = JobKind::CapturePayment;
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -52,7 +52,7 @@ pub struct CancelPayment {
 }
 
 impl Job for CancelPayment {
-    const NAME: &'static str = "cancel_payment";
+    const KIND: JobKind = JobKind::CancelPayment;
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -69,7 +69,7 @@ pub struct RefundPayment {
 }
 
 impl Job for RefundPayment {
-    const NAME: &'static str = "refund_payment";
+    const KIND: JobKind = JobKind::RefundPayment;
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -86,7 +86,7 @@ pub struct SendEmail {
 }
 
 impl Job for SendEmail {
-    const NAME: &'static str = "send_email";
+    const KIND: JobKind = JobKind::SendEmail;
     const QUEUE: Queue = Queue::Email;
 
     fn dedup_key(&self) -> String {
@@ -102,7 +102,7 @@ pub struct SendSms {
 }
 
 impl Job for SendSms {
-    const NAME: &'static str = "send_sms";
+    const KIND: JobKind = JobKind::SendSms;
     const QUEUE: Queue = Queue::Sms;
 
     fn dedup_key(&self) -> String {
@@ -118,7 +118,7 @@ pub struct Noop {
 }
 
 impl Job for Noop {
-    const NAME: &'static str = "noop";
+    const KIND: JobKind = JobKind::Noop;
     const QUEUE: Queue = Queue::Bookings;
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 1,
@@ -140,7 +140,7 @@ pub struct CreatePayment {
 }
 
 impl Job for CreatePayment {
-    const NAME: &'static str = "create_payment";
+    const KIND: JobKind = JobKind::CreatePayment;
     const QUEUE: Queue = Queue::Payments;
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 10,

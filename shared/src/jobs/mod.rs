@@ -10,6 +10,7 @@
 
 pub mod enqueuer;
 pub mod envelope;
+mod error;
 pub mod kinds;
 pub mod outbox;
 pub mod policy;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 pub use crate::entities::outbox::Queue;
 pub use enqueuer::Enqueuer;
 pub use envelope::Envelope;
+pub use error::JobError;
 pub use kinds::*;
 pub use policy::RetryPolicy;
 
@@ -42,10 +44,62 @@ impl Queue {
     }
 }
 
+/// Declares [`JobKind`] and its stored names in one list, so the two cannot drift.
+macro_rules! job_kinds {
+    ($($(#[$doc:meta])* $kind:ident => $name:literal,)*) => {
+        /// Every kind of background work, one variant per [`Job`] type. The worker's registry
+        /// matches on it exhaustively: a kind without a handler does not compile.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum JobKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl JobKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [JobKind] = &[$(JobKind::$kind,)*];
+
+            /// The stable name stored with the job (`expire_booking`).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(JobKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+job_kinds! {
+    /// [`ExpireBooking`].
+    ExpireBooking => "expire_booking",
+    /// [`CreatePayment`].
+    CreatePayment => "create_payment",
+    /// [`CapturePayment`].
+    CapturePayment => "capture_payment",
+    /// [`CancelPayment`].
+    CancelPayment => "cancel_payment",
+    /// [`RefundPayment`].
+    RefundPayment => "refund_payment",
+    /// [`SendEmail`].
+    SendEmail => "send_email",
+    /// [`SendSms`].
+    SendSms => "send_sms",
+    /// [`Noop`].
+    Noop => "noop",
+}
+
+impl JobKind {
+    /// The kind stored under `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|kind| kind.name() == name)
+    }
+}
+
 /// A kind of background work.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Which kind it is.
+    const KIND: JobKind;
     /// Stable name stored with the job (`expire_booking`).
-    const NAME: &'static str;
+    const NAME: &'static str = Self::KIND.name();
     /// The queue it runs on.
     const QUEUE: Queue;
     /// How often and how patiently it is retried.
@@ -56,30 +110,4 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// A key unique to this piece of work, derived from its IDs, so that enqueueing the
     /// same work twice yields one job (`expire_booking:<booking id>`).
     fn dedup_key(&self) -> String;
-}
-
-/// How a job attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// Retrying cannot help: the job goes straight to dead, keeping this error.
-    #[error("permanent failure: {0}")]
-    Permanent(String),
-    /// May work later: retried with backoff until its attempts run out.
-    #[error("transient failure: {0:#}")]
-    Transient(anyhow::Error),
-}
-
-impl From<sea_orm::DbErr> for JobError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Transient(anyhow::Error::new(e).context("database"))
-    }
-}
-
-impl From<crate::providers::ProviderError> for JobError {
-    fn from(e: crate::providers::ProviderError) -> Self {
-        match e {
-            crate::providers::ProviderError::Permanent(m) => Self::Permanent(m),
-            crate::providers::ProviderError::Transient(m) => Self::Transient(anyhow::anyhow!(m)),
-        }
-    }
 }

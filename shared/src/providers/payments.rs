@@ -78,6 +78,12 @@ pub trait PaymentGateway: Send + Sync {
     ) -> Result<String, ProviderError>;
 }
 
+/// The idempotency key of one step (`create`, `capture`, `cancel`, `refund`) of a booking's
+/// payment: the same step of the same booking is the same request to the provider.
+pub fn idempotency_key(booking_id: Uuid, step: &str) -> String {
+    format!("orderly-booking-{booking_id}-{step}")
+}
+
 /// Builds the gateway the settings name.
 pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway>> {
     match &settings.payments {

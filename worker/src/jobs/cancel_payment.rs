@@ -3,8 +3,12 @@
 use orderly_shared::domain::payments;
 use orderly_shared::jobs::{CancelPayment, JobError};
 
+use super::Handler;
 use crate::context::JobContext;
 
-pub async fn run(ctx: &JobContext, job: CancelPayment) -> Result<(), JobError> {
-    payments::cancel(&ctx.db, ctx.providers.payments.as_ref(), job.booking_id).await
+impl Handler for CancelPayment {
+    async fn run(self, ctx: &JobContext, _request_id: Option<&str>) -> Result<(), JobError> {
+        let gateway = ctx.providers.payments.as_ref();
+        Ok(payments::cancel(&ctx.db, gateway, self.booking_id).await?)
+    }
 }

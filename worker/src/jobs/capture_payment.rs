@@ -3,18 +3,12 @@
 use orderly_shared::domain::payments;
 use orderly_shared::jobs::{CapturePayment, JobError};
 
+use super::Handler;
 use crate::context::JobContext;
 
-pub async fn run(
-    ctx: &JobContext,
-    job: CapturePayment,
-    request_id: Option<&str>,
-) -> Result<(), JobError> {
-    payments::capture(
-        &ctx.db,
-        ctx.providers.payments.as_ref(),
-        job.booking_id,
-        request_id,
-    )
-    .await
+impl Handler for CapturePayment {
+    async fn run(self, ctx: &JobContext, request_id: Option<&str>) -> Result<(), JobError> {
+        let gateway = ctx.providers.payments.as_ref();
+        Ok(payments::capture(&ctx.db, gateway, self.booking_id, request_id).await?)
+    }
 }

@@ -3,18 +3,12 @@
 use orderly_shared::domain::payments;
 use orderly_shared::jobs::{CreatePayment, JobError};
 
+use super::Handler;
 use crate::context::JobContext;
 
-pub async fn run(
-    ctx: &JobContext,
-    job: CreatePayment,
-    request_id: Option<&str>,
-) -> Result<(), JobError> {
-    payments::create_at_provider(
-        &ctx.db,
-        ctx.providers.payments.as_ref(),
-        job.booking_id,
-        request_id,
-    )
-    .await
+impl Handler for CreatePayment {
+    async fn run(self, ctx: &JobContext, request_id: Option<&str>) -> Result<(), JobError> {
+        let gateway = ctx.providers.payments.as_ref();
+        Ok(payments::create_at_provider(&ctx.db, gateway, self.booking_id, request_id).await?)
+    }
 }

@@ -3,13 +3,12 @@
 use orderly_shared::domain::bookings;
 use orderly_shared::jobs::{ExpireBooking, JobError};
 
+use super::Handler;
 use crate::context::JobContext;
 
-pub async fn run(
-    ctx: &JobContext,
-    job: ExpireBooking,
-    request_id: Option<&str>,
-) -> Result<(), JobError> {
-    bookings::expire(&ctx.db, job.booking_id, request_id).await?;
-    Ok(())
+impl Handler for ExpireBooking {
+    async fn run(self, ctx: &JobContext, request_id: Option<&str>) -> Result<(), JobError> {
+        bookings::expire(&ctx.db, self.booking_id, request_id).await?;
+        Ok(())
+    }
 }

@@ -1,5 +1,8 @@
-//! Every job type the worker runs, in one list. A handler is a thin `run` that calls a
-//! domain function with explicit dependencies.
+//! Every job type the worker runs, in one list: [`registered`]. Dispatch, limits and what a
+//! job's death means all derive from it. A handler is a thin [`Handler::run`] in a file of
+//! its own that calls a domain function with explicit dependencies; adding a job is a
+//! [`JobKind`] variant with its payload (in `shared`), one file here and one line in
+//! [`registered`], whose exhaustive match the compiler checks.
 
 mod cancel_payment;
 mod capture_payment;
@@ -10,14 +13,68 @@ mod refund_payment;
 mod send_email;
 mod send_sms;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use orderly_shared::jobs::{
-    CancelPayment, CapturePayment, CreatePayment, Envelope, ExpireBooking, Job, JobError, Noop,
-    RefundPayment, RetryPolicy, SendEmail, SendSms,
+    CancelPayment, CapturePayment, CreatePayment, Envelope, ExpireBooking, Job, JobError, JobKind,
+    Noop, RefundPayment, RetryPolicy, SendEmail, SendSms,
 };
+use sea_orm::{DatabaseTransaction, DbErr};
 
-use crate::context::JobContext;
+use crate::context::{JobContext, PolicyOverrides};
+
+/// What the worker does with one job type.
+pub trait Handler: Job {
+    /// One attempt. `request_id` is the id of the request that caused the job, if any.
+    fn run(
+        self,
+        ctx: &JobContext,
+        request_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// What the job's death means beyond its outbox row, written in the transaction that
+    /// records the death. Nothing, unless the job type says otherwise.
+    fn on_dead(
+        &self,
+        _txn: &DatabaseTransaction,
+        _error: &str,
+    ) -> impl Future<Output = Result<(), DbErr>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// Every job type the worker runs. The match is exhaustive: a [`JobKind`] without a handler
+/// does not compile (and a test checks each line names the type of its kind).
+pub fn registered(kind: JobKind) -> Registered {
+    match kind {
+        JobKind::ExpireBooking => register::<ExpireBooking>(),
+        JobKind::CreatePayment => register::<CreatePayment>(),
+        JobKind::CapturePayment => register::<CapturePayment>(),
+        JobKind::CancelPayment => register::<CancelPayment>(),
+        JobKind::RefundPayment => register::<RefundPayment>(),
+        JobKind::SendEmail => register::<SendEmail>(),
+        JobKind::SendSms => register::<SendSms>(),
+        JobKind::Noop => register::<Noop>(),
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type RunFn = for<'a> fn(&'a JobContext, &'a Envelope) -> BoxFuture<'a, Result<(), JobError>>;
+type DeadFn =
+    for<'a> fn(&'a DatabaseTransaction, &'a Envelope, &'a str) -> BoxFuture<'a, Result<(), DbErr>>;
+
+/// A job type as the worker knows it: its limits, and its handler behind its payload type.
+#[derive(Clone, Copy)]
+pub struct Registered {
+    /// The kind.
+    pub kind: JobKind,
+    /// How it is retried and how long one attempt may take.
+    pub limits: Limits,
+    run: RunFn,
+    on_dead: DeadFn,
+}
 
 /// How a job type is retried and how long one attempt may take.
 #[derive(Debug, Clone, Copy)]
@@ -28,31 +85,40 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-fn limits_of<J: Job>() -> Limits {
-    Limits {
-        policy: J::POLICY,
-        timeout: J::TIMEOUT,
+fn register<J: Handler>() -> Registered {
+    Registered {
+        kind: J::KIND,
+        limits: Limits {
+            policy: J::POLICY,
+            timeout: J::TIMEOUT,
+        },
+        run: run_boxed::<J>,
+        on_dead: on_dead_boxed::<J>,
     }
 }
 
-/// The limits of a job type, by name; `None` for a name no handler knows.
-pub fn limits(job_type: &str) -> Option<Limits> {
-    Some(match job_type {
-        ExpireBooking::NAME => limits_of::<ExpireBooking>(),
-        CreatePayment::NAME => limits_of::<CreatePayment>(),
-        CapturePayment::NAME => limits_of::<CapturePayment>(),
-        CancelPayment::NAME => limits_of::<CancelPayment>(),
-        RefundPayment::NAME => limits_of::<RefundPayment>(),
-        SendEmail::NAME => limits_of::<SendEmail>(),
-        SendSms::NAME => limits_of::<SendSms>(),
-        Noop::NAME => limits_of::<Noop>(),
-        _ => return None,
+fn run_boxed<'a, J: Handler>(
+    ctx: &'a JobContext,
+    envelope: &'a Envelope,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let job: J = payload(envelope)?;
+        job.run(ctx, envelope.request_id.as_deref()).await
     })
 }
 
-/// The retry policy of a job type, with the operator's overrides.
-pub fn policy(job_type: &str, overrides: &crate::context::PolicyOverrides) -> RetryPolicy {
-    overrides.apply(limits(job_type).map_or(RetryPolicy::DEFAULT, |l| l.policy))
+fn on_dead_boxed<'a, J: Handler>(
+    txn: &'a DatabaseTransaction,
+    envelope: &'a Envelope,
+    error: &'a str,
+) -> BoxFuture<'a, Result<(), DbErr>> {
+    Box::pin(async move {
+        match payload::<J>(envelope) {
+            Ok(job) => job.on_dead(txn, error).await,
+            // A payload no handler can read has no effect to undo.
+            Err(_) => Ok(()),
+        }
+    })
 }
 
 fn payload<J: Job>(envelope: &Envelope) -> Result<J, JobError> {
@@ -60,45 +126,63 @@ fn payload<J: Job>(envelope: &Envelope) -> Result<J, JobError> {
         .map_err(|e| JobError::Permanent(format!("bad {} payload: {e}", J::NAME)))
 }
 
-/// Runs the handler of `envelope`'s job type.
-pub async fn run(ctx: &JobContext, envelope: &Envelope) -> Result<(), JobError> {
-    let request_id = envelope.request_id.as_deref();
-    match envelope.job_type.as_str() {
-        ExpireBooking::NAME => expire_booking::run(ctx, payload(envelope)?, request_id).await,
-        CreatePayment::NAME => create_payment::run(ctx, payload(envelope)?, request_id).await,
-        CapturePayment::NAME => capture_payment::run(ctx, payload(envelope)?, request_id).await,
-        CancelPayment::NAME => cancel_payment::run(ctx, payload(envelope)?).await,
-        RefundPayment::NAME => refund_payment::run(ctx, payload(envelope)?, request_id).await,
-        SendEmail::NAME => send_email::run(ctx, payload(envelope)?).await,
-        SendSms::NAME => send_sms::run(ctx, payload(envelope)?).await,
-        Noop::NAME => noop::run(payload(envelope)?).await,
-        other => Err(JobError::Permanent(format!(
-            "no handler for job type `{other}`"
-        ))),
+/// The job type stored under `name`, if the worker knows it.
+pub fn lookup(job_type: &str) -> Option<Registered> {
+    JobKind::parse(job_type).map(registered)
+}
+
+/// The retry policy of a job type, with the operator's overrides.
+pub fn policy(job_type: &str, overrides: &PolicyOverrides) -> RetryPolicy {
+    overrides.apply(lookup(job_type).map_or(RetryPolicy::DEFAULT, |r| r.limits.policy))
+}
+
+impl Registered {
+    /// Runs one attempt of `envelope`, a job of this type.
+    pub async fn run(&self, ctx: &JobContext, envelope: &Envelope) -> Result<(), JobError> {
+        (self.run)(ctx, envelope).await
+    }
+
+    /// Applies what the death of `envelope`, a job of this type, means.
+    pub async fn on_dead(
+        &self,
+        txn: &DatabaseTransaction,
+        envelope: &Envelope,
+        error: &str,
+    ) -> Result<(), DbErr> {
+        (self.on_dead)(txn, envelope, error).await
     }
 }
 
-/// What happens when a job dies: a message whose delivery job died is marked `failed`
-/// (with the job's error), so that it does not look pending forever.
+/// Applies what the death of `envelope` means (nothing for a job type the worker does not
+/// know).
 pub async fn on_dead(
-    db: &impl sea_orm::ConnectionTrait,
+    txn: &DatabaseTransaction,
     envelope: &Envelope,
     error: &str,
-) -> Result<(), sea_orm::DbErr> {
-    let notification = match envelope.job_type.as_str() {
-        SendEmail::NAME => payload::<SendEmail>(envelope)
-            .ok()
-            .map(|j| j.notification_id),
-        SendSms::NAME => payload::<SendSms>(envelope).ok().map(|j| j.notification_id),
-        _ => None,
-    };
-    if let Some(id) = notification {
-        db.execute_raw(sea_orm::Statement::from_sql_and_values(
-                sea_orm::DatabaseBackend::Postgres,
-                "UPDATE notifications SET status = 'failed', last_error = $2 WHERE id = $1 AND status <> 'sent'",
-                vec![id.into(), error.to_owned().into()],
-            ))
-            .await?;
+) -> Result<(), DbErr> {
+    match lookup(&envelope.job_type) {
+        Some(registered) => registered.on_dead(txn, envelope, error).await,
+        None => Ok(()),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_registered_under_its_own_type_and_name() {
+        for &kind in JobKind::ALL {
+            let registered = lookup(kind.name()).expect("every kind parses from its name");
+            assert_eq!(
+                registered.kind, kind,
+                "the line for {kind:?} names another type"
+            );
+        }
+        let mut names: Vec<_> = JobKind::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), JobKind::ALL.len(), "two kinds share a name");
+        assert!(lookup("no_such_job").is_none());
+    }
 }

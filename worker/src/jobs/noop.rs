@@ -2,6 +2,11 @@
 
 use orderly_shared::jobs::{JobError, Noop};
 
-pub async fn run(_job: Noop) -> Result<(), JobError> {
-    Ok(())
+use super::Handler;
+use crate::context::JobContext;
+
+impl Handler for Noop {
+    async fn run(self, _ctx: &JobContext, _request_id: Option<&str>) -> Result<(), JobError> {
+        Ok(())
+    }
 }

@@ -1,9 +1,18 @@
 //! `send_sms`: delivers one SMS notification, in a batch with concurrent ones.
 
+use orderly_shared::domain::notifications;
 use orderly_shared::jobs::{JobError, SendSms};
+use sea_orm::{DatabaseTransaction, DbErr};
 
+use super::Handler;
 use crate::context::JobContext;
 
-pub async fn run(ctx: &JobContext, job: SendSms) -> Result<(), JobError> {
-    ctx.deliveries.sms(job.notification_id).await
+impl Handler for SendSms {
+    async fn run(self, ctx: &JobContext, _request_id: Option<&str>) -> Result<(), JobError> {
+        ctx.deliveries.sms(self.notification_id).await
+    }
+
+    async fn on_dead(&self, txn: &DatabaseTransaction, error: &str) -> Result<(), DbErr> {
+        notifications::give_up(txn, self.notification_id, error).await
+    }
 }

@@ -130,7 +130,7 @@ impl Pipeline {
         quantity: i32,
     ) -> Uuid {
         let gateway = self.providers.payments.as_ref();
-        let (created, _) = bookings::book(
+        let (created, _) = orderly_shared::domain::checkout::book(
             &self.db,
             self.settings.booking_hold,
             gateway,

@@ -1,7 +1,7 @@
 //! `POST /api/v1/bookings/{id}/cancel`.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
-use orderly_shared::domain::bookings::{self, BookingError};
+use orderly_shared::domain::bookings;
 use uuid::Uuid;
 
 use super::access::{Access, access_of, not_found};
@@ -41,15 +41,7 @@ pub async fn cancel(
         ));
     }
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let cancelled = bookings::cancel(&state.db, id, request_id.as_deref())
-        .await
-        .map_err(|e| match e {
-            BookingError::WrongStatus(_) => {
-                ApiError::conflict("conflict", format!("cannot cancel: {e}"))
-            }
-            BookingError::Db(db) => db.into(),
-            other => ApiError::Internal(other.into()),
-        })?;
+    let cancelled = bookings::cancel(&state.db, id, request_id.as_deref()).await?;
     tracing::info!(booking.id = %cancelled.id, user.id = %caller.id, "booking cancelled by request");
     let after = BookingView::fetch(&state.db, id)
         .await?

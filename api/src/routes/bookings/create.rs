@@ -2,7 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
-use orderly_shared::domain::bookings::{self, BookingError, NewBooking};
+use orderly_shared::domain::bookings::{BookingError, NewBooking};
+use orderly_shared::domain::checkout;
 use orderly_shared::entities::bookings as booking_rows;
 use orderly_shared::entities::users::Role;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -37,6 +38,7 @@ pub struct CreateBooking {
         (status = 201, body = BookingView, description = "booked; replays carry `Idempotent-Replayed: true`"),
         (status = 403, description = "only customers book", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "unknown listing", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`sold_out`, or the listing cannot be booked", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "validation, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -78,7 +80,7 @@ async fn book(
     let listing_id = new.listing_id;
     let quantity = new.quantity;
     let key = new.idempotency_key.clone();
-    let booked = bookings::book(&state.db, state.settings.booking_hold, gateway, new).await;
+    let booked = checkout::book(&state.db, state.settings.booking_hold, gateway, new).await;
     let (created, changed) = match booked {
         Ok(booked) => booked,
         // The key made a booking before, but its answer was never stored (the request died
@@ -87,15 +89,7 @@ async fn book(
             let key = key.as_deref().unwrap_or_default();
             return earlier_booking(state, caller, key, listing_id, quantity).await;
         }
-        Err(e) => {
-            return Err(match e {
-                BookingError::ListingNotFound => ApiError::NotFound("no such listing".into()),
-                BookingError::SoldOut(seats) => ApiError::conflict("sold_out", seats.to_string()),
-                BookingError::ListingUnavailable(why) => ApiError::conflict("conflict", why),
-                BookingError::Db(db) => db.into(),
-                other => ApiError::Internal(other.into()),
-            });
-        }
+        Err(e) => return Err(e.into()),
     };
     if !changed {
         // Nothing happened after the transaction: answer from what it wrote.
