@@ -356,7 +356,9 @@ impl From<BookingError> for ApiError {
             BookingError::Payment(ProviderError::Permanent(why)) => Self::PaymentFailed(why),
             BookingError::Payment(ProviderError::Transient(why)) => {
                 tracing::warn!(error = %why, "payment provider unavailable while booking");
-                Self::Unavailable("the payment provider cannot be reached; try again shortly".into())
+                Self::Unavailable(
+                    "the payment provider cannot be reached; try again shortly".into(),
+                )
             }
             BookingError::Db(db) => db.into(),
         }
