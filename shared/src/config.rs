@@ -6,10 +6,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::entities::outbox::Queue;
 
 /// A configuration problem, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +162,8 @@ pub struct Settings {
     pub payments: PaymentSettings,
     /// `DATA_DIR`.
     pub data_dir: PathBuf,
-    /// `REPORT_CRON` (seconds field first).
-    pub report_cron: String,
+    /// `REPORT_CRON` (seconds field first), parsed.
+    pub report_cron: cron::Schedule,
     /// `REPORT_TZ`.
     pub report_tz: chrono_tz::Tz,
     /// `ADMIN_EMAILS`.
@@ -175,6 +178,127 @@ pub struct Settings {
     pub login_limits: LoginLimits,
     /// `TRUST_PROXY_HEADERS`: take the client address from `X-Forwarded-For`.
     pub trust_proxy_headers: bool,
+    /// `HOSTNAME`: names this process to its peers (worker lists, lease holders).
+    pub hostname: String,
+    /// `WORKER_*`, `OUTBOX_LEASE_SECONDS`, `RECONCILE_INTERVAL_SECONDS`, `QUEUE_WINDOW_*`,
+    /// `JOB_*`: `orderly-worker` (its flags override them).
+    pub worker: WorkerSettings,
+}
+
+/// What `orderly-worker` drains and how.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `WORKER_QUEUES`: the queues to drain (default all five).
+    pub queues: Vec<Queue>,
+    /// `WORKER_CONCURRENCY`: jobs run at once per queue (64).
+    pub concurrency: usize,
+    /// `WORKER_QUEUE_CONCURRENCY`: per-queue overrides (`email=256,payments=8`).
+    pub queue_concurrency: Vec<(Queue, usize)>,
+    /// `WORKER_DB_POOL_SIZE`: most PostgreSQL connections of the process (32).
+    pub db_pool_size: u32,
+    /// `WORKER_HEARTBEAT_SECONDS` (3).
+    pub heartbeat: Duration,
+    /// `WORKER_MISSED_HEARTBEATS`: after these, a dead worker's fetched tasks go to others (10).
+    pub missed_heartbeats: usize,
+    /// `WORKER_SHUTDOWN_GRACE_SECONDS`: how long running jobs may finish after SIGTERM (20).
+    pub shutdown_grace: Duration,
+    /// `OUTBOX_LEASE_SECONDS`: a running job's lease without renewal (30).
+    pub lease: Duration,
+    /// `RECONCILE_INTERVAL_SECONDS` (5).
+    pub reconcile_interval: Duration,
+    /// `QUEUE_WINDOW_FACTOR` (2).
+    pub window_factor: u32,
+    /// `QUEUE_WINDOW_MIN` (64).
+    pub window_min: u32,
+    /// `QUEUE_WINDOW_MAX` (4096).
+    pub window_max: u32,
+    /// `JOB_RETRY_BASE_DELAY_MS`: overrides every job type's first retry delay.
+    pub retry_base_delay: Option<Duration>,
+    /// `JOB_MAX_ATTEMPTS`: overrides every job type's attempts.
+    pub max_attempts: Option<u32>,
+    /// `WORKER_NO_RELAY` unset: this process runs the outbox relay and the reconciler.
+    pub relay: bool,
+}
+
+impl WorkerSettings {
+    /// The concurrency of `queue`, with its override.
+    pub fn concurrency_of(&self, queue: Queue) -> usize {
+        self.queue_concurrency
+            .iter()
+            .find(|(q, _)| *q == queue)
+            .map_or(self.concurrency, |(_, n)| *n)
+            .max(1)
+    }
+}
+
+/// Parses a queue name as written in `WORKER_QUEUES` / `--queues`.
+pub fn parse_queue(name: &str) -> Result<Queue, String> {
+    Queue::parse(name.trim()).ok_or_else(|| {
+        format!("unknown queue `{name}` (expected bookings, payments, email, sms or reports)")
+    })
+}
+
+/// Parses one `QUEUE=N` item of `WORKER_QUEUE_CONCURRENCY` / `--queue-concurrency`.
+pub fn parse_queue_concurrency(item: &str) -> Result<(Queue, usize), String> {
+    let (queue, n) = item
+        .split_once('=')
+        .ok_or_else(|| format!("expected QUEUE=N, got `{item}`"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("expected a positive number in `{item}`"))?;
+    Ok((parse_queue(queue)?, n))
+}
+
+fn worker(env: &Env<'_>) -> Result<WorkerSettings, ConfigError> {
+    let queues = match env.get("WORKER_QUEUES") {
+        None => Queue::ALL.to_vec(),
+        Some(_) => env
+            .list("WORKER_QUEUES")
+            .iter()
+            .map(|q| parse_queue(q))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ConfigError::new("WORKER_QUEUES", e))?,
+    };
+    let queue_concurrency = env
+        .list("WORKER_QUEUE_CONCURRENCY")
+        .iter()
+        .map(|item| parse_queue_concurrency(item))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ConfigError::new("WORKER_QUEUE_CONCURRENCY", e))?;
+    let seconds = |name, default| env.positive(name, default).map(Duration::from_secs);
+    Ok(WorkerSettings {
+        queues,
+        concurrency: env.positive("WORKER_CONCURRENCY", 64)?,
+        queue_concurrency,
+        db_pool_size: env.positive("WORKER_DB_POOL_SIZE", 32)?,
+        heartbeat: seconds("WORKER_HEARTBEAT_SECONDS", 3)?,
+        missed_heartbeats: env.positive("WORKER_MISSED_HEARTBEATS", 10)?,
+        shutdown_grace: Duration::from_secs(env.parse(
+            "WORKER_SHUTDOWN_GRACE_SECONDS",
+            "20",
+            "a number of seconds",
+        )?),
+        lease: seconds("OUTBOX_LEASE_SECONDS", 30)?,
+        reconcile_interval: seconds("RECONCILE_INTERVAL_SECONDS", 5)?,
+        window_factor: env.positive("QUEUE_WINDOW_FACTOR", 2)?,
+        window_min: env.positive("QUEUE_WINDOW_MIN", 64)?,
+        window_max: env.positive("QUEUE_WINDOW_MAX", 4096)?,
+        retry_base_delay: env
+            .get("JOB_RETRY_BASE_DELAY_MS")
+            .map(|_| {
+                env.positive("JOB_RETRY_BASE_DELAY_MS", 1)
+                    .map(Duration::from_millis)
+            })
+            .transpose()?,
+        max_attempts: env
+            .get("JOB_MAX_ATTEMPTS")
+            .map(|_| env.positive("JOB_MAX_ATTEMPTS", 1))
+            .transpose()?,
+        relay: !env.flag("WORKER_NO_RELAY")?,
+    })
 }
 
 /// The minimum length of `JWT_SECRET`, in bytes.
@@ -233,6 +357,8 @@ impl Settings {
                 window: Duration::from_secs(env.positive("LOGIN_WINDOW_SECONDS", 900)?),
             },
             trust_proxy_headers: env.flag("TRUST_PROXY_HEADERS")?,
+            hostname: env.get("HOSTNAME").unwrap_or_else(|| "localhost".into()),
+            worker: worker(&env)?,
             data_dir,
         })
     }
@@ -435,18 +561,18 @@ fn payments(env: &Env<'_>) -> Result<PaymentSettings, ConfigError> {
     }
 }
 
-fn report_cron(env: &Env<'_>) -> Result<String, ConfigError> {
+fn report_cron(env: &Env<'_>) -> Result<cron::Schedule, ConfigError> {
     let expr = env
         .get("REPORT_CRON")
         .unwrap_or_else(|| "0 0 2 * * *".into());
-    let fields = expr.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        return Err(ConfigError::new(
+    cron::Schedule::from_str(&expr).map_err(|e| {
+        ConfigError::new(
             "REPORT_CRON",
-            format!("expected a cron expression with seconds (6 or 7 fields), got `{expr}`"),
-        ));
-    }
-    Ok(expr)
+            format!(
+                "expected a cron expression with seconds first (`0 0 2 * * *`), got `{expr}`: {e}"
+            ),
+        )
+    })
 }
 
 fn log_format(env: &Env<'_>, app_env: AppEnv) -> Result<LogFormat, ConfigError> {
@@ -495,7 +621,7 @@ mod tests {
         let s = Settings::from_map(&base()).unwrap();
         assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.booking_hold, Duration::from_secs(900));
-        assert_eq!(s.report_cron, "0 0 2 * * *");
+        assert_eq!(s.report_cron.source(), "0 0 2 * * *");
         assert_eq!(s.report_tz, chrono_tz::UTC);
         assert!(matches!(
             s.payments,

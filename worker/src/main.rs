@@ -7,15 +7,16 @@ use orderly_shared::{Settings, telemetry};
 async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = orderly_worker::Cli::parse();
-    let settings = match Settings::from_env() {
+    let mut settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("orderly-worker: {e}");
             return std::process::ExitCode::from(2);
         }
     };
+    settings.worker = cli.apply(settings.worker);
     let _telemetry = telemetry::init("orderly-worker", &settings);
-    match orderly_worker::run(cli, settings).await {
+    match orderly_worker::run(settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = ?e, "orderly-worker failed");

@@ -6,18 +6,17 @@
 //! with "worker lost N times"; (2) hands back at once rows pushed more than `grace` ago
 //! that Redis no longer holds (Redis restarted empty, the relay died between claim and
 //! push): the relay pushes them again as new tasks; a row Redis still holds is never pushed
-//! again merely because it is old; (3) expires unpaid bookings whose hold ended more than a
-//! minute ago (a sweep behind the `expire_booking` jobs) and drops expired idempotency
-//! keys; (4) forgets worker processes silent for an hour. Tasks fetched by a worker that
-//! died go back to their queue through the storage's own heartbeat (Redis's clock).
+//! again merely because it is old; (3) forgets worker processes silent for an hour. Tasks
+//! fetched by a worker that died go back to their queue through the storage's own heartbeat
+//! (Redis's clock). Periodic work on the domain's tables (the sweep of expired holds,
+//! pruning idempotency keys) is the scheduler's.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use orderly_shared::jobs::{Queue, outbox, workers};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::context::PolicyOverrides;
 use crate::jobs;
@@ -82,7 +81,6 @@ pub async fn reconcile_once(
             handed_back += outbox::reclaim(db, &lost).await?;
         }
     }
-    sweep_expired_holds(db).await?;
     if handed_back > 0 {
         tracing::warn!(
             jobs = handed_back,
@@ -90,11 +88,6 @@ pub async fn reconcile_once(
         );
         metrics::counter!("outbox_reclaimed_total").increment(handed_back);
     }
-    db.execute_unprepared(
-        "DELETE FROM idempotency_keys WHERE ctid IN
-           (SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT 1000)",
-    )
-    .await?;
     workers::prune(db, Duration::from_secs(3600)).await?;
     Ok(handed_back)
 }
@@ -139,23 +132,4 @@ async fn hand_on_lapsed(
     let n = outbox::hand_on_lapsed(&txn, &decided).await?;
     txn.commit().await?;
     Ok(n)
-}
-
-/// Expires unpaid bookings whose hold ended over a minute ago, in case their job was lost.
-async fn sweep_expired_holds(db: &DatabaseConnection) -> anyhow::Result<()> {
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT id FROM bookings
-              WHERE status = 'pending_payment' AND hold_expires_at < now() - interval '1 minute'
-              LIMIT 500",
-        ))
-        .await?;
-    for row in rows {
-        let id: Uuid = row.try_get("", "id")?;
-        if orderly_shared::domain::bookings::expire(db, id, None).await? {
-            tracing::warn!(booking.id = %id, "expired by the sweep: its expire_booking job was late or lost");
-        }
-    }
-    Ok(())
 }

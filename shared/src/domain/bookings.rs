@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    JoinType, QuerySelect, RelationTrait, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -367,6 +368,34 @@ pub async fn expire(
     txn.commit().await?;
     tracing::info!(booking.id = %booking_id, "booking expired; seats returned");
     Ok(true)
+}
+
+/// The sweep behind the `expire_booking` jobs: expires up to `limit` unpaid bookings whose
+/// hold ended more than `late` ago (their job was lost or is far behind). Returns how many
+/// it expired.
+pub async fn expire_overdue(
+    db: &DatabaseConnection,
+    late: Duration,
+    limit: u64,
+) -> Result<u64, BookingError> {
+    let late = chrono::Duration::from_std(late).unwrap_or(chrono::Duration::minutes(1));
+    let overdue: Vec<Uuid> = bookings::Entity::find()
+        .select_only()
+        .column(bookings::Column::Id)
+        .filter(bookings::Column::Status.eq(BookingStatus::PendingPayment))
+        .filter(bookings::Column::HoldExpiresAt.lt(Utc::now() - late))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut expired = 0;
+    for id in overdue {
+        if expire(db, id, None).await? {
+            tracing::warn!(booking.id = %id, "expired by the sweep: its expire_booking job was late or lost");
+            expired += 1;
+        }
+    }
+    Ok(expired)
 }
 
 /// Cancels a booking for its customer or an admin: seats return; an authorised payment is
