@@ -633,6 +633,28 @@ mod tests {
         assert!(s.jwt_key().len() >= MIN_JWT_SECRET_BYTES);
         assert_eq!(s.mail.smtp_pool_size, 4);
         assert_eq!(s.mail.delivery_lease, Duration::from_secs(60));
+        assert_eq!(s.worker.queues, Queue::ALL.to_vec());
+        assert_eq!(s.worker.concurrency, 64);
+        assert_eq!(s.worker.db_pool_size, 32);
+        assert_eq!(s.worker.lease, Duration::from_secs(30));
+        assert_eq!(s.worker.shutdown_grace, Duration::from_secs(20));
+        assert!(s.worker.relay);
+        assert_eq!(s.worker.max_attempts, None);
+    }
+
+    #[test]
+    fn the_worker_reads_its_queues_and_their_concurrency() {
+        let mut vars = base();
+        vars.insert("WORKER_QUEUES".into(), "email, sms".into());
+        vars.insert("WORKER_QUEUE_CONCURRENCY".into(), "sms=8".into());
+        vars.insert("JOB_RETRY_BASE_DELAY_MS".into(), "250".into());
+        vars.insert("WORKER_NO_RELAY".into(), "true".into());
+        let s = Settings::from_map(&vars).unwrap().worker;
+        assert_eq!(s.queues, vec![Queue::Email, Queue::Sms]);
+        assert_eq!(s.concurrency_of(Queue::Email), 64);
+        assert_eq!(s.concurrency_of(Queue::Sms), 8);
+        assert_eq!(s.retry_base_delay, Some(Duration::from_millis(250)));
+        assert!(!s.relay);
     }
 
     #[test]
@@ -670,6 +692,14 @@ mod tests {
             ("DATABASE_POOL_SIZE", "0"),
             ("REPORT_TZ", "Mars/Base"),
             ("REPORT_CRON", "* *"),
+            // Six fields, but no hour 25: only a real parse refuses it.
+            ("REPORT_CRON", "0 0 25 * * *"),
+            ("WORKER_QUEUES", "email,pigeons"),
+            ("WORKER_QUEUE_CONCURRENCY", "email=0"),
+            ("WORKER_CONCURRENCY", "0"),
+            ("OUTBOX_LEASE_SECONDS", "soon"),
+            ("JOB_MAX_ATTEMPTS", "0"),
+            ("WORKER_NO_RELAY", "perhaps"),
             ("SMS_PROVIDER", "pigeon"),
             ("SIMULATED_PAYMENTS", "sometimes"),
             ("LOG_FORMAT", "xml"),

@@ -267,3 +267,37 @@ async fn handle(
     execute::execute((*ctx).clone(), queue.as_str(), envelope).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_environment_and_leave_the_rest() {
+        let vars = [
+            ("DATABASE_URL", "postgres://u@127.0.0.1:5432/db"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("WORKER_QUEUES", "bookings,payments"),
+            ("WORKER_CONCURRENCY", "7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let from_env = Settings::from_map(&vars).unwrap().worker;
+        let cli = Cli::parse_from(["orderly-worker", "--queues", "email", "--no-relay"]);
+        let applied = cli.apply(from_env);
+        assert_eq!(applied.queues, vec![Queue::Email]);
+        assert!(!applied.relay);
+        assert_eq!(
+            applied.concurrency, 7,
+            "no flag: the environment's value stays"
+        );
+        let refused = Cli::try_parse_from(["orderly-worker", "--queues", "email,pigeons"]);
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("unknown queue `pigeons`")
+        );
+    }
+}
