@@ -129,7 +129,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
         Err(JobError::Permanent(error)) => {
             persist(ctx, "recording a dead job", || bury(ctx, envelope, &error)).await;
             count(queue, &envelope.job_type, "dead");
-            tracing::warn!(duration_ms, error = %error, "job failed permanently; dead");
+            tracing::error!(duration_ms, error = %error, "job failed permanently; dead");
         }
         Err(JobError::Transient(error)) => {
             let policy = jobs::policy(&envelope.job_type, &ctx.policies);

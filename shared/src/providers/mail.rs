@@ -193,8 +193,8 @@ impl Mailer for SmtpMailer {
             .map_err(|e| ProviderError::Transient(format!("SMTP: {e}")))?;
         match tokio::time::timeout(SMTP_SEND_TIMEOUT, self.transport.send(message)).await {
             Ok(Ok(_)) => Ok(message_id(email.id)),
-            Ok(Err(e)) if e.is_permanent() => Err(ProviderError::Permanent(format!("SMTP: {e}"))),
-            Ok(Err(e)) => Err(ProviderError::Transient(format!("SMTP: {e}"))),
+            Ok(Err(e)) if e.is_permanent() => Err(ProviderError::permanent(&format!("SMTP: {e}"))),
+            Ok(Err(e)) => Err(ProviderError::transient(&format!("SMTP: {e}"))),
             Err(_) => Err(ProviderError::Transient(format!(
                 "SMTP: no answer within {} s",
                 SMTP_SEND_TIMEOUT.as_secs()

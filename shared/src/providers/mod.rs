@@ -20,6 +20,33 @@ pub enum ProviderError {
     Transient(String),
 }
 
+impl ProviderError {
+    /// A permanent failure described by a provider's own text, with the e-mail addresses and
+    /// phone numbers it may quote masked: the text goes to the outbox, the log and Sentry.
+    pub fn permanent(text: &str) -> Self {
+        Self::Permanent(redact(text))
+    }
+
+    /// A transient failure described by a provider's own text, masked as [`Self::permanent`].
+    pub fn transient(text: &str) -> Self {
+        Self::Transient(redact(text))
+    }
+}
+
+/// `text` with e-mail addresses and phone numbers replaced by `[address]` and `[number]`.
+/// Providers quote the recipient in their errors (an SMTP 550 echoes `<user@domain>`,
+/// Twilio's 21211 the number), and errors are kept where personal data must not be.
+pub fn redact(text: &str) -> String {
+    static ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"[^\s<>()\[\]"',;:]+@[^\s<>()\[\]"',;:]+"#).expect("a valid pattern")
+    });
+    static NUMBER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\+?\d[\d ().-]{6,}\d").expect("a valid pattern")
+    });
+    let text = ADDRESS.replace_all(text, "[address]");
+    NUMBER.replace_all(&text, "[number]").into_owned()
+}
+
 /// Every provider client, built once from settings and shared by the handlers.
 #[derive(Clone)]
 pub struct Providers {
@@ -49,5 +76,25 @@ impl Providers {
             mail: mail::from_settings(settings)?,
             sms: sms::from_settings(settings)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_quoted_by_a_provider_are_masked_and_codes_kept() {
+        let smtp =
+            "permanent error (550): 5.1.1 <jane.doe@example.com>: Recipient address rejected";
+        assert_eq!(
+            redact(smtp),
+            "permanent error (550): 5.1.1 <[address]>: Recipient address rejected"
+        );
+        let twilio = "Twilio 400 Bad Request: code 21211 The 'To' number +1 (555) 010-9999 is not a valid phone number.";
+        assert_eq!(
+            redact(twilio),
+            "Twilio 400 Bad Request: code 21211 The 'To' number [number] is not a valid phone number."
+        );
     }
 }

@@ -203,9 +203,9 @@ fn classify(
     // 408, 429 and 5xx may pass later; any other answer (an invalid number, an unverified
     // sender, bad credentials) will not.
     if matches!(status.as_u16(), 408 | 429) || status.is_server_error() {
-        Err(ProviderError::Transient(detail))
+        Err(ProviderError::transient(&detail))
     } else {
-        Err(ProviderError::Permanent(detail))
+        Err(ProviderError::permanent(&detail))
     }
 }
 
