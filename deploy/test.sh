@@ -57,6 +57,15 @@ quote_ident() { printf '"%s"' "${1//\"/\"\"}"; }
 template=orderly_test_template
 
 # Per-test databases left by earlier (crashed or interrupted) runs would fill up the server.
+# One run at a time per checkout and server: a run drops the databases left by earlier runs
+# and rebuilds the template, which would pull them from under a run in progress.
+mkdir -p "$ORDERLY_LOCAL_DIR"
+exec 9>"$ORDERLY_LOCAL_DIR/test.lock"
+if ! flock -n 9; then
+    say "another deploy/test.sh is running here; waiting for it"
+    flock 9
+fi
+
 leftovers=$(sql "SELECT datname FROM pg_database WHERE datname LIKE 'orderly\_test\_%' AND datname <> '$template'") \
     || die "cannot list databases on $(_orderly_redact "$DATABASE_URL")"
 if [[ -n $leftovers ]]; then

@@ -3,8 +3,9 @@
 
 use actix_web::ResponseError;
 use actix_web::dev::ServiceResponse;
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{ALLOW, CONTENT_TYPE};
 use actix_web::middleware::ErrorHandlerResponse;
 
 use crate::problem::ApiError;
@@ -22,7 +23,9 @@ pub fn plain_error_to_problem<B>(
     }
     let error = match res.status() {
         StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".into()),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
+            allowed: allowed_methods(&res),
+        },
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
             limit: crate::extract::json::MAX_BODY_BYTES,
         },
@@ -42,4 +45,17 @@ pub fn plain_error_to_problem<B>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
+}
+
+/// The methods in a response's `Allow` header, kept when it becomes a problem.
+fn allowed_methods<B>(res: &ServiceResponse<B>) -> Vec<Method> {
+    res.headers()
+        .get(ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .filter_map(|m| Method::from_bytes(m.trim().as_bytes()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }

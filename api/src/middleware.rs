@@ -6,7 +6,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage};
+use actix_web::{Error, HttpMessage, web};
+use metrics_exporter_prometheus::PrometheusRecorder;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -38,6 +39,7 @@ pub async fn request_context(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
+    let recorder = req.app_data::<web::Data<PrometheusRecorder>>().cloned();
     let span = tracing::info_span!("http", request.id = %request_id, http.method = %method, http.route = %route);
     let started = Instant::now();
 
@@ -50,8 +52,15 @@ pub async fn request_context(
         ("route", route),
         ("status", status.to_string()),
     ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    let record = || {
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    };
+    // Into the app's own registry (see `startup`), which `/metrics` renders.
+    match &recorder {
+        Some(recorder) => metrics::with_local_recorder(recorder.get_ref(), record),
+        None => record(),
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }

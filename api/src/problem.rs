@@ -72,9 +72,12 @@ pub enum ApiError {
     /// `404`: absent, or not the caller's to see.
     #[error("{0}")]
     NotFound(String),
-    /// `405`.
+    /// `405`, with `Allow`.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed {
+        /// The methods the path answers.
+        allowed: Vec<actix_web::http::Method>,
+    },
     /// `409`: the request conflicts with current state.
     #[error("{detail}")]
     Conflict {
@@ -175,7 +178,7 @@ impl ApiError {
             Self::Validation { code, .. } => code,
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PaymentFailed(_) => "payment_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -276,7 +279,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PaymentFailed(_) => StatusCode::PAYMENT_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -319,6 +322,10 @@ impl ResponseError for ApiError {
         }
         if let Self::RateLimited { retry_after_s } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+        }
+        if let Self::MethodNotAllowed { allowed } = self {
+            let allowed: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            response.insert_header((header::ALLOW, allowed.join(", ")));
         }
         response.json(self.problem())
     }

@@ -1,15 +1,15 @@
 //! Building and running the HTTP server; tests call the same code on port 0.
 
 use std::net::TcpListener;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::http::{Method, header};
 use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 use orderly_shared::Settings;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -20,6 +20,7 @@ use crate::middleware::request_context;
 use crate::openapi::ApiDoc;
 use crate::problem::ApiError;
 use crate::routes;
+use crate::routes::unmatched::Unmatched;
 use crate::state::AppState;
 
 /// A bound, not yet running, API server.
@@ -54,7 +55,7 @@ impl Application {
             providers: orderly_shared::providers::Providers::from_settings(&settings)?,
             settings: Arc::new(settings),
         };
-        let server = serve(listener, state, metrics_handle()?)?;
+        let server = serve(listener, state, metrics_recorder()?)?;
         Ok(Self { port, server })
     }
 
@@ -69,13 +70,11 @@ impl Application {
     }
 }
 
-/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
-fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
+/// The app's own Prometheus registry, not the `metrics` facade's global recorder: the request
+/// middleware records into it and `/metrics` renders it, so two apps in one process (tests)
+/// count only their own requests.
+fn metrics_recorder() -> anyhow::Result<PrometheusRecorder> {
+    Ok(PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("duration_seconds".into()),
             &[
@@ -83,10 +82,7 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
             ],
         )
         .context("configuring metric buckets")?
-        .install_recorder()
-        .or_else(|e| HANDLE.get().cloned().ok_or(e))
-        .context("installing the metrics recorder")?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+        .build_recorder())
 }
 
 fn cors(origins: &[String]) -> Cors {
@@ -117,12 +113,13 @@ fn cors(origins: &[String]) -> Cors {
 fn serve(
     listener: TcpListener,
     state: AppState,
-    metrics: PrometheusHandle,
+    metrics: PrometheusRecorder,
 ) -> anyhow::Result<Server> {
     let origins = state.settings.cors_allowed_origins.clone();
     let state = web::Data::new(state);
     let metrics = web::Data::new(metrics);
     let openapi = ApiDoc::openapi();
+    let unmatched = Arc::new(Unmatched::new(&routes::all()));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(plain_error_to_problem))
@@ -134,15 +131,17 @@ fn serve(
             .app_data(web::PathConfig::default().error_handler(|err, _| {
                 ApiError::NotFound(format!("no such resource ({err})")).into()
             }))
-            .service(routes::health::health)
-            .service(routes::health::ready)
-            .service(routes::health::metrics)
+            .configure(routes::register(routes::service()))
             // Before the /api/v1 scope, which would otherwise claim /api/v1/openapi.json.
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
             .service(web::redirect("/docs", "/docs/"))
-            .service(web::scope("/api/v1").configure(routes::api_v1))
-            .default_service(web::to(|| async {
-                HttpResponse::from_error(ApiError::NotFound("no such resource".into()))
+            .service(web::scope("/api/v1").configure(routes::register(routes::api_v1())))
+            .default_service(web::to({
+                let unmatched = unmatched.clone();
+                move |req: HttpRequest| {
+                    let answer = unmatched.answer(&req);
+                    async move { answer }
+                }
             }))
     })
     .shutdown_timeout(30)

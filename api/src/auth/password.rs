@@ -8,17 +8,16 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
-use std::cell::RefCell;
-
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 
 /// The minimum password length, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
+/// New hashes: OWASP's Argon2id baseline, 19 MiB, 2 passes, 1 lane. Verifying reads the
+/// algorithm, version and parameters from the stored string instead.
 fn argon2() -> Argon2<'static> {
-    // OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane.
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default())
 }
 
@@ -80,71 +79,29 @@ async fn on_hash_thread<T: Send + 'static>(
 pub async fn hash(password: String) -> anyhow::Result<String> {
     on_hash_thread(move || {
         let salt = SaltString::generate(&mut OsRng);
-        let argon = argon2();
-        let output = compute(
-            &argon,
-            password.as_bytes(),
-            salt.as_salt(),
-            Params::DEFAULT_OUTPUT_LEN,
-        )?;
-        let phc = PasswordHash {
-            algorithm: argon2::ARGON2ID_IDENT,
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(argon.params())
-                .map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?,
-            salt: Some(salt.as_salt()),
-            hash: Some(output),
-        };
+        let phc = argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
         Ok(phc.to_string())
     })
     .await?
 }
 
-/// Checks a password against a stored PHC string. With `None`, checks against a dummy hash
-/// so that an unknown e-mail takes as long as a wrong password.
+/// Checks a password against a stored PHC string, with the algorithm, version and parameters
+/// that the string names. With `None`, checks against a dummy hash so that an unknown e-mail
+/// takes as long as a wrong password.
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
     on_hash_thread(move || {
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let algorithm = Algorithm::try_from(parsed.algorithm)
-            .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-            anyhow::bail!("stored hash has no salt or output");
-        };
-        let argon = Argon2::new(algorithm, Version::V0x13, params);
-        let output = compute(&argon, password.as_bytes(), salt, expected.len())?;
-        // `Output` compares in constant time.
-        Ok(output == expected)
+        // Compares the outputs in constant time.
+        match argon2().verify_password(password.as_bytes(), &parsed) {
+            Ok(()) => Ok(true),
+            Err(password_hash::Error::Password) => Ok(false),
+            Err(e) => Err(anyhow::anyhow!("checking a password: {e}")),
+        }
     })
     .await?
-}
-
-thread_local! {
-    /// Each hashing thread keeps its 19 MiB of Argon2 memory instead of allocating it per hash.
-    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
-
-fn compute(
-    argon: &Argon2<'_>,
-    password: &[u8],
-    salt: Salt<'_>,
-    len: usize,
-) -> anyhow::Result<Output> {
-    let mut salt_buf = [0u8; 64];
-    let salt = salt
-        .decode_b64(&mut salt_buf)
-        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    BLOCKS.with(|cell| {
-        let mut blocks = cell.borrow_mut();
-        blocks.resize(argon.params().block_count(), Block::default());
-        Output::init_with(len, |out| {
-            argon
-                .hash_password_into_with_memory(password, salt, out, &mut blocks[..])
-                .map_err(Into::into)
-        })
-        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
-    })
 }
 
 /// Argon2id hash of a random string nobody knows.
@@ -169,5 +126,47 @@ mod tests {
                 .unwrap()
         );
         assert!(!verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_new_hash_uses_owasps_argon2id_parameters() {
+        let stored = hash("correct horse battery".into()).await.unwrap();
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_is_checked_with_the_algorithm_version_and_parameters_it_names() {
+        // Made by the reference implementation (`argon2 othersaltvalue16 -i -v 10 -m 8 -t 3
+        // -p 2 -e`, then `-l 16`): Argon2i, version 0x10, 256 KiB, 3 passes, 2 lanes, and a
+        // 16-byte output; none of them our defaults.
+        for stored in [
+            "$argon2i$v=16$m=256,t=3,p=2$b3RoZXJzYWx0dmFsdWUxNg$/nm9yGoxYQT89+DG/ySCn7fuxcOpjVDcqwyH+Glqyao",
+            "$argon2i$v=16$m=256,t=3,p=2$b3RoZXJzYWx0dmFsdWUxNg$QTUpJBIDqwV2dwBa2rBcgg",
+        ] {
+            assert!(
+                verify("correct horse battery".into(), Some(stored.into()))
+                    .await
+                    .unwrap(),
+                "{stored}"
+            );
+            assert!(
+                !verify("wrong horse battery".into(), Some(stored.into()))
+                    .await
+                    .unwrap(),
+                "{stored}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_that_does_not_parse_is_an_error_not_a_wrong_password() {
+        assert!(
+            verify("anything".into(), Some("not a PHC string".into()))
+                .await
+                .is_err()
+        );
     }
 }

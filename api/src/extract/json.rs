@@ -84,8 +84,9 @@ fn check_headers(req: &HttpRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// SHA-256 of a body's canonical JSON (keys sorted, no blanks): two bodies that mean the
-/// same thing have the same fingerprint. Stored in the request's extensions.
+/// SHA-256 of a body's canonical JSON (RFC 8785: keys sorted at every depth, no blanks, one
+/// spelling per number and string): two bodies that mean the same thing have the same
+/// fingerprint. Stored in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyFingerprint(pub String);
 
@@ -141,7 +142,8 @@ fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
 }
 
 fn fingerprint(value: &serde_json::Value) -> Result<BodyFingerprint, ApiError> {
-    let canonical = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.into()))?;
+    let canonical =
+        serde_json_canonicalizer::to_vec(value).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(BodyFingerprint(hex::encode(Sha256::digest(&canonical))))
 }
 
@@ -250,6 +252,34 @@ mod tests {
             field_errors("{\"quantity\": 1, \"note\": \"a\\u0000b\"}")[0],
             FieldError::new("note", NUL_MESSAGE)
         );
+    }
+
+    fn fingerprint_of(body: &str) -> BodyFingerprint {
+        fingerprint(&parse_value(body.as_bytes()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_same_members_in_another_order_have_the_same_fingerprint() {
+        let one = fingerprint_of(
+            r#"{"listing_id": "a", "quantity": 2, "buyer": {"name": "Ann", "tags": [{"y": 1, "x": 2}]}}"#,
+        );
+        let other = fingerprint_of(
+            r#"{"buyer": {"tags": [{"x": 2, "y": 1}], "name": "Ann"}, "quantity": 2, "listing_id": "a"}"#,
+        );
+        assert_eq!(one, other);
+    }
+
+    #[test]
+    fn a_different_value_has_a_different_fingerprint() {
+        let one = fingerprint_of(r#"{"quantity": 2, "buyer": {"name": "Ann"}}"#);
+        for other in [
+            r#"{"quantity": 3, "buyer": {"name": "Ann"}}"#,
+            r#"{"quantity": 2, "buyer": {"name": "Bob"}}"#,
+            r#"{"quantity": 2, "buyer": {"name": "Ann", "note": null}}"#,
+            r#"{"quantity": "2", "buyer": {"name": "Ann"}}"#,
+        ] {
+            assert_ne!(one, fingerprint_of(other), "{other}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
-use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::PrometheusRecorder;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -104,11 +104,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         .json(problem)
 }
 
-/// Prometheus metrics in the text format.
+/// Prometheus metrics in the text format (this app's registry).
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
-pub async fn metrics(handle: web::Data<PrometheusHandle>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(recorder: web::Data<PrometheusRecorder>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(handle.render()))
+        .body(recorder.handle().render()))
 }

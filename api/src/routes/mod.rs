@@ -1,25 +1,55 @@
-//! HTTP handlers, one module per resource, one file per endpoint.
+//! HTTP handlers, one module per resource, one file per endpoint; the lists below register
+//! every one of them.
 
 pub mod auth;
 pub mod bookings;
+pub mod endpoint;
 pub mod health;
 pub mod listings;
+pub mod unmatched;
 
 use actix_web::web;
 
-/// Registers every `/api/v1` route.
-pub fn api_v1(cfg: &mut web::ServiceConfig) {
-    cfg.service(auth::register::register)
-        .service(auth::login::login)
-        .service(auth::refresh::refresh)
-        .service(auth::logout::logout)
-        .service(auth::me::me)
-        .service(listings::create::create)
-        .service(listings::list::list)
-        .service(listings::get::get)
-        .service(listings::update::update)
-        .service(bookings::create::create)
-        .service(bookings::list::list)
-        .service(bookings::get::get)
-        .service(bookings::cancel::cancel);
+pub use endpoint::Endpoint;
+
+/// The endpoints served at the root: health, readiness, metrics.
+pub fn service() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(health::health),
+        Endpoint::new(health::ready),
+        Endpoint::new(health::metrics),
+    ]
+}
+
+/// The endpoints served under `/api/v1`.
+pub fn api_v1() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(auth::register::register),
+        Endpoint::new(auth::login::login),
+        Endpoint::new(auth::refresh::refresh),
+        Endpoint::new(auth::logout::logout),
+        Endpoint::new(auth::me::me),
+        Endpoint::new(listings::create::create),
+        Endpoint::new(listings::list::list),
+        Endpoint::new(listings::get::get),
+        Endpoint::new(listings::update::update),
+        Endpoint::new(bookings::create::create),
+        Endpoint::new(bookings::list::list),
+        Endpoint::new(bookings::get::get),
+        Endpoint::new(bookings::cancel::cancel),
+    ]
+}
+
+/// Every endpoint, at the root and under `/api/v1`.
+pub fn all() -> Vec<Endpoint> {
+    service().into_iter().chain(api_v1()).collect()
+}
+
+/// Registers `endpoints` (for `App::configure` and `Scope::configure`).
+pub fn register(endpoints: Vec<Endpoint>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        for endpoint in endpoints {
+            endpoint.register(cfg);
+        }
+    }
 }

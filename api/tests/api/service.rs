@@ -1,9 +1,11 @@
 //! `/health`, `/ready`, `/metrics`, the OpenAPI document, docs, and cross-cutting behaviour.
 
-use reqwest::StatusCode;
-use serde_json::Value;
+use std::collections::BTreeSet;
 
-use crate::helpers::{RedisServer, assert_problem, spawn_app, spawn_app_with};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{RedisServer, TestApp, assert_problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_answers_ok_while_the_process_runs() {
@@ -44,30 +46,87 @@ async fn ready_names_redis_when_redis_stops_answering() {
     assert!(body["detail"].as_str().unwrap().contains("Redis"), "{body}");
 }
 
+/// The value of one series in a Prometheus text scrape, if present.
+fn series(scrape: &str, name_and_labels: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        line.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .parse()
+            .ok()
+    })
+}
+
 #[tokio::test]
-async fn metrics_count_requests_by_route_and_status() {
+async fn metrics_count_this_apps_requests_by_route_and_status() {
+    // Another app in the same process: its requests must not show in this app's metrics.
+    let other = spawn_app().await;
+    for _ in 0..3 {
+        other.get("/health", None).await;
+    }
     let app = spawn_app().await;
     app.get("/health", None).await;
+    app.get("/health", None).await;
     app.get("/api/v1/listings/not-a-uuid", None).await;
+
     let resp = app.get("/metrics", None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let text = resp.text().await.unwrap();
-    assert!(
-        text.contains(r#"http_requests_total{method="GET",route="/health",status="200"}"#),
+    let health = r#"{method="GET",route="/health",status="200"}"#;
+    assert_eq!(
+        series(&text, &format!("http_requests_total{health}")),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            &format!("http_request_duration_seconds_count{health}")
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            r#"http_requests_total{method="GET",route="/api/v1/listings/{id}",status="404"}"#
+        ),
+        Some(1.0),
         "{text}"
     );
     assert!(
-        text.contains(r#"route="/api/v1/listings/{id}",status="404""#),
-        "{text}"
-    );
-    assert!(
-        text.contains("http_request_duration_seconds_bucket"),
+        text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/health",status="200",le="0.005"}"#),
         "{text}"
     );
 }
 
+/// A documented path with a placeholder for each parameter.
+fn concrete(path: &str) -> String {
+    let placeholder = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                placeholder
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Sends `method path` with an empty JSON object as its body where one fits.
+async fn probe(app: &TestApp, method: &Method, path: &str) -> reqwest::Response {
+    let req = app.client.request(method.clone(), app.url(&concrete(path)));
+    let req = if [Method::POST, Method::PUT, Method::PATCH].contains(method) {
+        req.json(&json!({}))
+    } else {
+        req
+    };
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
-async fn the_openapi_document_describes_every_endpoint() {
+async fn the_openapi_document_describes_every_route_and_nothing_else() {
     let app = spawn_app().await;
     let resp = app.get("/api/v1/openapi.json", None).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -77,26 +136,60 @@ async fn the_openapi_document_describes_every_endpoint() {
         "{}",
         doc["openapi"]
     );
-    for (path, method) in [
-        ("/health", "get"),
-        ("/ready", "get"),
-        ("/metrics", "get"),
-        ("/api/v1/auth/register", "post"),
-        ("/api/v1/auth/login", "post"),
-        ("/api/v1/auth/refresh", "post"),
-        ("/api/v1/auth/logout", "post"),
-        ("/api/v1/me", "get"),
-        ("/api/v1/listings", "post"),
-        ("/api/v1/listings", "get"),
-        ("/api/v1/listings/{id}", "get"),
-        ("/api/v1/listings/{id}", "patch"),
-    ] {
-        assert!(
-            doc["paths"][path][method].is_object(),
-            "{method} {path} is missing"
-        );
-    }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for key in item.as_object().unwrap().keys() {
+            let operation = [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ];
+            if operation.contains(&key.as_str()) {
+                documented.insert((path.clone(), key.to_uppercase()));
+            }
+        }
+    }
+    let registered: BTreeSet<(String, String)> = orderly_api::routes::all()
+        .iter()
+        .flat_map(|e| e.methods.iter().map(|m| (e.path.clone(), m.to_string())))
+        .collect();
+    assert_eq!(documented, registered, "documented vs registered endpoints");
+    assert!(
+        documented.contains(&("/api/v1/bookings/{id}/cancel".to_owned(), "POST".to_owned())),
+        "{documented:?}"
+    );
+
+    let paths: BTreeSet<&String> = documented.iter().map(|(path, _)| path).collect();
+    for path in paths {
+        for method in &methods {
+            let resp = probe(&app, method, path).await;
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or_default();
+            if documented.contains(&(path.clone(), method.to_string())) {
+                // Whatever the handler answers without credentials or fields, it is not
+                // the answer to a request that no route took.
+                let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
+                    || (status == StatusCode::NOT_FOUND && body["detail"] == "no such resource");
+                assert!(
+                    !unrouted,
+                    "{method} {path} is documented but not routed: {status} {body}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is not documented, yet answered {status} {body}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -128,17 +221,34 @@ async fn an_unknown_route_is_a_problem_404() {
 }
 
 #[tokio::test]
-async fn a_wrong_method_is_a_problem_not_an_empty_body() {
+async fn a_wrong_method_is_a_405_problem_that_names_the_allowed_methods() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .delete(app.url("/api/v1/listings"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_client_error());
-    let body: Value = resp.json().await.unwrap();
-    assert!(body["code"].is_string(), "{body}");
+    let booking = "/api/v1/bookings/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    for (method, path, allow) in [
+        (Method::DELETE, "/api/v1/bookings", "GET, POST"),
+        (Method::PUT, "/api/v1/auth/login", "POST"),
+        (Method::GET, "/api/v1/auth/login", "POST"),
+        (Method::DELETE, "/api/v1/listings/not-a-uuid", "GET, PATCH"),
+        (Method::POST, booking, "GET"),
+        (Method::POST, "/health", "GET"),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers().get("allow").map(|v| v.to_str().unwrap()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let body = assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        assert_eq!(
+            body["detail"], "method not allowed",
+            "{method} {path}: {body}"
+        );
+    }
 }
 
 #[tokio::test]
