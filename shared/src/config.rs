@@ -75,6 +75,9 @@ pub struct MailSettings {
     /// `sending` before another worker may send it again (its sender died). Longer than
     /// the providers' own timeouts.
     pub delivery_lease: Duration,
+    /// `TEMPLATES_DIR`: the folder of the e-mail templates (`email/*.html`, `email/*.txt`);
+    /// by default the source tree's `shared/templates`. `orderly-worker` checks them at start.
+    pub templates_dir: PathBuf,
 }
 
 /// Where SMS go.
@@ -491,6 +494,10 @@ fn mail(env: &Env<'_>, data_dir: &std::path::Path) -> Result<MailSettings, Confi
         from,
         smtp_pool_size: env.positive("SMTP_POOL_SIZE", 4)?,
         delivery_lease: Duration::from_secs(env.positive("DELIVERY_LEASE_SECONDS", 60)?),
+        templates_dir: PathBuf::from(
+            env.get("TEMPLATES_DIR")
+                .unwrap_or_else(|| crate::templates::DEFAULT_DIR.into()),
+        ),
     })
 }
 
@@ -633,6 +640,7 @@ mod tests {
         assert!(s.jwt_key().len() >= MIN_JWT_SECRET_BYTES);
         assert_eq!(s.mail.smtp_pool_size, 4);
         assert_eq!(s.mail.delivery_lease, Duration::from_secs(60));
+        assert!(s.mail.templates_dir.join("email/base.html").is_file());
         assert_eq!(s.worker.queues, Queue::ALL.to_vec());
         assert_eq!(s.worker.concurrency, 64);
         assert_eq!(s.worker.db_pool_size, 32);

@@ -1,5 +1,5 @@
 //! What every Orderly binary shares: typed configuration, database entities, domain rules,
-//! connections and telemetry.
+//! connections, telemetry and the e-mail templates.
 
 pub mod batcher;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod providers;
 pub mod redis_conn;
 pub mod shutdown;
 pub mod telemetry;
+pub mod templates;
 
 pub use config::Settings;
 

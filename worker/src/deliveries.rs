@@ -2,11 +2,13 @@
 //! share one claim of their notifications, send the messages concurrently and commit each
 //! outcome as it comes (see `orderly_shared::domain::delivery`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use orderly_shared::domain::delivery::Delivery;
 use orderly_shared::jobs::JobError;
 use orderly_shared::providers::{ProviderError, Providers};
+use orderly_shared::templates::Templates;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -37,15 +39,25 @@ fn to_result(outcome: Option<Outcome>) -> Result<(), JobError> {
 }
 
 impl Deliveries {
-    /// Starts one batcher per channel.
+    /// Starts one batcher per channel; e-mail is rendered with `templates`.
     /// Messages handed to a provider stay `sending` for `lease` before another worker may
     /// send them again.
-    pub fn start(db: DatabaseConnection, providers: Providers, lease: Duration) -> Self {
+    pub fn start(
+        db: DatabaseConnection,
+        providers: Providers,
+        templates: Arc<Templates>,
+        lease: Duration,
+    ) -> Self {
         let delivery = Delivery::new(db, lease);
         let (mail_delivery, mailer) = (delivery.clone(), providers.mail.clone());
         let email = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {
-            let (delivery, mailer) = (mail_delivery.clone(), mailer.clone());
-            async move { delivery.send_emails(mailer.as_ref(), &ids).await }
+            let (delivery, mailer, templates) =
+                (mail_delivery.clone(), mailer.clone(), templates.clone());
+            async move {
+                delivery
+                    .send_emails(mailer.as_ref(), &templates, &ids)
+                    .await
+            }
         });
         let sender = providers.sms.clone();
         let sms = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {

@@ -32,6 +32,7 @@ use orderly_shared::Settings;
 use orderly_shared::config::{WorkerSettings, parse_queue, parse_queue_concurrency};
 use orderly_shared::jobs::{Envelope, Queue};
 use orderly_shared::providers::Providers;
+use orderly_shared::templates::Templates;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +109,8 @@ pub async fn run_until(
     settings: Settings,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before any connection: a broken template stops start-up, naming the file.
+    let templates = Arc::new(Templates::load(&settings.mail.templates_dir)?);
     // The relay, its LISTEN, the reconciler and the batch writers need a few at least.
     let cli = &settings.worker;
     let pool = cli.db_pool_size.max(8);
@@ -141,6 +144,7 @@ pub async fn run_until(
         deliveries: deliveries::Deliveries::start(
             db.clone(),
             providers.clone(),
+            templates,
             settings.mail.delivery_lease,
         ),
         runs: runs.clone(),

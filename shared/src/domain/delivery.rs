@@ -22,13 +22,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::messages;
+use super::messages::{self, BookingEmail, BookingEmailKind, EmailText};
 use crate::batcher::Batcher;
 use crate::entities::notifications::{self, NotificationStatus};
 use crate::entities::{bookings, listings};
 use crate::providers::ProviderError;
 use crate::providers::mail::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsSender};
+use crate::templates::Templates;
 
 /// A claimed notification with what its text is rendered from.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct Locked {
     pub booking: Option<bookings::Model>,
     /// That booking's listing.
     pub listing: Option<listings::Model>,
+    /// The name of the user it is for (the greeting).
+    pub user_name: Option<String>,
 }
 
 /// `alias."column" AS "prefix_column", ...` for every column of `E`.
@@ -54,7 +57,7 @@ fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 }
 
 /// Claims the sendable rows of `ids` (pending, or `sending` whose lease ran out) for
-/// `lease`, in one committed statement, with their booking and listing.
+/// `lease`, in one committed statement, with their booking, listing and user's name.
 async fn claim(
     db: &DatabaseConnection,
     ids: &[Uuid],
@@ -68,10 +71,11 @@ async fn claim(
              WHERE id = ANY($1)
                AND (status = 'pending' OR (status = 'sending' AND sending_until < now()))
             RETURNING *)
-         SELECT {}, {}, {}
+         SELECT {}, {}, {}, u.name AS u_name
            FROM claimed n
            LEFT JOIN bookings b ON b.id = n.booking_id
-           LEFT JOIN listings l ON l.id = b.listing_id",
+           LEFT JOIN listings l ON l.id = b.listing_id
+           LEFT JOIN users u ON u.id = n.user_id",
         columns::<notifications::Entity>("n", "n_"),
         columns::<bookings::Entity>("b", "b_"),
         columns::<listings::Entity>("l", "l_"),
@@ -97,6 +101,7 @@ async fn claim(
                 row,
                 booking,
                 listing,
+                user_name: r.try_get("", "u_name")?,
             })
         })
         .collect()
@@ -231,6 +236,24 @@ async fn keep_claimed(
     }
 }
 
+/// The e-mail of a claimed notification, from its booking as it is now. Templates are
+/// checked at start-up, so a failure here is a bug that a retry would repeat: permanent.
+fn render_email(templates: &Templates, l: &Locked) -> Result<EmailText, ProviderError> {
+    let kind = BookingEmailKind::try_from(l.row.kind).map_err(|kind| {
+        ProviderError::Permanent(format!(
+            "a `{}` notification is not about a booking: it is rendered from its report",
+            kind.as_str()
+        ))
+    })?;
+    let data = BookingEmail::new(
+        l.user_name.as_deref(),
+        l.booking.as_ref(),
+        l.listing.as_ref(),
+    );
+    messages::booking_email(templates, kind, &data)
+        .map_err(|e| ProviderError::Permanent(format!("rendering the e-mail: {e}")))
+}
+
 /// Most outcomes written by one statement.
 const MAX_RECORD_BATCH: usize = 500;
 
@@ -341,22 +364,25 @@ impl Delivery {
         Ok(outcomes)
     }
 
-    /// The `send_email` job for a batch of notifications.
+    /// The `send_email` job for a batch of notifications, rendered with `templates`.
     pub async fn send_emails(
         &self,
         mailer: &dyn Mailer,
+        templates: &Templates,
         ids: &[Uuid],
     ) -> Vec<Result<(), ProviderError>> {
         self.deliver(ids, |l| async move {
-            let text = messages::email(l.row.kind, l.booking.as_ref(), l.listing.as_ref());
-            let email = OutgoingEmail {
-                id: l.row.id,
-                to: l.row.recipient,
-                subject: l.row.subject.unwrap_or(text.subject),
-                body: text.body,
-                attachments: Vec::new(),
-            };
-            mailer.send(&email).await
+            let email = render_email(templates, &l)?;
+            mailer
+                .send(&OutgoingEmail {
+                    id: l.row.id,
+                    to: l.row.recipient,
+                    subject: l.row.subject.unwrap_or(email.subject),
+                    text: email.text,
+                    html: Some(email.html),
+                    attachments: Vec::new(),
+                })
+                .await
         })
         .await
     }

@@ -39,8 +39,10 @@ pub struct OutgoingEmail {
     pub to: String,
     /// Subject line.
     pub subject: String,
-    /// Plain-text body.
-    pub body: String,
+    /// The plain-text body.
+    pub text: String,
+    /// The same message in HTML; with it, the body is `multipart/alternative`.
+    pub html: Option<String>,
     /// Attachments.
     pub attachments: Vec<EmailAttachment>,
 }
@@ -104,11 +106,20 @@ pub fn build_message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, P
         .from(from.clone())
         .to(to)
         .subject(email.subject.clone());
-    let text = SinglePart::plain(email.body.clone());
+    // Plain text first: a client shows the last alternative it can display.
+    let alternative =
+        |html: &String| MultiPart::alternative_plain_html(email.text.clone(), html.clone());
+    let plain = || SinglePart::plain(email.text.clone());
     let message = if email.attachments.is_empty() {
-        builder.singlepart(text)
+        match &email.html {
+            Some(html) => builder.multipart(alternative(html)),
+            None => builder.singlepart(plain()),
+        }
     } else {
-        let mut parts = MultiPart::mixed().singlepart(text);
+        let mut parts = match &email.html {
+            Some(html) => MultiPart::mixed().multipart(alternative(html)),
+            None => MultiPart::mixed().singlepart(plain()),
+        };
         for a in &email.attachments {
             let content_type = ContentType::parse(&a.content_type)
                 .map_err(|e| ProviderError::Permanent(format!("bad attachment type: {e}")))?;
@@ -209,6 +220,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use mail_parser::MimeHeaders;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
 
@@ -289,9 +301,76 @@ mod tests {
             id,
             to: "guest@example.com".into(),
             subject: "Your booking".into(),
-            body: "Confirmed.".into(),
+            text: "Confirmed.".into(),
+            html: None,
             attachments: Vec::new(),
         }
+    }
+
+    fn parse(message: &Message) -> mail_parser::Message<'static> {
+        mail_parser::MessageParser::default()
+            .parse(&message.formatted())
+            .unwrap()
+            .into_owned()
+    }
+
+    #[test]
+    fn an_email_with_html_is_multipart_alternative_of_utf8_text_then_html() {
+        let from: Mailbox = "Orderly <no-reply@orderly.test>".parse().unwrap();
+        let html = "<p>Grüße — <strong>bestätigt</strong></p>";
+        let sent = OutgoingEmail {
+            text: "Grüße — bestätigt".into(),
+            html: Some(html.into()),
+            ..email(Uuid::new_v4())
+        };
+
+        let message = parse(&build_message(&from, &sent).unwrap());
+
+        let content_type = message.content_type().unwrap();
+        assert_eq!(
+            (content_type.ctype(), content_type.subtype()),
+            ("multipart", Some("alternative"))
+        );
+        let types: Vec<String> = message.parts[1..]
+            .iter()
+            .map(|p| {
+                let t = p.content_type().unwrap();
+                let charset = t.attribute("charset").unwrap_or_default().to_lowercase();
+                format!(
+                    "{}/{}; {charset}",
+                    t.ctype(),
+                    t.subtype().unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(types, ["text/plain; utf-8", "text/html; utf-8"]);
+        assert_eq!(message.body_text(0).unwrap(), "Grüße — bestätigt");
+        assert_eq!(message.body_html(0).unwrap(), html);
+    }
+
+    #[test]
+    fn attachments_go_beside_the_alternative_parts() {
+        let from: Mailbox = "Orderly <no-reply@orderly.test>".parse().unwrap();
+        let sent = OutgoingEmail {
+            html: Some("<p>Confirmed.</p>".into()),
+            attachments: vec![EmailAttachment {
+                filename: "report.csv".into(),
+                content_type: "text/csv".into(),
+                content: b"date,bookings\n2026-03-14,42\n".to_vec(),
+            }],
+            ..email(Uuid::new_v4())
+        };
+
+        let message = parse(&build_message(&from, &sent).unwrap());
+
+        assert_eq!(message.content_type().unwrap().subtype(), Some("mixed"));
+        assert_eq!(message.body_text(0).unwrap(), "Confirmed.");
+        assert_eq!(message.body_html(0).unwrap(), "<p>Confirmed.</p>");
+        assert_eq!(message.attachment_count(), 1);
+        assert_eq!(
+            message.attachment(0).unwrap().attachment_name(),
+            Some("report.csv")
+        );
     }
 
     #[tokio::test]

@@ -66,6 +66,7 @@ async fn a_batch_sends_each_unsent_row_once_and_records_each_outcome() {
     let outcomes = Delivery::new(p.db.clone(), Duration::from_secs(60))
         .send_emails(
             &mailer,
+            &p.templates,
             &[fresh, already, bounce, busy, missing, fresh, dead],
         )
         .await;
@@ -150,10 +151,10 @@ async fn overlapping_batches_take_turns_and_send_each_message_once() {
     reversed.reverse();
     let delivery = Delivery::new(p.db.clone(), Duration::from_secs(60));
     let (a, b, c, d) = tokio::join!(
-        delivery.send_emails(&mailer, &ids),
-        delivery.send_emails(&mailer, &reversed),
-        delivery.send_emails(&mailer, &ids[..25]),
-        delivery.send_emails(&mailer, &reversed[..25]),
+        delivery.send_emails(&mailer, &p.templates, &ids),
+        delivery.send_emails(&mailer, &p.templates, &reversed),
+        delivery.send_emails(&mailer, &p.templates, &ids[..25]),
+        delivery.send_emails(&mailer, &p.templates, &reversed[..25]),
     );
     // A message another batch is sending is left to it: the job retries, finding it sent.
     for outcome in a.iter().chain(&b).chain(&c).chain(&d) {
@@ -166,7 +167,7 @@ async fn overlapping_batches_take_turns_and_send_each_message_once() {
             "{outcome:?}"
         );
     }
-    let retried = delivery.send_emails(&mailer, &ids).await;
+    let retried = delivery.send_emails(&mailer, &p.templates, &ids).await;
     assert!(retried.iter().all(Result::is_ok), "{retried:?}");
     let mut sent = mailer.sent.lock().unwrap().clone();
     sent.sort();
@@ -193,7 +194,7 @@ async fn a_message_another_worker_is_sending_waits_for_its_lease_then_goes_again
     .unwrap();
     let mailer = RecordingMailer::default();
     let outcomes = Delivery::new(p.db.clone(), Duration::from_secs(60))
-        .send_emails(&mailer, &[live, lapsed])
+        .send_emails(&mailer, &p.templates, &[live, lapsed])
         .await;
     assert!(
         matches!(&outcomes[0], Err(ProviderError::Transient(m)) if m.contains("another worker")),
@@ -253,7 +254,7 @@ async fn each_message_is_recorded_sent_while_the_rest_of_its_batch_is_still_in_f
     let mailer = HoldingMailer::new(slow);
     let delivery = Delivery::new(p.db.clone(), Duration::from_secs(60));
     let both = [quick, slow];
-    let batch = delivery.send_emails(&mailer, &both);
+    let batch = delivery.send_emails(&mailer, &p.templates, &both);
     let check = async {
         orderly_shared::testing::wait_until(
             "the quick message is committed as sent",
@@ -298,7 +299,7 @@ async fn a_live_sender_keeps_renewing_its_lease_so_no_other_worker_takes_the_mes
     // A lease of one second, and a provider that takes three.
     let delivery = Delivery::new(p.db.clone(), Duration::from_secs(1));
     let one = [slow];
-    let batch = delivery.send_emails(&mailer, &one);
+    let batch = delivery.send_emails(&mailer, &p.templates, &one);
     let meanwhile = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(
@@ -311,7 +312,7 @@ async fn a_live_sender_keeps_renewing_its_lease_so_no_other_worker_takes_the_mes
             "the lease was renewed while the provider worked"
         );
         let other = delivery
-            .send_emails(&RecordingMailer::default(), &[slow])
+            .send_emails(&RecordingMailer::default(), &p.templates, &[slow])
             .await;
         assert!(
             matches!(&other[0], Err(ProviderError::Transient(m)) if m.contains("another worker")),
@@ -361,7 +362,7 @@ async fn a_late_failure_leaves_a_newer_claim_alone_but_a_late_send_is_recorded()
     let mut mailer = HoldingMailer::new(failing);
     mailer.held_answer = Err(ProviderError::Transient("451 try later".into()));
     let one = [failing];
-    let batch = delivery.send_emails(&mailer, &one);
+    let batch = delivery.send_emails(&mailer, &p.templates, &one);
     let meanwhile = async {
         orderly_shared::testing::wait_until("claimed", Duration::from_secs(10), || async {
             status(failing).await.as_deref() == Some("sending 1")
@@ -380,7 +381,7 @@ async fn a_late_failure_leaves_a_newer_claim_alone_but_a_late_send_is_recorded()
 
     let mailer = HoldingMailer::new(sending);
     let one = [sending];
-    let batch = delivery.send_emails(&mailer, &one);
+    let batch = delivery.send_emails(&mailer, &p.templates, &one);
     let meanwhile = async {
         orderly_shared::testing::wait_until("claimed", Duration::from_secs(10), || async {
             status(sending).await.as_deref() == Some("sending 1")

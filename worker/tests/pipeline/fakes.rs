@@ -1,5 +1,6 @@
 //! Stand-ins for the outside world, spoken to over real sockets: a small SMTP server (with
-//! an optional delay before it accepts a message) and a Twilio-shaped HTTP server.
+//! an optional delay before it accepts a message) and a Twilio-shaped HTTP server; and
+//! e-mail decoded as its reader sees it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use mail_parser::{MessageParser, MimeHeaders};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -67,7 +69,9 @@ impl FakeSmtp {
                         if data == "." {
                             break;
                         }
-                        message.push_str(&data);
+                        // Undo the client's dot-stuffing (RFC 5321, 4.5.2).
+                        let data = data.strip_prefix('.').unwrap_or(&data);
+                        message.push_str(data);
                         message.push('\n');
                     }
                     tokio::time::sleep(delay).await;
@@ -110,14 +114,66 @@ impl FakeSmtp {
         self.by_message_id().values().map(|n| n - 1).sum()
     }
 
-    /// Accepted messages whose text contains `needle`.
-    pub fn containing(&self, needle: &str) -> usize {
+    /// Accepted messages, decoded.
+    pub fn mails(&self) -> Vec<Mail> {
         self.messages
             .lock()
             .unwrap()
             .iter()
-            .filter(|m| m.contains(needle))
-            .count()
+            .map(|m| Mail::parse(m))
+            .collect()
+    }
+
+    /// Accepted messages whose subject or plain text contains `needle`.
+    pub fn containing(&self, needle: &str) -> usize {
+        self.mails().iter().filter(|m| m.contains(needle)).count()
+    }
+}
+
+/// An e-mail as its reader sees it: the subject and the decoded parts.
+#[derive(Debug)]
+pub struct Mail {
+    pub subject: String,
+    /// The top-level `Content-Type`, e.g. `multipart/alternative`.
+    pub content_type: String,
+    /// The `Content-Type` of each part that is not a multipart, in order, with its charset.
+    pub parts: Vec<String>,
+    /// The text/plain part.
+    pub text: String,
+    /// The text/html part, if there is one.
+    pub html: Option<String>,
+}
+
+impl Mail {
+    pub fn parse(raw: &str) -> Self {
+        let message = MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("a parsable e-mail");
+        let type_of = |part: &mail_parser::MessagePart<'_>| {
+            let t = part.content_type().expect("a Content-Type");
+            let mut name = format!("{}/{}", t.ctype(), t.subtype().unwrap_or_default());
+            if let Some(charset) = t.attribute("charset") {
+                name.push_str(&format!("; charset={}", charset.to_lowercase()));
+            }
+            name
+        };
+        let leaves: Vec<_> = message.parts.iter().filter(|p| !p.is_multipart()).collect();
+        Self {
+            subject: message.subject().unwrap_or_default().to_owned(),
+            content_type: type_of(message.root_part()),
+            parts: leaves.iter().map(|p| type_of(p)).collect(),
+            text: message.body_text(0).unwrap_or_default().into_owned(),
+            html: leaves
+                .iter()
+                .find(|p| p.is_text_html())
+                .and_then(|p| p.text_contents())
+                .map(str::to_owned),
+        }
+    }
+
+    /// Whether the subject or the plain text contains `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.subject.contains(needle) || self.text.contains(needle)
     }
 }
 

@@ -14,15 +14,19 @@ use orderly_shared::entities::users::{self, Role};
 use orderly_shared::jobs::outbox::{self, NewJob};
 use orderly_shared::jobs::{Noop, Queue};
 use orderly_shared::providers::Providers;
+use orderly_shared::templates::Templates;
 use orderly_shared::testing::{create_test_database, env, test_id, wait_until};
 use orderly_worker::storage::QueueKeys;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set, Statement};
 use uuid::Uuid;
 
+use crate::fakes::Mail;
+
 pub struct Pipeline {
     pub db: DatabaseConnection,
     pub settings: Settings,
     pub providers: Providers,
+    pub templates: Templates,
     pub data_dir: PathBuf,
     vars: HashMap<String, String>,
 }
@@ -50,6 +54,7 @@ impl Pipeline {
         }
         let settings = Settings::from_map(&vars).expect("settings");
         let providers = Providers::from_settings(&settings).expect("providers");
+        let templates = Templates::load(&settings.mail.templates_dir).expect("templates");
         let db = Database::connect(&database_url)
             .await
             .expect("test database");
@@ -57,6 +62,7 @@ impl Pipeline {
             db,
             settings,
             providers,
+            templates,
             data_dir,
             vars,
         }
@@ -101,12 +107,16 @@ impl Pipeline {
     }
 
     pub async fn listing(&self, capacity: i32) -> listings::Model {
+        self.listing_titled(capacity, "Sunset kayak tour").await
+    }
+
+    pub async fn listing_titled(&self, capacity: i32, title: &str) -> listings::Model {
         let provider = self.user(Role::Provider, None).await;
         let now = Utc::now();
         listings::ActiveModel {
             id: Set(Uuid::now_v7()),
             provider_id: Set(provider.id),
-            title: Set("Sunset kayak tour".into()),
+            title: Set(title.into()),
             description: Set(String::new()),
             starts_at: Set((now + chrono::Duration::days(7)).into()),
             capacity: Set(capacity),
@@ -217,13 +227,13 @@ impl Pipeline {
         .await;
     }
 
-    /// `.eml` files written so far.
-    pub fn mail_files(&self) -> Vec<String> {
+    /// `.eml` files written so far, decoded.
+    pub fn mail_files(&self) -> Vec<Mail> {
         match std::fs::read_dir(self.data_dir.join("mail")) {
             Ok(dir) => dir
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .map(|e| Mail::parse(&std::fs::read_to_string(e.path()).unwrap()))
                 .collect(),
             Err(_) => Vec::new(),
         }

@@ -4,6 +4,7 @@
 
 mod crashes;
 mod delivery;
+mod emails;
 mod expiry;
 mod fakes;
 mod faults;

@@ -50,3 +50,45 @@ fn an_unknown_queue_is_refused_by_name() {
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown queue `pigeons`"), "{stderr}");
 }
+
+#[test]
+fn a_broken_template_stops_the_worker_before_it_connects_naming_the_file() {
+    let dir = orderly_shared::testing::copy_of_templates();
+    let file = dir.join("email/hold_expired.html");
+    std::fs::write(
+        &file,
+        "{% extends \"email/base.html\" %}{% block content %}\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_worker(&[
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+        ("TEMPLATES_DIR", dir.to_str().unwrap()),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "orderly-worker: TEMPLATES_DIR: {} is not a valid template",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("PostgreSQL"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_templates_dir_without_templates_stops_the_worker_naming_it() {
+    let (code, stderr) = run_worker(&[
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+        ("TEMPLATES_DIR", "/nonexistent/orderly-templates"),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "orderly-worker: TEMPLATES_DIR: cannot read /nonexistent/orderly-templates/email"
+        ),
+        "{stderr}"
+    );
+}
