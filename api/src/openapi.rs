@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, bookings, health, listings};
+use crate::routes::{auth, bookings, health, listings, webhooks};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use crate::routes::{auth, bookings, health, listings};
         bookings::list::list,
         bookings::get::get,
         bookings::cancel::cancel,
+        webhooks::stripe::stripe,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -33,6 +34,7 @@ use crate::routes::{auth, bookings, health, listings};
         (name = "auth", description = "Accounts and tokens"),
         (name = "listings", description = "What gets booked"),
         (name = "bookings", description = "Orders for seats, paid and followed up in the background"),
+        (name = "webhooks", description = "Calls from payment providers, verified by signature"),
     )
 )]
 pub struct ApiDoc;

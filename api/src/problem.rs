@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use orderly_shared::domain::bookings::BookingError;
+use orderly_shared::domain::payments::PaymentError;
 use orderly_shared::providers::ProviderError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -361,6 +362,7 @@ impl From<BookingError> for ApiError {
                 "a booking with this Idempotency-Key is being made",
             ),
             BookingError::Payment(ProviderError::Permanent(why)) => Self::PaymentFailed(why),
+            BookingError::Payment(ProviderError::State(why)) => Self::conflict("conflict", why),
             BookingError::Payment(ProviderError::Transient(why)) => {
                 tracing::warn!(error = %why, "payment provider unavailable while booking");
                 Self::Unavailable(
@@ -368,6 +370,18 @@ impl From<BookingError> for ApiError {
                 )
             }
             BookingError::Db(db) => db.into(),
+        }
+    }
+}
+
+/// Each way a payment step can fail, answered once.
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::Booking(booking) => booking.into(),
+            PaymentError::Provider(provider) => BookingError::Payment(provider).into(),
+            PaymentError::Db(db) => db.into(),
+            PaymentError::Inconsistent(_) => Self::Internal(anyhow::Error::new(error)),
         }
     }
 }

@@ -42,6 +42,7 @@ mod m20261121_000005_reports_schedules_audit;
 mod m20261121_000006_users_email_index;
 mod m20261202_000007_pipeline_leases;
 mod m20261203_000008_outbox_pending_index;
+mod m20261203_000009_stripe_payments;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_users_email_index::Migration),
             Box::new(m20261202_000007_pipeline_leases::Migration),
             Box::new(m20261203_000008_outbox_pending_index::Migration),
+            Box::new(m20261203_000009_stripe_payments::Migration),
         ]
     }
 }

@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 use orderly_migrations::{Migrator, MigratorTrait};
 
+#[cfg(feature = "testing")]
+pub mod stripe;
+
 /// Advisory lock key serialising template creation and cloning across test processes.
 const TEMPLATE_LOCK: i64 = 7_301_977;
 
@@ -302,4 +305,23 @@ impl Drop for PgServer {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A fresh copy of the source tree's templates folder, for a test to break.
+pub fn copy_of_templates() -> std::path::PathBuf {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).expect("creating the templates copy");
+        for entry in std::fs::read_dir(from).expect("reading the templates") {
+            let entry = entry.expect("reading the templates");
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copying a template");
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("orderly-templates-{}", Uuid::new_v4()));
+    copy(std::path::Path::new(crate::templates::DEFAULT_DIR), &dir);
+    dir
 }

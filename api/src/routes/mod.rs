@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod health;
 pub mod listings;
 pub mod unmatched;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -37,6 +38,7 @@ pub fn api_v1() -> Vec<Endpoint> {
         Endpoint::new(bookings::list::list),
         Endpoint::new(bookings::get::get),
         Endpoint::new(bookings::cancel::cancel),
+        Endpoint::new(webhooks::stripe::stripe),
     ]
 }
 

@@ -7,3 +7,4 @@ mod helpers;
 mod listings;
 mod outage;
 mod service;
+mod stripe;

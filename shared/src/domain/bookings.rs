@@ -19,7 +19,7 @@ use crate::entities::notifications::{self, NotificationChannel, NotificationKind
 use crate::entities::payments::{self, PaymentStatus};
 use crate::jobs::outbox::NewJob;
 use crate::jobs::{
-    CancelPayment, CapturePayment, CreatePayment, ExpireBooking, RefundPayment, outbox,
+    CancelPayment, CapturePayment, CreatePayment, ExpireBooking, Job, RefundPayment, outbox,
 };
 use crate::providers::ProviderError;
 use crate::providers::payments::{self as gateways, IntentState, NewPayment, PaymentGateway};
@@ -192,6 +192,7 @@ pub async fn create(
         cancelled_at: Set(None),
         refunded_at: Set(None),
         last_error: Set(None),
+        provider_attempts: Set(0),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }
@@ -292,7 +293,21 @@ pub async fn payment_authorized(
 ) -> Result<bool, BookingError> {
     let txn = db.begin().await?;
     let (booking, payment) = lock(&txn, booking_id).await?;
+    let confirmed = authorize(&txn, booking, payment, request_id).await?;
+    txn.commit().await?;
+    Ok(confirmed)
+}
+
+/// [`payment_authorized`] for a booking and payment the caller has locked in `txn` (a
+/// provider's event, recorded in the same transaction).
+pub async fn authorize(
+    txn: &DatabaseTransaction,
+    booking: bookings::Model,
+    payment: payments::Model,
+    request_id: Option<&str>,
+) -> Result<bool, BookingError> {
     let now = Utc::now();
+    let booking_id = booking.id;
     if booking.status != BookingStatus::PendingPayment {
         if matches!(
             booking.status,
@@ -304,9 +319,9 @@ pub async fn payment_authorized(
             let mut p = payment.into_active_model();
             p.status = Set(PaymentStatus::Authorized);
             p.updated_at = Set(now.into());
-            p.update(&txn).await?;
+            p.update(txn).await?;
             outbox::enqueue(
-                &txn,
+                txn,
                 &CancelPayment {
                     booking_id,
                     round: 1,
@@ -315,7 +330,6 @@ pub async fn payment_authorized(
                 request_id,
             )
             .await?;
-            txn.commit().await?;
         }
         return Ok(false);
     }
@@ -324,13 +338,12 @@ pub async fn payment_authorized(
     b.status = Set(BookingStatus::Confirmed);
     b.confirmed_at = Set(Some(now.into()));
     b.updated_at = Set(now.into());
-    b.update(&txn).await?;
+    b.update(txn).await?;
     let mut p = payment.into_active_model();
     p.status = Set(PaymentStatus::Authorized);
     p.updated_at = Set(now.into());
-    p.update(&txn).await?;
-    confirm(&txn, booking_id, customer_id, &[], request_id).await?;
-    txn.commit().await?;
+    p.update(txn).await?;
+    confirm(txn, booking_id, customer_id, &[], request_id).await?;
     tracing::info!(booking.id = %booking_id, "booking confirmed");
     Ok(true)
 }
@@ -441,9 +454,35 @@ pub async fn cancel(
     Ok(booking)
 }
 
+/// Withdraws a booking whose payment the provider refused while the request was served:
+/// its seats return and the booking, its payment and its jobs not yet queued are deleted,
+/// so the refused request keeps nothing.
+pub async fn withdraw(db: &DatabaseConnection, booking_id: Uuid) -> Result<(), BookingError> {
+    let txn = db.begin().await?;
+    let (booking, _payment) = lock(&txn, booking_id).await?;
+    if booking.status != BookingStatus::PendingPayment {
+        return Err(BookingError::WrongStatus(booking.status));
+    }
+    return_seats(&txn, &booking).await?;
+    outbox::withdraw(
+        &txn,
+        &[
+            ExpireBooking { booking_id }.dedup_key(),
+            CreatePayment { booking_id }.dedup_key(),
+        ],
+    )
+    .await?;
+    bookings::Entity::delete_by_id(booking_id)
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    tracing::info!(booking.id = %booking_id, "booking withdrawn: its payment was refused");
+    Ok(())
+}
+
 /// Ends a booking that still holds seats (`expired` or `cancelled`): its seats return, its
 /// status and the matching timestamp change, and the customer is told with `kind`.
-async fn release(
+pub async fn release(
     txn: &DatabaseTransaction,
     booking: bookings::Model,
     status: BookingStatus,

@@ -1,5 +1,6 @@
 //! What a customer's booking request does: the booking ([`bookings::create`]), then its
-//! payment at a provider that is not instant ([`payments::start`]).
+//! payment at a provider that is not instant ([`payments::start`]); a payment the provider
+//! refuses outright withdraws the booking ([`bookings::withdraw`]).
 
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub async fn book(
     if gateway.is_instant() {
         return Ok((created, false));
     }
-    payments::start(db, gateway, created.booking.id, request_id.as_deref()).await;
+    let booking_id = created.booking.id;
+    if let Err(refused) = payments::start(db, gateway, booking_id, request_id.as_deref()).await {
+        bookings::withdraw(db, booking_id).await?;
+        return Err(BookingError::Payment(refused));
+    }
     Ok((created, true))
 }

@@ -5,5 +5,6 @@ pub mod checkout;
 pub mod delivery;
 pub mod messages;
 pub mod notifications;
+pub mod payment_events;
 pub mod payments;
 pub mod seats;

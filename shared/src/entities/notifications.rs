@@ -58,6 +58,9 @@ pub enum NotificationKind {
     BookingConfirmed,
     #[sea_orm(string_value = "payment_receipt")]
     PaymentReceipt,
+    /// A payment attempt failed (a declined card); the booking waits until its hold ends.
+    #[sea_orm(string_value = "payment_failed")]
+    PaymentFailed,
     #[sea_orm(string_value = "hold_expired")]
     HoldExpired,
     #[sea_orm(string_value = "booking_cancelled")]
@@ -76,6 +79,7 @@ impl NotificationKind {
         match self {
             Self::BookingConfirmed => "booking_confirmed",
             Self::PaymentReceipt => "payment_receipt",
+            Self::PaymentFailed => "payment_failed",
             Self::HoldExpired => "hold_expired",
             Self::BookingCancelled => "booking_cancelled",
             Self::BookingRefunded => "booking_refunded",

@@ -113,6 +113,10 @@ pub struct Model {
     pub refunded_at: Option<DateTimeWithTimeZone>,
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
+    /// Calls of the current step whose outcome is unknown (a 5xx, a lost answer): the next
+    /// call reads the provider's state first and uses a new idempotency key only when that
+    /// state proves the earlier call did nothing.
+    pub provider_attempts: i32,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

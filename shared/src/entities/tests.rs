@@ -216,6 +216,7 @@ async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
             cancelled_at: None,
             refunded_at: Some(t),
             last_error: None,
+            provider_attempts: 2,
             created_at: t,
             updated_at: t,
         },

@@ -28,6 +28,9 @@ impl From<ProviderError> for JobError {
         match e {
             ProviderError::Permanent(m) => Self::Permanent(m),
             ProviderError::Transient(m) => Self::Transient(anyhow::anyhow!(m)),
+            // The domain reads the object after such an answer; one that reaches the job
+            // layer is a state no retry changes.
+            ProviderError::State(m) => Self::Permanent(m),
         }
     }
 }

@@ -65,6 +65,20 @@ impl NewJob {
     }
 }
 
+/// Removes the jobs with these dedup keys that have not been handed to a queue yet, in the
+/// caller's transaction (work withdrawn with what asked for it). Returns how many went; a
+/// job already in a queue stays and finds nothing to do.
+pub async fn withdraw(db: &impl ConnectionTrait, task_ids: &[String]) -> Result<u64, DbErr> {
+    let done = db
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "DELETE FROM outbox WHERE task_id = ANY($1) AND status = 'pending'",
+            [task_ids.to_vec().into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records several jobs with one statement, as part of the caller's transaction. Returns
 /// how many were new (a job whose dedup key is already there is skipped, as is a repeat
 /// within `jobs`).

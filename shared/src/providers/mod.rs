@@ -4,6 +4,7 @@
 pub mod mail;
 pub mod payments;
 pub mod sms;
+pub mod stripe;
 
 use std::sync::Arc;
 
@@ -15,9 +16,14 @@ pub enum ProviderError {
     /// Retrying cannot help (declined card, invalid phone number, bad address).
     #[error("permanent: {0}")]
     Permanent(String),
-    /// May work later (timeout, 5xx, connection refused).
+    /// May work later (timeout, 5xx, connection refused). Whether the call took effect is
+    /// unknown.
     #[error("transient: {0}")]
     Transient(String),
+    /// Refused because of the object's current state (a payment already captured or
+    /// cancelled): read the object to learn what happened.
+    #[error("state: {0}")]
+    State(String),
 }
 
 impl ProviderError {
@@ -38,9 +44,11 @@ impl ProviderError {
 /// Twilio's 21211 the number), and errors are kept where personal data must not be.
 pub fn redact(text: &str) -> String {
     static ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::expect_used)] // a constant pattern, checked by the tests below
         regex::Regex::new(r#"[^\s<>()\[\]"',;:]+@[^\s<>()\[\]"',;:]+"#).expect("a valid pattern")
     });
     static NUMBER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::expect_used)] // a constant pattern, checked by the tests below
         regex::Regex::new(r"\+?\d[\d ().-]{6,}\d").expect("a valid pattern")
     });
     let text = ADDRESS.replace_all(text, "[address]");

@@ -26,24 +26,36 @@ pub struct NewPayment {
 /// The state of a payment at the provider, as far as we care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntentState {
-    /// Waiting for the customer to pay.
+    /// Waiting for the customer to pay (or to try again after a failed attempt).
     RequiresPayment,
+    /// The customer's payment is being processed.
+    Processing,
     /// Authorised, waiting for capture.
     Authorized,
+    /// Captured (Stripe: `succeeded`).
+    Captured,
+    /// Cancelled: it can never be paid or captured.
+    Canceled,
 }
 
-/// A created payment.
+/// A payment at the provider (a PaymentIntent).
 #[derive(Debug, Clone)]
-pub struct CreatedPayment {
+pub struct Intent {
     /// The provider's id (`pi_...`).
     pub provider_payment_id: String,
     /// What the frontend needs to pay.
     pub client_secret: Option<String>,
     /// Its state.
     pub state: IntentState,
+    /// Minor units received (captured).
+    pub amount_received_cents: i64,
+    /// Minor units refunded so far.
+    pub amount_refunded_cents: i64,
 }
 
-/// A payment gateway.
+/// A payment gateway. Calls that change something carry an idempotency key; a
+/// [`ProviderError::State`] means the provider refused because of the payment's current
+/// state, which [`PaymentGateway::retrieve`] then tells.
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
     /// Which provider this is.
@@ -56,19 +68,24 @@ pub trait PaymentGateway: Send + Sync {
         false
     }
     /// Creates a payment with manual capture.
-    async fn create(&self, payment: &NewPayment) -> Result<CreatedPayment, ProviderError>;
+    async fn create(&self, payment: &NewPayment) -> Result<Intent, ProviderError>;
+    /// Reads a payment's current state.
+    async fn retrieve(&self, provider_payment_id: &str) -> Result<Intent, ProviderError>;
+    /// Finds the payment made for `booking_id`, if any (after a creation whose answer was
+    /// lost, before trying with a new key).
+    async fn find(&self, booking_id: Uuid) -> Result<Option<Intent>, ProviderError>;
     /// Captures an authorised payment in full.
     async fn capture(
         &self,
         provider_payment_id: &str,
         idempotency_key: &str,
-    ) -> Result<(), ProviderError>;
+    ) -> Result<Intent, ProviderError>;
     /// Cancels a payment that was not captured.
     async fn cancel(
         &self,
         provider_payment_id: &str,
         idempotency_key: &str,
-    ) -> Result<(), ProviderError>;
+    ) -> Result<Intent, ProviderError>;
     /// Refunds `amount_cents` of a captured payment; returns the refund's id.
     async fn refund(
         &self,
@@ -84,13 +101,28 @@ pub fn idempotency_key(booking_id: Uuid, step: &str) -> String {
     format!("orderly-booking-{booking_id}-{step}")
 }
 
+/// The key of the `n`th try of a step (`n` = the calls before it whose outcome stayed
+/// unknown): the first try uses [`idempotency_key`]; a later one, made only once the
+/// provider's state proved the earlier tries did nothing, a key of its own, since the
+/// provider replays whatever it stored under the old one (a 500 included).
+pub fn attempt_key(booking_id: Uuid, step: &str, unknown_before: i32) -> String {
+    match unknown_before {
+        0 => idempotency_key(booking_id, step),
+        n => format!("{}-{}", idempotency_key(booking_id, step), n + 1),
+    }
+}
+
 /// Builds the gateway the settings name.
 pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway>> {
     match &settings.payments {
         PaymentSettings::Simulated(mode) => Ok(Arc::new(SimulatedGateway { mode: *mode })),
-        PaymentSettings::Stripe { .. } => anyhow::bail!(
-            "STRIPE_SECRET_KEY: the Stripe gateway is not part of this build yet; unset the Stripe keys to use simulated payments"
-        ),
+        PaymentSettings::Stripe {
+            secret_key,
+            api_base,
+            ..
+        } => Ok(Arc::new(super::stripe::StripeGateway::new(
+            secret_key, api_base,
+        )?)),
     }
 }
 
@@ -100,6 +132,18 @@ pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGatew
 pub struct SimulatedGateway {
     /// What happens to new payments.
     pub mode: SimulatedPayments,
+}
+
+impl SimulatedGateway {
+    fn intent(&self, id: String, state: IntentState) -> Intent {
+        Intent {
+            client_secret: Some(format!("{id}_secret_simulated")),
+            provider_payment_id: id,
+            state,
+            amount_received_cents: 0,
+            amount_refunded_cents: 0,
+        }
+    }
 }
 
 #[async_trait]
@@ -116,24 +160,34 @@ impl PaymentGateway for SimulatedGateway {
         true
     }
 
-    async fn create(&self, payment: &NewPayment) -> Result<CreatedPayment, ProviderError> {
+    async fn create(&self, payment: &NewPayment) -> Result<Intent, ProviderError> {
         let id = format!("sim_pi_{}", payment.booking_id.simple());
-        Ok(CreatedPayment {
-            client_secret: Some(format!("{id}_secret_simulated")),
-            provider_payment_id: id,
-            state: match self.mode {
+        Ok(self.intent(
+            id,
+            match self.mode {
                 SimulatedPayments::Authorize => IntentState::Authorized,
                 SimulatedPayments::Never => IntentState::RequiresPayment,
             },
-        })
+        ))
     }
 
-    async fn capture(&self, _: &str, _: &str) -> Result<(), ProviderError> {
-        Ok(())
+    async fn retrieve(&self, _: &str) -> Result<Intent, ProviderError> {
+        // Its calls never fail, so nothing ever needs to be read back.
+        Err(ProviderError::Permanent(
+            "the simulated provider keeps no state to read".into(),
+        ))
     }
 
-    async fn cancel(&self, _: &str, _: &str) -> Result<(), ProviderError> {
-        Ok(())
+    async fn find(&self, _: Uuid) -> Result<Option<Intent>, ProviderError> {
+        Ok(None)
+    }
+
+    async fn capture(&self, id: &str, _: &str) -> Result<Intent, ProviderError> {
+        Ok(self.intent(id.to_owned(), IntentState::Captured))
+    }
+
+    async fn cancel(&self, id: &str, _: &str) -> Result<Intent, ProviderError> {
+        Ok(self.intent(id.to_owned(), IntentState::Canceled))
     }
 
     async fn refund(

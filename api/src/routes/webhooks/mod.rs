@@ -1,0 +1,3 @@
+//! Calls from providers, authenticated by their signatures rather than by a user.
+
+pub mod stripe;
