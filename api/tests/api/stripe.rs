@@ -133,6 +133,19 @@ async fn deliver(app: &TestApp, event: &(String, String)) -> String {
     body["outcome"].as_str().unwrap().to_owned()
 }
 
+/// A call straight to (fake) Stripe's API, as the dashboard or another process would make.
+async fn at_stripe(fake: &FakeStripe, path: &str, form: &[(&str, &str)]) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", fake.base_url()))
+        .bearer_auth(fake.secret_key())
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
 /// The one PaymentIntent the fake holds for a booking.
 fn only_intent(fake: &FakeStripe, booking_id: &str) -> Value {
     let intents = fake.intents_for_booking(booking_id);
@@ -482,21 +495,17 @@ async fn an_event_about_a_payment_intent_of_no_booking_of_ours_is_acknowledged_a
     let (fake, app, customer, _listing, id, _pi) = pending_booking().await;
     // Made at the same Stripe account by something else: not ours.
     let stranger_booking = Uuid::new_v4().to_string();
-    let foreign: Value = reqwest::Client::new()
-        .post(format!("{}v1/payment_intents", fake.base_url()))
-        .bearer_auth(fake.secret_key())
-        .form(&[
+    let foreign = at_stripe(
+        &fake,
+        "v1/payment_intents",
+        &[
             ("amount", "990"),
             ("currency", "eur"),
             ("capture_method", "manual"),
             ("metadata[booking_id]", stranger_booking.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     let foreign_id = foreign["id"].as_str().unwrap();
     let event = fake.webhooks(WHSEC).event(
         "payment_intent.amount_capturable_updated",
@@ -525,4 +534,129 @@ async fn without_stripe_configured_the_webhook_endpoint_does_not_exist() {
     let resp = post_webhook(&app, &payload, Some(&signature)).await;
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
     assert_eq!(app.count("processed_webhook_events").await, 0);
+}
+
+#[tokio::test]
+async fn an_authorization_for_a_payment_intent_whose_creation_answer_was_lost_is_adopted_and_confirms_the_booking()
+ {
+    let fake = FakeStripe::start().await;
+    fake.lose_answer_after_processing(Kind::Create, 1);
+    let app = app_with(&fake).await;
+    let provider = app.register("provider").await;
+    let customer = app.register("customer").await;
+    let listing = app.create_listing(&provider, json!({})).await;
+    let booking = booked(&app, &customer, &listing, 1).await;
+    let id = booking["id"].as_str().unwrap().to_owned();
+    assert_eq!(booking["payment"]["status"], "creating");
+    let pi = only_intent(&fake, &id);
+    let pi_id = pi["id"].as_str().unwrap();
+
+    let event = fake.webhooks(WHSEC).event(
+        "payment_intent.amount_capturable_updated",
+        fake.authorize(pi_id),
+    );
+    assert_eq!(deliver(&app, &event).await, "applied");
+
+    let booking = booking_of(&app, &customer, &id).await;
+    assert_eq!(booking["status"], "confirmed");
+    assert_eq!(booking["payment"]["status"], "authorized");
+    assert_eq!(booking["payment"]["client_secret"], pi["client_secret"]);
+    assert_eq!(
+        count_of(
+            &app,
+            &format!(
+                "SELECT count(*) FROM payments WHERE booking_id = '{id}' AND provider_payment_id = '{pi_id}'"
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(jobs_for(&app, &id, "capture_payment").await, 1);
+    assert_eq!(fake.executions(Kind::Create), 1);
+}
+
+#[tokio::test]
+async fn a_succeeded_event_for_a_capture_whose_answer_never_came_marks_the_booking_paid_once() {
+    let (fake, app, customer, _listing, id, pi) = pending_booking().await;
+    let signer = fake.webhooks(WHSEC);
+    let authorized = signer.event(
+        "payment_intent.amount_capturable_updated",
+        fake.authorize(&pi),
+    );
+    assert_eq!(deliver(&app, &authorized).await, "applied");
+    at_stripe(&fake, &format!("v1/payment_intents/{pi}/capture"), &[]).await;
+    let succeeded = signer.event(
+        "payment_intent.succeeded",
+        fake.payment_intent(&pi).unwrap(),
+    );
+
+    assert_eq!(deliver(&app, &succeeded).await, "applied");
+    let booking = booking_of(&app, &customer, &id).await;
+    assert_eq!(booking["status"], "paid");
+    assert_eq!(booking["payment"]["status"], "captured");
+    assert_eq!(notes_for(&app, &id, "email", "payment_receipt").await, 1);
+    let (outbox, notifications) = (app.count("outbox").await, app.count("notifications").await);
+    assert_eq!(deliver(&app, &succeeded).await, "replayed");
+    assert_eq!(app.count("outbox").await, outbox);
+    assert_eq!(app.count("notifications").await, notifications);
+}
+
+#[tokio::test]
+async fn a_full_refund_reported_by_stripe_marks_a_cancelled_booking_refunded() {
+    let (fake, app, customer, _listing, id, pi) = pending_booking().await;
+    let signer = fake.webhooks(WHSEC);
+    let authorized = signer.event(
+        "payment_intent.amount_capturable_updated",
+        fake.authorize(&pi),
+    );
+    assert_eq!(deliver(&app, &authorized).await, "applied");
+    at_stripe(&fake, &format!("v1/payment_intents/{pi}/capture"), &[]).await;
+    let succeeded = signer.event(
+        "payment_intent.succeeded",
+        fake.payment_intent(&pi).unwrap(),
+    );
+    assert_eq!(deliver(&app, &succeeded).await, "applied");
+    let resp = app
+        .post_json(
+            &format!("/api/v1/bookings/{id}/cancel"),
+            &json!({}),
+            Some(&customer.access),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(jobs_for(&app, &id, "refund_payment").await, 1);
+
+    at_stripe(&fake, "v1/refunds", &[("payment_intent", pi.as_str())]).await;
+    let refunded = signer.event("charge.refunded", fake.charge_of(&pi).unwrap());
+    assert_eq!(deliver(&app, &refunded).await, "applied");
+
+    let booking = booking_of(&app, &customer, &id).await;
+    assert_eq!(booking["status"], "refunded");
+    assert_eq!(booking["payment"]["status"], "refunded");
+    assert_eq!(notes_for(&app, &id, "email", "booking_refunded").await, 1);
+}
+
+#[tokio::test]
+async fn a_payment_intent_cancelled_at_stripe_before_capture_expires_the_confirmed_booking_and_returns_its_seats()
+ {
+    let (fake, app, customer, listing, id, pi) = pending_booking().await;
+    let signer = fake.webhooks(WHSEC);
+    let authorized = signer.event(
+        "payment_intent.amount_capturable_updated",
+        fake.authorize(&pi),
+    );
+    assert_eq!(deliver(&app, &authorized).await, "applied");
+    assert_eq!(seats_left(&app, &listing).await, 9);
+    let cancelled = at_stripe(&fake, &format!("v1/payment_intents/{pi}/cancel"), &[]).await;
+    assert_eq!(cancelled["status"], "canceled");
+
+    let event = signer.event("payment_intent.canceled", cancelled);
+    assert_eq!(deliver(&app, &event).await, "applied");
+    let booking = booking_of(&app, &customer, &id).await;
+    assert_eq!(booking["status"], "expired");
+    assert_eq!(booking["payment"]["status"], "failed");
+    assert_eq!(seats_left(&app, &listing).await, 10);
+    assert_eq!(notes_for(&app, &id, "email", "payment_failed").await, 1);
+    assert_eq!(deliver(&app, &event).await, "replayed");
+    assert_eq!(seats_left(&app, &listing).await, 10);
 }

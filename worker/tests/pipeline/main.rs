@@ -12,3 +12,4 @@ mod flow;
 mod harness;
 mod retries;
 mod startup;
+mod stripe;
