@@ -81,7 +81,9 @@ pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
             // lettre's pool neither waits nor fails when all its connections are busy: it
             // opens another one, and `max_size` only caps the idle connections it keeps.
             // The semaphore is what bounds the transactions in flight.
-            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            let url = with_starttls_default(url.expose_secret())
+                .context("SMTP_URL: not a usable SMTP URL")?;
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
                 .context("SMTP_URL: not a usable SMTP URL")?
                 .timeout(Some(SMTP_CONNECT_TIMEOUT))
                 .pool_config(PoolConfig::new().max_size(size))
@@ -214,8 +216,73 @@ impl Mailer for SmtpMailer {
     }
 }
 
+/// `SMTP_URL` as lettre reads it, with Orderly's defaults: `smtp://` upgrades to TLS with
+/// STARTTLS when the server offers it (`?tls=required` insists, `?tls=none` never tries;
+/// the port stays 25 unless given); `smtps://` is TLS from the start; credentials come from
+/// the URL's user and password.
+fn with_starttls_default(url: &str) -> Result<String, url::ParseError> {
+    let mut parsed = url::Url::parse(url)?;
+    if parsed.scheme() != "smtp" {
+        return Ok(url.to_owned());
+    }
+    let tls = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    let others: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != "tls")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let tls = match tls.as_deref() {
+        None => Some("opportunistic"),
+        Some("none") => None,
+        Some(_) => return Ok(url.to_owned()),
+    };
+    if parsed.port().is_none() {
+        // lettre's default port with a `tls` parameter is 587; keep smtp://'s 25.
+        let _ = parsed.set_port(Some(25));
+    }
+    {
+        let mut query = parsed.query_pairs_mut();
+        query.clear();
+        for (k, v) in &others {
+            query.append_pair(k, v);
+        }
+        if let Some(tls) = tls {
+            query.append_pair("tls", tls);
+        }
+    }
+    if others.is_empty() && tls.is_none() {
+        parsed.set_query(None);
+    }
+    Ok(parsed.to_string())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn smtp_urls_try_starttls_unless_told_otherwise() {
+        let url = |u: &str| with_starttls_default(u).unwrap();
+        assert_eq!(
+            url("smtp://127.0.0.1:1025"),
+            "smtp://127.0.0.1:1025?tls=opportunistic"
+        );
+        assert_eq!(
+            url("smtp://mail.example.com"),
+            "smtp://mail.example.com:25?tls=opportunistic"
+        );
+        assert_eq!(
+            url("smtp://u:p@127.0.0.1:1025?tls=none"),
+            "smtp://u:p@127.0.0.1:1025"
+        );
+        assert_eq!(
+            url("smtp://h:587?tls=required"),
+            "smtp://h:587?tls=required"
+        );
+        assert_eq!(url("smtps://u:p@h:465"), "smtps://u:p@h:465");
+    }
+
     use std::collections::HashMap;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
