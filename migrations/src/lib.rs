@@ -43,6 +43,9 @@ mod m20261121_000006_users_email_index;
 mod m20261202_000007_pipeline_leases;
 mod m20261203_000008_outbox_pending_index;
 mod m20261203_000009_stripe_payments;
+mod m20261210_000010_report_notifications;
+mod m20261210_000011_scheduler;
+mod m20261210_000012_admin_queues;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -60,6 +63,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_pipeline_leases::Migration),
             Box::new(m20261203_000008_outbox_pending_index::Migration),
             Box::new(m20261203_000009_stripe_payments::Migration),
+            Box::new(m20261210_000010_report_notifications::Migration),
+            Box::new(m20261210_000011_scheduler::Migration),
+            Box::new(m20261210_000012_admin_queues::Migration),
         ]
     }
 }

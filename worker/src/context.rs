@@ -42,6 +42,8 @@ pub struct JobContext {
     pub runs: crate::runs::Runs,
     /// Overrides of the retry policies.
     pub policies: PolicyOverrides,
+    /// The report time zone and the report's recipients.
+    pub reports: orderly_shared::domain::reports::ReportSettings,
     /// Cancelled when the process stops: waits for the database give up.
     pub stopping: CancellationToken,
 }

@@ -23,11 +23,12 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::messages::{self, BookingEmail, BookingEmailKind, EmailText};
+use super::reports;
 use crate::batcher::Batcher;
 use crate::entities::notifications::{self, NotificationStatus};
-use crate::entities::{bookings, listings};
+use crate::entities::{bookings, daily_reports, listings};
 use crate::providers::ProviderError;
-use crate::providers::mail::{Mailer, OutgoingEmail};
+use crate::providers::mail::{EmailAttachment, Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsSender};
 use crate::templates::Templates;
 
@@ -42,6 +43,8 @@ pub struct Locked {
     pub listing: Option<listings::Model>,
     /// The name of the user it is for (the greeting).
     pub user_name: Option<String>,
+    /// The stored report it tells, if it is a daily report.
+    pub report: Option<daily_reports::Model>,
 }
 
 /// `alias."column" AS "prefix_column", ...` for every column of `E`.
@@ -57,7 +60,8 @@ fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 }
 
 /// Claims the sendable rows of `ids` (pending, or `sending` whose lease ran out) for
-/// `lease`, in one committed statement, with their booking, listing and user's name.
+/// `lease`, in one committed statement, with their booking, listing and user's name, or
+/// their report.
 async fn claim(
     db: &DatabaseConnection,
     ids: &[Uuid],
@@ -71,14 +75,16 @@ async fn claim(
              WHERE id = ANY($1)
                AND (status = 'pending' OR (status = 'sending' AND sending_until < now()))
             RETURNING *)
-         SELECT {}, {}, {}, u.name AS u_name
+         SELECT {}, {}, {}, {}, u.name AS u_name
            FROM claimed n
            LEFT JOIN bookings b ON b.id = n.booking_id
            LEFT JOIN listings l ON l.id = b.listing_id
-           LEFT JOIN users u ON u.id = n.user_id",
+           LEFT JOIN users u ON u.id = n.user_id
+           LEFT JOIN daily_reports r ON r.report_date = n.report_date",
         columns::<notifications::Entity>("n", "n_"),
         columns::<bookings::Entity>("b", "b_"),
         columns::<listings::Entity>("l", "l_"),
+        columns::<daily_reports::Entity>("r", "r_"),
     );
     let rows = db
         .query_all_raw(stmt(
@@ -97,11 +103,16 @@ async fn claim(
                 Some(_) => Some(listings::Model::from_query_result(r, "l_")?),
                 None => None,
             };
+            let report = match row.report_date {
+                Some(_) => Some(daily_reports::Model::from_query_result(r, "r_")?),
+                None => None,
+            };
             Ok(Locked {
                 row,
                 booking,
                 listing,
                 user_name: r.try_get("", "u_name")?,
+                report,
             })
         })
         .collect()
@@ -236,22 +247,35 @@ async fn keep_claimed(
     }
 }
 
-/// The e-mail of a claimed notification, from its booking as it is now. Templates are
-/// checked at start-up, so a failure here is a bug that a retry would repeat: permanent.
-fn render_email(templates: &Templates, l: &Locked) -> Result<EmailText, ProviderError> {
-    let kind = BookingEmailKind::try_from(l.row.kind).map_err(|kind| {
-        ProviderError::Permanent(format!(
-            "a `{}` notification is not about a booking: it is rendered from its report",
-            kind.as_str()
-        ))
-    })?;
+/// The e-mail of a claimed notification, from its booking as it is now, or from its
+/// stored report (with the report as a CSV attachment). Templates are checked at
+/// start-up, so a failure here is a bug that a retry would repeat: permanent.
+fn render_email(
+    templates: &Templates,
+    l: &Locked,
+) -> Result<(EmailText, Vec<EmailAttachment>), ProviderError> {
+    let rendering = |e: crate::templates::TemplateError| {
+        ProviderError::Permanent(format!("rendering the e-mail: {e}"))
+    };
+    let Ok(kind) = BookingEmailKind::try_from(l.row.kind) else {
+        // The daily report, rendered from the stored report the row names.
+        let stored = l.report.as_ref().ok_or_else(|| {
+            ProviderError::Permanent(format!(
+                "a `{}` notification without its report",
+                l.row.kind.as_str()
+            ))
+        })?;
+        let report = reports::parse(stored).map_err(|e| ProviderError::Permanent(e.to_string()))?;
+        let email = reports::email::render(templates, &report).map_err(rendering)?;
+        return Ok((email.text, vec![email.attachment]));
+    };
     let data = BookingEmail::new(
         l.user_name.as_deref(),
         l.booking.as_ref(),
         l.listing.as_ref(),
     );
-    messages::booking_email(templates, kind, &data)
-        .map_err(|e| ProviderError::Permanent(format!("rendering the e-mail: {e}")))
+    let email = messages::booking_email(templates, kind, &data).map_err(rendering)?;
+    Ok((email, Vec::new()))
 }
 
 /// Most outcomes written by one statement.
@@ -372,7 +396,7 @@ impl Delivery {
         ids: &[Uuid],
     ) -> Vec<Result<(), ProviderError>> {
         self.deliver(ids, |l| async move {
-            let email = render_email(templates, &l)?;
+            let (email, attachments) = render_email(templates, &l)?;
             mailer
                 .send(&OutgoingEmail {
                     id: l.row.id,
@@ -380,7 +404,7 @@ impl Delivery {
                     subject: l.row.subject.unwrap_or(email.subject),
                     text: email.text,
                     html: Some(email.html),
-                    attachments: Vec::new(),
+                    attachments,
                 })
                 .await
         })

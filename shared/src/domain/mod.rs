@@ -7,4 +7,8 @@ pub mod messages;
 pub mod notifications;
 pub mod payment_events;
 pub mod payments;
+pub mod reminders;
+pub mod reports;
+pub mod retention;
 pub mod seats;
+pub mod sweep;

@@ -45,17 +45,3 @@ impl Related<super::users::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
-
-/// Deletes up to `limit` keys past their expiry (a bounded batch, so that it never locks
-/// out the requests writing keys); returns how many went.
-pub async fn prune_expired(db: &impl ConnectionTrait, limit: u64) -> Result<u64, DbErr> {
-    let done = db
-        .execute_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "DELETE FROM idempotency_keys WHERE ctid IN
-               (SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT $1)",
-            vec![(limit as i64).into()],
-        ))
-        .await?;
-    Ok(done.rows_affected())
-}

@@ -1,5 +1,6 @@
 //! `notifications`: every e-mail and SMS the system sends, one row per booking, kind and
-//! channel (`dedup_key`), so that a retried job finds the row instead of sending again.
+//! channel (or per report run and admin) (`dedup_key`), so that a retried job finds the row
+//! instead of sending again.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -155,6 +156,8 @@ pub struct Model {
     pub sent_at: Option<DateTimeWithTimeZone>,
     /// While `sending`: when another worker may send it again (its sender died).
     pub sending_until: Option<DateTimeWithTimeZone>,
+    /// For a `daily_report` e-mail (and only for one): the stored report it is rendered from.
+    pub report_date: Option<Date>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

@@ -53,9 +53,13 @@ pub struct Model {
     pub leader: String,
     pub started_at: DateTimeWithTimeZone,
     pub finished_at: Option<DateTimeWithTimeZone>,
+    /// `running` while its job has not ended; then `done`, or `failed` with the job's error.
     pub status: ScheduleRunStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
+    /// The dedup key of the job the firing enqueued; its outcome becomes the run's.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub task_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -239,6 +239,7 @@ async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
             provider_message_id: None,
             sent_at: None,
             sending_until: None,
+            report_date: None,
             created_at: t,
             updated_at: t,
         },
@@ -297,6 +298,7 @@ async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
             finished_at: None,
             status: ScheduleRunStatus::Running,
             error: None,
+            task_id: Some("noop:test".into()),
         },
     )
     .await?;

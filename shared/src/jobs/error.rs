@@ -4,6 +4,7 @@
 
 use crate::domain::bookings::BookingError;
 use crate::domain::payments::PaymentError;
+use crate::domain::reports::ReportError;
 use crate::providers::ProviderError;
 
 /// How a job attempt failed.
@@ -59,6 +60,16 @@ impl From<PaymentError> for JobError {
             PaymentError::Provider(provider) => provider.into(),
             PaymentError::Db(db) => db.into(),
             PaymentError::Inconsistent(_) => Self::Permanent(e.to_string()),
+        }
+    }
+}
+
+impl From<ReportError> for JobError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Db(db) => db.into(),
+            // The same day fails the same way every time.
+            ReportError::BadDay(_) => Self::Permanent(e.to_string()),
         }
     }
 }

@@ -152,3 +152,109 @@ impl Job for CreatePayment {
         format!("{}:{}", Self::NAME, self.booking_id)
     }
 }
+
+/// Compute, store and e-mail the report of one day of the report time zone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DailyReport {
+    /// The day, in `REPORT_TZ`.
+    pub date: chrono::NaiveDate,
+    /// The admin request that asked for it (`POST /api/v1/admin/reports/daily`); `None` for
+    /// the scheduler's nightly run. A request is a run of its own: it recomputes the day
+    /// even when the nightly job already ran.
+    #[serde(default)]
+    pub request: Option<Uuid>,
+}
+
+impl Job for DailyReport {
+    const KIND: JobKind = JobKind::DailyReport;
+    const QUEUE: Queue = Queue::Reports;
+    const TIMEOUT: Duration = Duration::from_secs(120);
+
+    fn dedup_key(&self) -> String {
+        match self.request {
+            None => format!("{}:{}", Self::NAME, self.date),
+            Some(request) => format!("{}:{}:{request}", Self::NAME, self.date),
+        }
+    }
+}
+
+/// A scheduler tick's dedup key: the job's name and the tick, to the second, in UTC.
+fn tick_key(name: &str, tick: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "{name}:{}",
+        tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// The scheduler's `reminders` tick: ask for the reminders of the bookings whose listing
+/// starts within `lead_hours` of `tick`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reminders {
+    /// The tick it belongs to.
+    pub tick: chrono::DateTime<chrono::Utc>,
+    /// `REMINDER_LEAD_HOURS` of the scheduler that fired it.
+    pub lead_hours: u32,
+}
+
+impl Reminders {
+    /// The latest start of a listing whose bookings this tick reminds.
+    pub fn until(&self) -> chrono::DateTime<chrono::Utc> {
+        self.tick + chrono::Duration::hours(i64::from(self.lead_hours))
+    }
+}
+
+impl Job for Reminders {
+    const KIND: JobKind = JobKind::Reminders;
+    const QUEUE: Queue = Queue::Bookings;
+    const TIMEOUT: Duration = Duration::from_secs(300);
+
+    fn dedup_key(&self) -> String {
+        tick_key(Self::NAME, self.tick)
+    }
+}
+
+/// The scheduler's `sweep` tick: expire overdue unpaid bookings, report stuck ones.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sweep {
+    /// The tick it belongs to.
+    pub tick: chrono::DateTime<chrono::Utc>,
+}
+
+impl Job for Sweep {
+    const KIND: JobKind = JobKind::Sweep;
+    const QUEUE: Queue = Queue::Bookings;
+    /// The next tick sweeps again: a few quick retries are enough.
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_secs(5),
+        max_delay: Duration::from_secs(30),
+    };
+    const TIMEOUT: Duration = Duration::from_secs(120);
+
+    fn dedup_key(&self) -> String {
+        tick_key(Self::NAME, self.tick)
+    }
+}
+
+/// The scheduler's `retention` tick: delete what is past its keeping.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retention {
+    /// The tick it belongs to.
+    pub tick: chrono::DateTime<chrono::Utc>,
+}
+
+impl Job for Retention {
+    const KIND: JobKind = JobKind::Retention;
+    /// Long and in no hurry, beside the nightly report rather than the booking work.
+    const QUEUE: Queue = Queue::Reports;
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_secs(60),
+        max_delay: Duration::from_secs(900),
+    };
+    const TIMEOUT: Duration = Duration::from_secs(300);
+
+    fn dedup_key(&self) -> String {
+        tick_key(Self::NAME, self.tick)
+    }
+}

@@ -7,19 +7,24 @@
 mod cancel_payment;
 mod capture_payment;
 mod create_payment;
+mod daily_report;
 mod expire_booking;
 mod noop;
 mod refund_payment;
+mod reminders;
+mod retention;
 mod send_email;
 mod send_sms;
+mod sweep;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use orderly_shared::jobs::{
-    CancelPayment, CapturePayment, CreatePayment, Envelope, ExpireBooking, Job, JobError, JobKind,
-    Noop, RefundPayment, RetryPolicy, SendEmail, SendSms,
+    CancelPayment, CapturePayment, CreatePayment, DailyReport, Envelope, ExpireBooking, Job,
+    JobError, JobKind, Noop, RefundPayment, Reminders, Retention, RetryPolicy, SendEmail, SendSms,
+    Sweep,
 };
 use sea_orm::{DatabaseTransaction, DbErr};
 
@@ -57,6 +62,10 @@ pub fn registered(kind: JobKind) -> Registered {
         JobKind::SendEmail => register::<SendEmail>(),
         JobKind::SendSms => register::<SendSms>(),
         JobKind::Noop => register::<Noop>(),
+        JobKind::DailyReport => register::<DailyReport>(),
+        JobKind::Reminders => register::<Reminders>(),
+        JobKind::Sweep => register::<Sweep>(),
+        JobKind::Retention => register::<Retention>(),
     }
 }
 

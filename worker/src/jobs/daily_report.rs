@@ -1,0 +1,14 @@
+//! `daily_report`: computes, stores and e-mails one day's report.
+
+use orderly_shared::domain::reports;
+use orderly_shared::jobs::{DailyReport, JobError};
+
+use super::Handler;
+use crate::context::JobContext;
+
+impl Handler for DailyReport {
+    async fn run(self, ctx: &JobContext, request_id: Option<&str>) -> Result<(), JobError> {
+        reports::run(&ctx.db, &ctx.reports, &self, request_id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! `retention`: a scheduler tick deletes what is past its keeping, in short batches (the
+//! rules are in `orderly_shared::domain::retention`).
+
+use std::time::Duration;
+
+use orderly_shared::domain::retention;
+use orderly_shared::jobs::{JobError, Retention};
+
+use super::Handler;
+use crate::context::JobContext;
+
+/// Rows per delete.
+const BATCH: u64 = 2000;
+/// How long one run may delete; what is left waits for the next run.
+const BUDGET: Duration = Duration::from_secs(240);
+
+impl Handler for Retention {
+    async fn run(self, ctx: &JobContext, _request_id: Option<&str>) -> Result<(), JobError> {
+        for pruned in retention::prune(&ctx.db, BATCH, BUDGET).await? {
+            if pruned.rows > 0 {
+                tracing::info!(retention.rule = pruned.rule, rows = pruned.rows, "pruned");
+            }
+        }
+        Ok(())
+    }
+}
