@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, bookings, health, listings, webhooks};
+use crate::routes::{admin, auth, bookings, health, listings, webhooks};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -27,6 +27,17 @@ use crate::routes::{auth, bookings, health, listings, webhooks};
         bookings::get::get,
         bookings::cancel::cancel,
         webhooks::stripe::stripe,
+        admin::reports::request_daily,
+        admin::reports::daily,
+        admin::schedules::list,
+        admin::queues::list::list,
+        admin::queues::pause::pause,
+        admin::queues::resume::resume,
+        admin::jobs::list::list,
+        admin::jobs::retry_many::retry_many,
+        admin::jobs::discard_many::discard_many,
+        admin::jobs::retry::retry,
+        admin::jobs::discard::discard,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -35,6 +46,7 @@ use crate::routes::{auth, bookings, health, listings, webhooks};
         (name = "listings", description = "What gets booked"),
         (name = "bookings", description = "Orders for seats, paid and followed up in the background"),
         (name = "webhooks", description = "Calls from payment providers, verified by signature"),
+        (name = "admin", description = "Operations: reports, schedules and queues (admins only)"),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use orderly_shared::domain::bookings::BookingError;
 use orderly_shared::domain::payments::PaymentError;
+use orderly_shared::jobs::admin::ActionError;
 use orderly_shared::providers::ProviderError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -370,6 +371,17 @@ impl From<BookingError> for ApiError {
                 )
             }
             BookingError::Db(db) => db.into(),
+        }
+    }
+}
+
+/// Each way an operator's action on a job can be refused, answered once.
+impl From<ActionError> for ApiError {
+    fn from(error: ActionError) -> Self {
+        match error {
+            ActionError::NotFound(_) => Self::NotFound(error.to_string()),
+            ActionError::WrongState { .. } => Self::conflict("conflict", error.to_string()),
+            ActionError::Db(db) => db.into(),
         }
     }
 }

@@ -120,4 +120,20 @@ impl Transport for RedisTransport {
             .map(|(job, _)| job.clone())
             .collect())
     }
+
+    async fn set_paused(&self, paused: &[Queue]) -> anyhow::Result<()> {
+        let mut pipe = redis::pipe();
+        for queue in Queue::ALL {
+            let key = QueueKeys::new(&self.prefix, queue).paused();
+            if paused.contains(&queue) {
+                pipe.set(key, 1).ignore();
+            } else {
+                pipe.del(key).ignore();
+            }
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .context("writing the queues' paused flags")
+    }
 }

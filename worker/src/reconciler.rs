@@ -6,7 +6,8 @@
 //! with "worker lost N times"; (2) hands back at once rows pushed more than `grace` ago
 //! that Redis no longer holds (Redis restarted empty, the relay died between claim and
 //! push): the relay pushes them again as new tasks; a row Redis still holds is never pushed
-//! again merely because it is old; (3) forgets worker processes silent for an hour. Tasks
+//! again merely because it is old; (3) forgets worker processes silent for an hour; (4)
+//! writes each queue's paused flag in Redis from `queue_pauses`. Tasks
 //! fetched by a worker that died go back to their queue through the storage's own heartbeat
 //! (Redis's clock). Periodic work on the domain's tables (the sweep of expired holds,
 //! pruning idempotency keys) is the scheduler's.
@@ -14,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_shared::jobs::{Queue, outbox, workers};
+use orderly_shared::jobs::{Queue, outbox, pauses, workers};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
@@ -89,6 +90,13 @@ pub async fn reconcile_once(
         metrics::counter!("outbox_reclaimed_total").increment(handed_back);
     }
     workers::prune(db, Duration::from_secs(3600)).await?;
+    // The paused flags, from the record: heals a flag lost with Redis or left unwritten.
+    let paused: Vec<Queue> = pauses::paused(db)
+        .await?
+        .into_iter()
+        .map(|p| p.queue)
+        .collect();
+    transport.set_paused(&paused).await?;
     Ok(handed_back)
 }
 

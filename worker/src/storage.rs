@@ -9,7 +9,8 @@
 //! - `…:ready`, a list of task ids waiting for a worker;
 //! - `…:data`, a hash of task id → job bytes;
 //! - `…:inflight:<worker>`, a set per worker of the tasks it fetched;
-//! - `…:workers`, a sorted set of workers by their last heartbeat, in **Redis's** clock.
+//! - `…:workers`, a sorted set of workers by their last heartbeat, in **Redis's** clock;
+//! - `…:paused`, present while an operator has the queue paused (fetches take nothing).
 //!
 //! Every script is O(its batch): a fetch pops at most `batch` ids whatever the backlog
 //! (PostgreSQL holds the backlog; the relay keeps Redis to a window). A worker whose
@@ -44,11 +45,13 @@ impl QueueKeys {
     /// The keys of `queue` under `prefix`.
     pub fn new(prefix: &str, queue: Queue) -> Self {
         Self {
-            base: format!(
-                "{{{}}}",
-                orderly_shared::redis_conn::key(prefix, &[queue.as_str()])
-            ),
+            base: orderly_shared::jobs::pauses::queue_tag(prefix, queue),
         }
+    }
+
+    /// Exists while an operator has the queue paused: fetches take nothing.
+    pub fn paused(&self) -> String {
+        format!("{}:paused", self.base)
     }
 
     /// Task ids waiting for a worker.
@@ -119,11 +122,13 @@ return moved
 
 /// Pops up to ARGV[2] ready ids into worker ARGV[1]'s in-flight set and returns
 /// `[id, data, id, data, …]`; ids whose data is gone (already finished) are dropped.
-/// KEYS: workers, ready, in-flight set, data.
+/// Takes nothing while the queue's paused flag exists. KEYS: workers, ready, in-flight
+/// set, data, paused flag.
 static FETCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('ZADD', KEYS[1], tonumber(redis.call('TIME')[1]), ARGV[1])
+if redis.call('EXISTS', KEYS[5]) == 1 then return {} end
 local ids = redis.call('LPOP', KEYS[2], tonumber(ARGV[2]))
 if not ids then return {} end
 local data = redis.call('HMGET', KEYS[4], unpack(ids))
@@ -322,6 +327,7 @@ impl Persistence for QueuePersistence {
             .key(self.keys.ready())
             .key(self.keys.inflight(worker.name()))
             .key(self.keys.data())
+            .key(self.keys.paused())
             .arg(worker.name())
             .arg(self.config.batch.max(1))
             .invoke_async(&mut self.conn)

@@ -19,4 +19,9 @@ pub trait Transport: Send + Sync {
     /// Of `jobs` (all on `queue`, all still `enqueued` in the outbox), those the queue no
     /// longer holds, neither waiting nor fetched by a worker: they will never run.
     async fn lost(&self, queue: Queue, jobs: &[Pushed]) -> anyhow::Result<Vec<Pushed>>;
+
+    /// Raises the paused flag of each queue of `paused` and lowers every other queue's, so
+    /// that workers fetch nothing from a paused queue (PostgreSQL's `queue_pauses` is the
+    /// record; this writes it where the workers look).
+    async fn set_paused(&self, paused: &[Queue]) -> anyhow::Result<()>;
 }

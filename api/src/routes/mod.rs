@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource, one file per endpoint; the lists below register
 //! every one of them.
 
+pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod endpoint;
@@ -39,6 +40,17 @@ pub fn api_v1() -> Vec<Endpoint> {
         Endpoint::new(bookings::get::get),
         Endpoint::new(bookings::cancel::cancel),
         Endpoint::new(webhooks::stripe::stripe),
+        Endpoint::new(admin::reports::request_daily),
+        Endpoint::new(admin::reports::daily),
+        Endpoint::new(admin::schedules::list),
+        Endpoint::new(admin::queues::list::list),
+        Endpoint::new(admin::queues::pause::pause),
+        Endpoint::new(admin::queues::resume::resume),
+        Endpoint::new(admin::jobs::list::list),
+        Endpoint::new(admin::jobs::retry_many::retry_many),
+        Endpoint::new(admin::jobs::discard_many::discard_many),
+        Endpoint::new(admin::jobs::retry::retry),
+        Endpoint::new(admin::jobs::discard::discard),
     ]
 }
 

@@ -8,11 +8,13 @@
 //! transaction of the caller goes through an [`Enqueuer`], which commits concurrent calls
 //! together.
 
+pub mod admin;
 pub mod enqueuer;
 pub mod envelope;
 mod error;
 pub mod kinds;
 pub mod outbox;
+pub mod pauses;
 pub mod policy;
 pub mod workers;
 
@@ -85,6 +87,14 @@ job_kinds! {
     SendSms => "send_sms",
     /// [`Noop`].
     Noop => "noop",
+    /// [`DailyReport`].
+    DailyReport => "daily_report",
+    /// [`Reminders`].
+    Reminders => "reminders",
+    /// [`Sweep`].
+    Sweep => "sweep",
+    /// [`Retention`].
+    Retention => "retention",
 }
 
 impl JobKind {

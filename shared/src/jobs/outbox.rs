@@ -6,8 +6,10 @@
 //! (`running`): the fence that makes any stale Redis copy a no-op, and the start of the
 //! run's lease, which the worker renews while it runs. The worker records how the run
 //! ended; the reconciler hands back rows that Redis lost (`reclaim`) and runs whose worker
-//! stopped renewing them (`lose_lapsed`). Every time that decides anything is PostgreSQL's
-//! `now()`: one clock, whatever the workers' clocks say.
+//! stopped renewing them (`lose_lapsed`). An end other than success (a retry, a death, a
+//! lost worker) also writes that attempt's row of `outbox_attempts`, in the same statement.
+//! Every time that decides anything is PostgreSQL's `now()`: one clock, whatever the
+//! workers' clocks say.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -227,6 +229,8 @@ pub struct Claim {
 /// about to take. The same statement tells when the next unclaimed row falls due, so a
 /// relay round is one round trip.
 ///
+/// A queue an operator paused (`queue_pauses`) gets nothing until it is resumed.
+///
 /// `after[i]`, if given, starts queue `Queue::ALL[i]`'s search after that cursor. A row can
 /// turn up behind a cursor (a transaction that committed late, a hand-back), so a caller
 /// must also claim without cursors now and then.
@@ -262,7 +266,9 @@ pub async fn claim_due(
                    q.after_run_at::timestamptz AS after_run_at, q.after_id
               FROM unnest($2::text[], $7::bigint[], $8::text[], $9::uuid[])
                    AS q(queue, waiting, after_run_at, after_id)
-              LEFT JOIN live l ON l.queue = q.queue),
+              LEFT JOIN live l ON l.queue = q.queue
+             -- A paused queue gets nothing, and its due rows wake no one.
+             WHERE NOT EXISTS (SELECT 1 FROM queue_pauses p WHERE p.queue = q.queue)),
          due AS MATERIALIZED (
             SELECT d.id, r.queue, r.room FROM room r CROSS JOIN LATERAL (
                 SELECT id FROM outbox
@@ -291,7 +297,7 @@ pub async fn claim_due(
                            AND (run_at, id) > (r.after_run_at, r.after_id)))
                 THEN 0
                 ELSE (SELECT extract(epoch FROM min(f.run_at) - now())
-                        FROM unnest($2::text[]) AS q(queue) CROSS JOIN LATERAL (
+                        FROM room q CROSS JOIN LATERAL (
                             SELECT run_at FROM outbox
                              WHERE status = 'pending' AND queue = q.queue AND run_at > now()
                              ORDER BY run_at LIMIT 1) f)
@@ -517,12 +523,20 @@ pub async fn retry_later(
     delay: Duration,
     error: &str,
 ) -> Result<(), DbErr> {
-    // The NOTIFY tells a sleeping relay about the new due time.
+    // The NOTIFY tells a sleeping relay about the new due time. `prev` reads the row as
+    // the run left it (its worker), for the attempt's history.
     db.execute_raw(stmt(
-        "WITH retried AS (
+        "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = $1),
+         retried AS (
             UPDATE outbox SET status = 'pending', run_at = now() + make_interval(secs => $3),
                    last_error = $4, lease_until = NULL, locked_by = NULL
              WHERE id = $1 AND attempts = $2 AND status NOT IN ('done', 'dead')
+            RETURNING id, attempts),
+         logged AS (
+            INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
+            SELECT r.id, r.attempts, p.started_at, 'retry', $4, p.locked_by
+              FROM retried r JOIN prev p ON p.id = r.id
+            ON CONFLICT DO NOTHING
             RETURNING 1)
          SELECT pg_notify('orderly_outbox', '') FROM retried",
         vec![
@@ -544,15 +558,29 @@ pub async fn bury(
     attempt: u32,
     error: &str,
 ) -> Result<bool, DbErr> {
-    let result = db
-        .execute_raw(stmt(
-            "UPDATE outbox SET status = 'dead', last_error = $3, completed_at = now(),
-                    lease_until = NULL
-              WHERE id = $1 AND attempts = $2 AND status NOT IN ('done', 'dead')",
+    let row = db
+        .query_one_raw(stmt(
+            "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = $1),
+             buried AS (
+                UPDATE outbox SET status = 'dead', last_error = $3, completed_at = now(),
+                       lease_until = NULL
+                 WHERE id = $1 AND attempts = $2 AND status NOT IN ('done', 'dead')
+                RETURNING id, attempts),
+             logged AS (
+                INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
+                SELECT b.id, b.attempts, p.started_at, 'dead', $3, p.locked_by
+                  FROM buried b JOIN prev p ON p.id = b.id
+                ON CONFLICT DO NOTHING
+                RETURNING 1)
+             SELECT count(*) AS n FROM buried",
             vec![id.into(), (attempt as i32).into(), error.to_owned().into()],
         ))
         .await?;
-    Ok(result.rows_affected() == 1)
+    let buried = match row {
+        Some(row) => row.try_get::<i64>("", "n")?,
+        None => 0,
+    };
+    Ok(buried == 1)
 }
 
 /// A run whose worker stopped renewing its lease: killed, out of memory, partitioned.
@@ -625,21 +653,35 @@ pub async fn hand_on_lapsed(db: &impl ConnectionTrait, decided: &[HandOn]) -> Re
         .map(|d| d.retry_in.map_or(-1.0, |r| r.as_secs_f64()))
         .collect();
     let errors: Vec<String> = decided.iter().map(|d| d.error.clone()).collect();
-    let result = db
-        .execute_raw(stmt(
-            "UPDATE outbox o
-                SET status = CASE WHEN d.delay < 0 THEN 'dead' ELSE 'pending' END,
-                    run_at = CASE WHEN d.delay < 0 THEN o.run_at
-                                  ELSE now() + make_interval(secs => d.delay) END,
-                    completed_at = CASE WHEN d.delay < 0 THEN now() ELSE NULL END,
-                    worker_losses = o.worker_losses + 1,
-                    last_error = d.error, lease_until = NULL, locked_by = NULL
-               FROM unnest($1::uuid[], $2::float8[], $3::text[]) AS d(id, delay, error)
-              WHERE o.id = d.id AND o.status = 'running' AND o.lease_until < now()",
+    let row = db
+        .query_one_raw(stmt(
+            "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = ANY($1)),
+             handed AS (
+                UPDATE outbox o
+                   SET status = CASE WHEN d.delay < 0 THEN 'dead' ELSE 'pending' END,
+                       run_at = CASE WHEN d.delay < 0 THEN o.run_at
+                                     ELSE now() + make_interval(secs => d.delay) END,
+                       completed_at = CASE WHEN d.delay < 0 THEN now() ELSE NULL END,
+                       worker_losses = o.worker_losses + 1,
+                       last_error = d.error, lease_until = NULL, locked_by = NULL
+                  FROM unnest($1::uuid[], $2::float8[], $3::text[]) AS d(id, delay, error)
+                 WHERE o.id = d.id AND o.status = 'running' AND o.lease_until < now()
+                RETURNING o.id, o.attempts, o.last_error),
+             logged AS (
+                INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
+                SELECT h.id, h.attempts, p.started_at, 'lost', h.last_error, p.locked_by
+                  FROM handed h JOIN prev p ON p.id = h.id
+                ON CONFLICT DO NOTHING
+                RETURNING 1)
+             SELECT count(*) AS n FROM handed",
             vec![ids.into(), delays.into(), errors.into()],
         ))
         .await?;
-    wake_relays(db, result.rows_affected()).await
+    let handed = match row {
+        Some(row) => row.try_get::<i64>("", "n")?,
+        None => 0,
+    };
+    wake_relays(db, handed.max(0) as u64).await
 }
 
 /// Returns the given enqueued rows to `pending` at once (Redis no longer holds them).

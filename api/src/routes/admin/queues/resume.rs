@@ -1,0 +1,29 @@
+//! `POST /api/v1/admin/queues/{queue}/resume`: workers take the queue's jobs again.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+
+use super::pause::{PauseView, set};
+use crate::extract::AuthUser;
+use crate::problem::{ApiResult, Problem};
+use crate::state::AppState;
+
+/// Resumes a paused queue: the relays push its backlog again and its workers are woken.
+/// Audited (`queue.resumed`).
+#[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/resume", tag = "admin",
+    params(("queue" = String, Path, description = "bookings, payments, email, sms or reports")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = PauseView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/admin/queues/{queue}/resume")]
+pub async fn resume(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    set(&req, &state, &caller, &path, false).await
+}
