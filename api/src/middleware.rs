@@ -1,4 +1,5 @@
-//! Per-request plumbing: the request id, the request span and log line, and HTTP metrics.
+//! Per-request plumbing: the request id (also a Sentry tag), the request span and log line,
+//! and HTTP metrics.
 
 use std::time::Instant;
 
@@ -35,6 +36,8 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let request_id = request_id_of(&req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    // The request's own Sentry hub (bound by the Sentry middleware around this one).
+    sentry::configure_scope(|scope| scope.set_tag("request.id", &request_id));
     let method = req.method().as_str().to_owned();
     let route = req
         .match_pattern()

@@ -9,8 +9,10 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use metrics_exporter_prometheus::PrometheusRecorder;
 use orderly_shared::Settings;
+use orderly_shared::providers::Providers;
+use orderly_shared::telemetry::meter::{Meter, prometheus_recorder};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -48,14 +50,18 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
+        // The app's own Prometheus registry, not the `metrics` facade's global recorder: the
+        // request middleware and the provider clients record into it and `/metrics` renders
+        // it, so two apps in one process (tests) count only their own work.
+        let metrics = Arc::new(prometheus_recorder()?);
         let state = AppState {
             db,
             redis,
             tokens: TokenKeys::new(settings.jwt_key()),
-            providers: orderly_shared::providers::Providers::from_settings(&settings)?,
+            providers: Providers::metered(&settings, Meter::local(metrics.clone()))?,
             settings: Arc::new(settings),
         };
-        let server = serve(listener, state, metrics_recorder()?)?;
+        let server = serve(listener, state, web::Data::from(metrics))?;
         Ok(Self { port, server })
     }
 
@@ -68,21 +74,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// The app's own Prometheus registry, not the `metrics` facade's global recorder: the request
-/// middleware records into it and `/metrics` renders it, so two apps in one process (tests)
-/// count only their own requests.
-fn metrics_recorder() -> anyhow::Result<PrometheusRecorder> {
-    Ok(PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("duration_seconds".into()),
-            &[
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ],
-        )
-        .context("configuring metric buckets")?
-        .build_recorder())
 }
 
 fn cors(origins: &[String]) -> Cors {
@@ -113,11 +104,10 @@ fn cors(origins: &[String]) -> Cors {
 fn serve(
     listener: TcpListener,
     state: AppState,
-    metrics: PrometheusRecorder,
+    metrics: web::Data<PrometheusRecorder>,
 ) -> anyhow::Result<Server> {
     let origins = state.settings.cors_allowed_origins.clone();
     let state = web::Data::new(state);
-    let metrics = web::Data::new(metrics);
     let openapi = ApiDoc::openapi();
     let unmatched = Arc::new(Unmatched::new(&routes::all()));
     let server = HttpServer::new(move || {
@@ -125,7 +115,13 @@ fn serve(
             .wrap(ErrorHandlers::new().default_handler(plain_error_to_problem))
             .wrap(cors(&origins))
             .wrap(from_fn(request_context))
-            .wrap(sentry_actix::Sentry::new())
+            // A hub per request, tagged with its id by `request_context`. A 500 reaches Sentry
+            // once, as the `request failed` error event with its chain (`problem`).
+            .wrap(
+                sentry_actix::Sentry::builder()
+                    .capture_server_errors(false)
+                    .finish(),
+            )
             .app_data(state.clone())
             .app_data(metrics.clone())
             .app_data(web::PathConfig::default().error_handler(|err, _| {

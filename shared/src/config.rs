@@ -153,6 +153,9 @@ pub struct Settings {
     pub redis_prefix: String,
     /// `API_ADDR`.
     pub api_addr: SocketAddr,
+    /// `METRICS_ADDR`: where `orderly-worker` and `orderly-scheduler` serve `/metrics` (port
+    /// 0 picks a free one); unset, each binary's default (the API serves it on `API_ADDR`).
+    pub metrics_addr: Option<SocketAddr>,
     /// `JWT_SECRET`.
     pub jwt_secret: SecretString,
     /// `BOOKING_HOLD_SECONDS`.
@@ -169,6 +172,8 @@ pub struct Settings {
     pub report_cron: cron::Schedule,
     /// `REPORT_TZ`.
     pub report_tz: chrono_tz::Tz,
+    /// The rest of `orderly-scheduler`'s table and its lease.
+    pub schedules: ScheduleSettings,
     /// `ADMIN_EMAILS`.
     pub admin_emails: Vec<String>,
     /// `SENTRY_DSN`.
@@ -186,6 +191,55 @@ pub struct Settings {
     /// `WORKER_*`, `OUTBOX_LEASE_SECONDS`, `RECONCILE_INTERVAL_SECONDS`, `QUEUE_WINDOW_*`,
     /// `JOB_*`: `orderly-worker` (its flags override them).
     pub worker: WorkerSettings,
+}
+
+/// A cron entry's expression (seconds first) and the time zone it is read in.
+#[derive(Debug, Clone)]
+pub struct CronSetting {
+    /// `<ENTRY>_CRON`, parsed.
+    pub expression: cron::Schedule,
+    /// `<ENTRY>_TZ` (UTC).
+    pub tz: chrono_tz::Tz,
+}
+
+/// `orderly-scheduler`'s entries beside the report (`REPORT_CRON`, `REPORT_TZ`), and its lease.
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    /// `REMINDERS_CRON` (every 15 minutes), `REMINDERS_TZ`.
+    pub reminders: CronSetting,
+    /// `SWEEP_CRON` (every minute), `SWEEP_TZ`.
+    pub sweep: CronSetting,
+    /// `RETENTION_CRON` (03:30 every day), `RETENTION_TZ`.
+    pub retention: CronSetting,
+    /// `REMINDER_LEAD_HOURS` (24): how long before its listing starts a booking is reminded.
+    pub reminder_lead_hours: u32,
+    /// `REPORT_CATCH_UP_DAYS` (7, at most 30, the days retention keeps a report's job key):
+    /// how far back a scheduler that was down makes the nightly reports it missed.
+    pub report_catch_up_days: u32,
+    /// `SCHEDULER_LEASE_SECONDS` (10): the leader's lease; a dead leader is replaced after it.
+    pub lease: Duration,
+}
+
+fn schedules(env: &Env<'_>) -> Result<ScheduleSettings, ConfigError> {
+    let entry = |name: &'static str, tz: &'static str, default: &str| {
+        Ok::<_, ConfigError>(CronSetting {
+            expression: cron(env, name, default)?,
+            tz: env.parse(tz, "UTC", "an IANA time zone such as Europe/Paris")?,
+        })
+    };
+    let catch_up = env.positive("REPORT_CATCH_UP_DAYS", 7)?;
+    if catch_up > 30 {
+        let problem = format!("expected at most 30 days, got {catch_up}");
+        return Err(ConfigError::new("REPORT_CATCH_UP_DAYS", problem));
+    }
+    Ok(ScheduleSettings {
+        reminders: entry("REMINDERS_CRON", "REMINDERS_TZ", "0 */15 * * * *")?,
+        sweep: entry("SWEEP_CRON", "SWEEP_TZ", "0 * * * * *")?,
+        retention: entry("RETENTION_CRON", "RETENTION_TZ", "0 30 3 * * *")?,
+        reminder_lead_hours: env.positive("REMINDER_LEAD_HOURS", 24)?,
+        report_catch_up_days: catch_up,
+        lease: Duration::from_secs(env.positive("SCHEDULER_LEASE_SECONDS", 10)?),
+    })
 }
 
 /// What `orderly-worker` drains and how.
@@ -343,13 +397,24 @@ impl Settings {
                 "127.0.0.1:8080",
                 "a socket address such as 127.0.0.1:8080",
             )?,
+            metrics_addr: env
+                .get("METRICS_ADDR")
+                .map(|_| {
+                    env.parse(
+                        "METRICS_ADDR",
+                        "",
+                        "a socket address such as 127.0.0.1:9091",
+                    )
+                })
+                .transpose()?,
             jwt_secret: jwt_secret(&env, app_env)?,
             booking_hold: Duration::from_secs(env.positive("BOOKING_HOLD_SECONDS", 900)?),
             mail: mail(&env, &data_dir)?,
             sms: sms(&env, &data_dir)?,
             payments: payments(&env)?,
-            report_cron: report_cron(&env)?,
+            report_cron: cron(&env, "REPORT_CRON", "0 0 2 * * *")?,
             report_tz: env.parse("REPORT_TZ", "UTC", "an IANA time zone such as Europe/Paris")?,
+            schedules: schedules(&env)?,
             admin_emails: env.list("ADMIN_EMAILS"),
             sentry_dsn: env.get("SENTRY_DSN").map(SecretString::from),
             log_format: log_format(&env, app_env)?,
@@ -568,15 +633,13 @@ fn payments(env: &Env<'_>) -> Result<PaymentSettings, ConfigError> {
     }
 }
 
-fn report_cron(env: &Env<'_>) -> Result<cron::Schedule, ConfigError> {
-    let expr = env
-        .get("REPORT_CRON")
-        .unwrap_or_else(|| "0 0 2 * * *".into());
+fn cron(env: &Env<'_>, name: &'static str, default: &str) -> Result<cron::Schedule, ConfigError> {
+    let expr = env.get(name).unwrap_or_else(|| default.into());
     cron::Schedule::from_str(&expr).map_err(|e| {
         ConfigError::new(
-            "REPORT_CRON",
+            name,
             format!(
-                "expected a cron expression with seconds first (`0 0 2 * * *`), got `{expr}`: {e}"
+                "expected a cron expression with seconds first (`{default}`), got `{expr}`: {e}"
             ),
         )
     })
@@ -627,9 +690,17 @@ mod tests {
     fn defaults_follow_the_contract() {
         let s = Settings::from_map(&base()).unwrap();
         assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.metrics_addr, None);
         assert_eq!(s.booking_hold, Duration::from_secs(900));
         assert_eq!(s.report_cron.source(), "0 0 2 * * *");
         assert_eq!(s.report_tz, chrono_tz::UTC);
+        assert_eq!(s.schedules.reminders.expression.source(), "0 */15 * * * *");
+        assert_eq!(s.schedules.sweep.expression.source(), "0 * * * * *");
+        assert_eq!(s.schedules.retention.expression.source(), "0 30 3 * * *");
+        assert_eq!(s.schedules.retention.tz, chrono_tz::UTC);
+        assert_eq!(s.schedules.reminder_lead_hours, 24);
+        assert_eq!(s.schedules.report_catch_up_days, 7);
+        assert_eq!(s.schedules.lease, Duration::from_secs(10));
         assert!(matches!(
             s.payments,
             PaymentSettings::Simulated(SimulatedPayments::Authorize)
@@ -695,6 +766,7 @@ mod tests {
     fn malformed_values_name_their_variable() {
         for (var, value) in [
             ("API_ADDR", "nowhere"),
+            ("METRICS_ADDR", "9091"),
             ("BOOKING_HOLD_SECONDS", "-5"),
             ("BOOKING_HOLD_SECONDS", "abc"),
             ("DATABASE_POOL_SIZE", "0"),
@@ -702,6 +774,16 @@ mod tests {
             ("REPORT_CRON", "* *"),
             // Six fields, but no hour 25: only a real parse refuses it.
             ("REPORT_CRON", "0 0 25 * * *"),
+            ("REMINDERS_CRON", "0 61 * * * *"),
+            ("REMINDERS_TZ", "Europe/Atlantis"),
+            ("SWEEP_CRON", "every minute"),
+            ("SWEEP_TZ", "UTC+1"),
+            ("RETENTION_CRON", "0 30 3 * *"),
+            ("RETENTION_TZ", "Mars/Base"),
+            ("REMINDER_LEAD_HOURS", "0"),
+            ("REPORT_CATCH_UP_DAYS", "31"),
+            ("REPORT_CATCH_UP_DAYS", "a week"),
+            ("SCHEDULER_LEASE_SECONDS", "0"),
             ("WORKER_QUEUES", "email,pigeons"),
             ("WORKER_QUEUE_CONCURRENCY", "email=0"),
             ("WORKER_CONCURRENCY", "0"),

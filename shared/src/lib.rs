@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod leases;
 pub mod providers;
 pub mod redis_conn;
+pub mod schedules;
 pub mod shutdown;
 pub mod telemetry;
 pub mod templates;

@@ -6,13 +6,18 @@
 //! ended), the attempt still finishes and records its end. While PostgreSQL is down, the
 //! start and the end are retried with backoff, holding the slot: nothing else could
 //! progress without it.
+//!
+//! Each attempt reports to Sentry through a hub of its own, tagged `job.id`, `job.queue` and
+//! `job.type` (and `request.id` when a request caused it); the payload is never sent.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use orderly_shared::jobs::{Envelope, JobError, outbox};
 use sea_orm::TransactionTrait;
+use sentry::SentryFutureExt;
 use tracing::Instrument;
 
 use crate::context::JobContext;
@@ -29,18 +34,45 @@ pub async fn execute(ctx: JobContext, queue: &'static str, envelope: Envelope) {
         job.attempt = tracing::field::Empty,
         request.id = envelope.request_id.as_deref().unwrap_or(""),
     );
+    let hub = job_hub(queue, &envelope);
     let attempt = async move {
         let Some(attempt) = start(&ctx, &envelope).await else {
             return;
         };
         tracing::Span::current().record("job.attempt", attempt);
+        record_queue_wait(queue, &envelope);
         let mut envelope = envelope;
         envelope.attempt = attempt;
         run_and_record(&ctx, queue, &envelope).await;
         ctx.runs.finish(envelope.outbox_id);
     };
     // Its own task: an attempt is never dropped half-way by its queue's stream.
-    let _ = tokio::spawn(attempt.instrument(span)).await;
+    let _ = tokio::spawn(attempt.instrument(span).bind_hub(hub)).await;
+}
+
+/// A Sentry hub for one attempt, its events tagged with the job (ids and names only).
+fn job_hub(queue: &str, envelope: &Envelope) -> Arc<sentry::Hub> {
+    let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
+    hub.configure_scope(|scope| {
+        scope.set_tag("job.id", envelope.outbox_id);
+        scope.set_tag("job.queue", queue);
+        scope.set_tag("job.type", &envelope.job_type);
+        if let Some(request_id) = &envelope.request_id {
+            scope.set_tag("request.id", request_id);
+        }
+    });
+    hub
+}
+
+/// `job_queue_wait_seconds`: from the relay's push (the claim, by the database's clock) to
+/// this start. The outbox's own delay before the push is `outbox_lag_seconds` (`backlog`).
+fn record_queue_wait(queue: &str, envelope: &Envelope) {
+    let waited_ms = (chrono::Utc::now().timestamp_millis() - envelope.claim).max(0);
+    let labels = [
+        ("queue", queue.to_owned()),
+        ("job_type", envelope.job_type.clone()),
+    ];
+    metrics::histogram!("job_queue_wait_seconds", &labels).record(waited_ms as f64 / 1000.0);
 }
 
 /// The longest wait between two tries of a database write that must happen.
@@ -123,12 +155,12 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
                 ctx.completions.record(id, attempt)
             })
             .await;
-            count(queue, &envelope.job_type, "done");
+            count(queue, envelope, "done");
             tracing::info!(duration_ms, "job done");
         }
         Err(JobError::Permanent(error)) => {
             persist(ctx, "recording a dead job", || bury(ctx, envelope, &error)).await;
-            count(queue, &envelope.job_type, "dead");
+            count(queue, envelope, "dead");
             tracing::error!(duration_ms, error = %error, "job failed permanently; dead");
         }
         Err(JobError::Transient(error)) => {
@@ -141,12 +173,12 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
                     Ok(())
                 })
                 .await;
-                count(queue, &envelope.job_type, "retry");
+                count(queue, envelope, "retry");
                 tracing::warn!(duration_ms, error = %error, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
             } else {
                 let error = format!("gave up after {attempt} attempts: {error}");
                 persist(ctx, "recording a dead job", || bury(ctx, envelope, &error)).await;
-                count(queue, &envelope.job_type, "dead");
+                count(queue, envelope, "dead");
                 tracing::error!(duration_ms, error = %error, "job out of attempts; dead");
             }
         }
@@ -165,13 +197,18 @@ pub async fn bury(ctx: &JobContext, envelope: &Envelope, error: &str) -> anyhow:
     Ok(())
 }
 
-fn count(queue: &str, job_type: &str, outcome: &'static str) {
+/// `jobs_total` by outcome (`done`, `retry`, `dead`) and, once the job has ended,
+/// `job_attempts`: how many attempts it took.
+fn count(queue: &str, envelope: &Envelope, outcome: &'static str) {
     let labels = [
         ("queue", queue.to_owned()),
-        ("job_type", job_type.to_owned()),
+        ("job_type", envelope.job_type.clone()),
         ("outcome", outcome.to_owned()),
     ];
     metrics::counter!("jobs_total", &labels).increment(1);
+    if outcome != "retry" {
+        metrics::histogram!("job_attempts", &labels).record(f64::from(envelope.attempt));
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

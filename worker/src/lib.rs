@@ -7,8 +7,10 @@
 //! - [`relay`] and [`reconciler`]: PostgreSQL's outbox to each queue's bounded window in
 //!   Redis, and back when Redis or a worker lost a job;
 //! - [`storage`], [`queues`] and [`wake`]: Orderly's Redis queue storage behind apalis's
-//!   backend traits, and prompt pick-up.
+//!   backend traits, and prompt pick-up;
+//! - [`backlog`]: each queue's depth and oldest wait, as gauges; `/metrics` on `METRICS_ADDR`.
 
+pub mod backlog;
 pub mod completions;
 pub mod context;
 pub mod deliveries;
@@ -22,6 +24,7 @@ pub mod storage;
 pub mod transport;
 pub mod wake;
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +35,7 @@ use orderly_shared::Settings;
 use orderly_shared::config::{WorkerSettings, parse_queue, parse_queue_concurrency};
 use orderly_shared::jobs::{Envelope, Queue};
 use orderly_shared::providers::Providers;
+use orderly_shared::telemetry::{meter, metrics_endpoint};
 use orderly_shared::templates::Templates;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +43,10 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{JobContext, PolicyOverrides};
 use crate::queues::{QueueTimings, RedisTransport};
 use crate::transport::Transport;
+
+/// Where `/metrics` is served when `METRICS_ADDR` is unset.
+pub const DEFAULT_METRICS_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9091));
 
 /// The most tasks one fetch from Redis takes (and at most a queue's concurrency).
 const FETCH_BATCH: usize = 50;
@@ -111,6 +119,8 @@ pub async fn run_until(
 ) -> anyhow::Result<()> {
     // Before any connection: a broken template stops start-up, naming the file.
     let templates = Arc::new(Templates::load(&settings.mail.templates_dir)?);
+    // So is a METRICS_ADDR already taken.
+    let exporter = serve_metrics(&settings).await?;
     // The relay, its LISTEN, the reconciler and the batch writers need a few at least.
     let cli = &settings.worker;
     let pool = cli.db_pool_size.max(8);
@@ -149,6 +159,7 @@ pub async fn run_until(
         ),
         runs: runs.clone(),
         policies,
+        reports: orderly_shared::domain::reports::ReportSettings::from_settings(&settings),
         stopping: stopping.clone(),
     };
     let timings = timings(cli);
@@ -189,6 +200,7 @@ pub async fn run_until(
             holder: instance.clone(),
             policies,
         };
+        tasks.push(tokio::spawn(backlog::run(db.clone(), background.clone())));
         tasks.push(tokio::spawn(reconciler::run(
             db.clone(),
             transport.clone(),
@@ -236,6 +248,7 @@ pub async fn run_until(
         lease_s = lease.as_secs(),
         shutdown_grace_s = grace.as_secs(),
         relay = cli.relay,
+        metrics.addr = %exporter.addr(),
         "orderly-worker started"
     );
     let stopping_after_grace = stopping.clone();
@@ -258,6 +271,21 @@ pub async fn run_until(
     }
     tracing::info!("orderly-worker stopped");
     Ok(())
+}
+
+/// Installs the process's metrics registry as the global recorder (every `metrics::` call
+/// of the worker and of the provider clients lands in it) and serves it on `METRICS_ADDR`.
+async fn serve_metrics(settings: &Settings) -> anyhow::Result<metrics_endpoint::MetricsEndpoint> {
+    let handle = match meter::install_global() {
+        Ok(handle) => handle,
+        Err(e) => {
+            // Only when embedded twice in one process: the first registry keeps the metrics.
+            tracing::warn!(error = %format!("{e:#}"), "metrics go to the recorder installed earlier");
+            meter::prometheus_recorder()?.handle()
+        }
+    };
+    let addr = settings.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR);
+    metrics_endpoint::serve(addr, handle).await
 }
 
 /// The apalis handler of every queue: run the job and record its end. It always succeeds

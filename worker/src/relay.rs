@@ -180,7 +180,7 @@ pub async fn relay_once(
                 ids.len()
             )));
         }
-        metrics::counter!("outbox_relayed_total", "queue" => queue.as_str())
+        metrics::counter!("relay_pushed_total", "queue" => queue.as_str())
             .increment(envelopes.len() as u64);
     }
     Ok(Round {

@@ -99,6 +99,42 @@ async fn metrics_count_this_apps_requests_by_route_and_status() {
     );
 }
 
+#[tokio::test]
+async fn metrics_count_the_provider_calls_of_this_apps_requests() {
+    let other = spawn_app().await;
+    let app = spawn_app().await;
+    let provider = app.register("provider").await;
+    let customer = app.register("customer").await;
+    let listing = app.create_listing(&provider, json!({"capacity": 5})).await;
+    for _ in 0..2 {
+        let body = json!({"listing_id": listing["id"], "quantity": 1});
+        let resp = app
+            .post_json("/api/v1/bookings", &body, Some(&customer.access))
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    assert_eq!(
+        series(
+            &text,
+            r#"provider_calls_total{provider="simulated",operation="create",outcome="ok"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            r#"provider_call_duration_seconds_count{provider="simulated",operation="create"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    let elsewhere = other.get("/metrics", None).await.text().await.unwrap();
+    assert!(!elsewhere.contains("provider_calls_total"), "{elsewhere}");
+}
+
 /// A documented path with a placeholder for each parameter.
 fn concrete(path: &str) -> String {
     let placeholder = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";

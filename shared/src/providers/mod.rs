@@ -2,6 +2,7 @@
 //! jobs are tested against real local defaults or fake HTTP servers.
 
 pub mod mail;
+pub mod metered;
 pub mod payments;
 pub mod sms;
 pub mod stripe;
@@ -9,6 +10,7 @@ pub mod stripe;
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::telemetry::meter::Meter;
 
 /// How a provider call failed; decides whether a job is retried.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -77,12 +79,27 @@ impl std::fmt::Debug for Providers {
 }
 
 impl Providers {
-    /// Builds the clients that the settings name.
+    /// Builds the clients that the settings name, their calls measured into the process's
+    /// global metrics recorder.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        Self::metered(settings, Meter::global())
+    }
+
+    /// Builds the clients that the settings name, their calls measured into `meter`.
+    pub fn metered(settings: &Settings, meter: Meter) -> anyhow::Result<Self> {
         Ok(Self {
-            payments: payments::from_settings(settings)?,
-            mail: mail::from_settings(settings)?,
-            sms: sms::from_settings(settings)?,
+            payments: Arc::new(metered::MeteredGateway {
+                inner: payments::from_settings(settings)?,
+                meter: meter.clone(),
+            }),
+            mail: Arc::new(metered::MeteredMailer {
+                inner: mail::from_settings(settings)?,
+                meter: meter.clone(),
+            }),
+            sms: Arc::new(metered::MeteredSms {
+                inner: sms::from_settings(settings)?,
+                meter,
+            }),
         })
     }
 }

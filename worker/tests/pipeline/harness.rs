@@ -48,6 +48,8 @@ impl Pipeline {
             ("RECONCILE_INTERVAL_SECONDS".into(), "1".into()),
             ("OUTBOX_LEASE_SECONDS".into(), "3".into()),
             ("RUST_LOG".into(), "warn,orderly_worker=info".into()),
+            // Several workers per test and tests in parallel: each its own free port.
+            ("METRICS_ADDR".into(), "127.0.0.1:0".into()),
         ]);
         for (k, v) in overrides {
             vars.insert((*k).into(), (*v).into());

@@ -2,6 +2,7 @@
 //! fake SMTP and SMS servers on loopback. Nothing here sleeps to wait: it polls with deadlines.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod crashes;
 mod delivery;
 mod emails;
@@ -10,6 +11,9 @@ mod fakes;
 mod faults;
 mod flow;
 mod harness;
+mod metrics;
+mod reports;
 mod retries;
+mod scheduled;
 mod startup;
 mod stripe;
