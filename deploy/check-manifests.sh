@@ -12,16 +12,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 VENV=${ORDERLY_LOCAL_DIR:-$ROOT/.local}/check-venv
 say() { printf 'check-manifests: %s\n' "$*" >&2; }
 
+# shellcheck source=deploy/lib/services.sh
+source "$ROOT/deploy/lib/services.sh"
+# The tools come from Debian and PyPI; not being able to install them (no root, no network)
+# skips the check loudly rather than failing on something the files did not cause.
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 python3-venv >/dev/null
-    else
-        say "skipped: python3 with venv is not installed"; exit 0
-    fi
+    orderly_install_packages python3 python3-venv || { say "SKIPPED: python3 with venv cannot be installed"; exit 0; }
 fi
 if [[ ! -x $VENV/bin/kubernetes-validate ]]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q kubernetes-validate==1.37.0 pyyaml
+    if ! { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q kubernetes-validate==1.37.0 pyyaml; }; then
+        rm -rf "$VENV"
+        say "SKIPPED: cannot install kubernetes-validate from PyPI"; exit 0
+    fi
 fi
 
 "$VENV/bin/python" - "$ROOT/deploy/compose.yaml" <<'PY'
