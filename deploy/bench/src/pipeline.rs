@@ -180,7 +180,12 @@ pub struct EnqueueArgs {
 pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<Value> {
     let db = connect(args.concurrency).await?;
     let enqueuer = Enqueuer::start(db.clone());
-    let before = scalar(&db, "SELECT count(*)::float8 FROM outbox", vec![]).await?;
+    let before = scalar(
+        &db,
+        "SELECT count(*)::float8 FROM outbox WHERE job_type = 'noop'",
+        vec![],
+    )
+    .await?;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
@@ -219,7 +224,13 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<Value> {
         task.await??;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let added = scalar(&db, "SELECT count(*)::float8 FROM outbox", vec![]).await? - before;
+    let added = scalar(
+        &db,
+        "SELECT count(*)::float8 FROM outbox WHERE job_type = 'noop'",
+        vec![],
+    )
+    .await?
+        - before;
     anyhow::ensure!(
         added as u64 == args.count,
         "{added} outbox rows were added for {} jobs",
