@@ -325,3 +325,66 @@ pub fn copy_of_templates() -> std::path::PathBuf {
     copy(std::path::Path::new(crate::templates::DEFAULT_DIR), &dir);
     dir
 }
+
+/// A binary under test running as a child process: killed (and reaped) when dropped. Its
+/// methods panic on failure, as test code does.
+pub struct Process {
+    child: std::process::Child,
+    name: &'static str,
+}
+
+#[allow(clippy::unwrap_used)]
+impl Process {
+    /// Wraps `child`, a started `name` (for failure messages).
+    pub fn new(child: std::process::Child, name: &'static str) -> Self {
+        Self { child, name }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM (a graceful stop); see [`Process::exited`].
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not exit within {limit:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

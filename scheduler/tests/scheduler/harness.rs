@@ -2,13 +2,13 @@
 //! kill, and seed rows written as SQL.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use orderly_shared::Settings;
 use orderly_shared::schedules::Table;
-use orderly_shared::testing::{create_test_database, env, test_id, wait_until};
+use orderly_shared::testing::{Process, create_test_database, env, test_id, wait_until};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, Value};
 use uuid::Uuid;
 
@@ -67,13 +67,13 @@ impl Harness {
 
     /// Starts `orderly-scheduler` (it runs until killed).
     pub fn spawn(&self) -> SchedulerProcess {
-        SchedulerProcess {
-            child: self
-                .command()
+        Process::new(
+            self.command()
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("starting orderly-scheduler"),
-        }
+            "the scheduler",
+        )
     }
 
     /// Runs `orderly-scheduler ARGS` to its end.
@@ -255,47 +255,4 @@ pub fn pid_of(holder: &str) -> u32 {
 }
 
 /// A running `orderly-scheduler`.
-pub struct SchedulerProcess {
-    child: Child,
-}
-
-impl SchedulerProcess {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn kill_9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit on its own.
-    pub async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the scheduler did not exit within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for SchedulerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub type SchedulerProcess = Process;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,7 +15,7 @@ use orderly_shared::jobs::outbox::{self, NewJob};
 use orderly_shared::jobs::{Noop, Queue};
 use orderly_shared::providers::Providers;
 use orderly_shared::templates::Templates;
-use orderly_shared::testing::{create_test_database, env, test_id, wait_until};
+use orderly_shared::testing::{Process, create_test_database, env, test_id, wait_until};
 use orderly_worker::storage::QueueKeys;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set, Statement};
 use uuid::Uuid;
@@ -82,9 +82,10 @@ impl Pipeline {
         for (k, v) in extra {
             command.env(k, v);
         }
-        WorkerProcess {
-            child: command.spawn().expect("starting orderly-worker"),
-        }
+        Process::new(
+            command.spawn().expect("starting orderly-worker"),
+            "the worker",
+        )
     }
 
     pub async fn user(&self, role: Role, phone: Option<&str>) -> users::Model {
@@ -243,48 +244,4 @@ impl Pipeline {
 }
 
 /// A running `orderly-worker`.
-pub struct WorkerProcess {
-    child: Child,
-}
-
-impl WorkerProcess {
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    pub fn kill_9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit on its own.
-    pub async fn exited(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the worker did not exit within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub type WorkerProcess = Process;
