@@ -10,6 +10,7 @@ use anyhow::Context;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
+use crate::cpu;
 use crate::http::{self, LoadArgs};
 use crate::pipeline::{connect, scalar, stmt};
 
@@ -93,11 +94,13 @@ pub struct FlowArgs {
     statements_out: Option<PathBuf>,
 }
 
-/// Calls of each statement (by its text) in this database so far.
-async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, f64> {
+/// Calls and total execution milliseconds of each statement (by its text) in this database
+/// so far.
+async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, (f64, f64)> {
     let rows = db
         .query_all_raw(stmt(
-            "SELECT regexp_replace(left(s.query, 160), '\\s+', ' ', 'g') AS query, sum(s.calls)::float8 AS calls
+            "SELECT regexp_replace(left(s.query, 160), '\\s+', ' ', 'g') AS query, sum(s.calls)::float8 AS calls,
+                    sum(s.total_exec_time)::float8 AS ms
                FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
               WHERE d.datname = current_database() GROUP BY 1",
             vec![],
@@ -105,7 +108,11 @@ async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, f64> {
         .await
         .unwrap_or_default();
     rows.into_iter()
-        .filter_map(|r| Some((r.try_get("", "query").ok()?, r.try_get("", "calls").ok()?)))
+        .filter_map(|r| {
+            let calls = r.try_get("", "calls").ok()?;
+            let ms = r.try_get("", "ms").ok()?;
+            Some((r.try_get("", "query").ok()?, (calls, ms)))
+        })
         .collect()
 }
 
@@ -124,6 +131,7 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
     let since = scalar(&db, "SELECT extract(epoch FROM now())::float8", vec![]).await?;
     let before = counters(&db, &mut redis).await?;
     let calls_before = statement_calls(&db).await;
+    let cpu_before = cpu::snapshot();
 
     let load = http::bookings(args).await?;
     let load_ended = Instant::now();
@@ -136,6 +144,7 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let drain_s = load_ended.elapsed().as_secs_f64();
+    let cpu_after = cpu::snapshot();
 
     tokio::time::sleep(STATS_SETTLE).await;
     let after = counters(&db, &mut redis).await?;
@@ -157,16 +166,24 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
     )
     .await?;
     if let Some(path) = statements_out {
-        let mut deltas: Vec<(f64, &String)> = calls_after
+        let mut deltas: Vec<(f64, f64, &String)> = calls_after
             .iter()
-            .map(|(q, a)| (a - calls_before.get(q).copied().unwrap_or(0.0), q))
-            .filter(|(d, _)| *d > 0.0)
+            .map(|(q, (calls, ms))| {
+                let (calls_b, ms_b) = calls_before.get(q).copied().unwrap_or((0.0, 0.0));
+                (calls - calls_b, ms - ms_b, q)
+            })
+            .filter(|(d, _, _)| *d > 0.0)
             .collect();
         deltas.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let text: String = deltas
-            .iter()
-            .take(30)
-            .map(|(d, q)| format!("{:8.2}  {q}\n", d / completed.max(1.0)))
+        let per_booking = completed.max(1.0);
+        let text: String = std::iter::once("calls  exec µs  (per completed booking)\n".to_owned())
+            .chain(deltas.iter().take(30).map(|(d, ms, q)| {
+                format!(
+                    "{:5.2}  {:7.1}  {q}\n",
+                    d / per_booking,
+                    1000.0 * ms / per_booking
+                )
+            }))
             .collect();
         std::fs::write(&path, text).context("writing the statements")?;
     }
@@ -185,6 +202,7 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
         },
         "wal_kb_per_booking": per(after.wal_bytes - before.wal_bytes) / 1024.0,
         "redis_commands_per_booking": per(after.redis_commands - before.redis_commands),
+        "cpu_ms_per_booking": cpu::per_unit(&cpu_before, &cpu_after, completed),
     }))
 }
 

@@ -2,6 +2,7 @@
 //! JSON object with its figures; the script assembles the table.
 
 mod backlog;
+mod cpu;
 mod flow;
 mod http;
 mod pipeline;
@@ -44,13 +45,26 @@ enum Command {
     Report(report::ReportArgs),
 }
 
+/// Runs an HTTP load and adds `cpu_ms_per_request`: the machine's CPU time per successful
+/// request, by program (see [`cpu`]).
+async fn with_cpu(
+    load: impl Future<Output = anyhow::Result<serde_json::Value>>,
+) -> anyhow::Result<serde_json::Value> {
+    let before = cpu::snapshot();
+    let mut result = load.await?;
+    let after = cpu::snapshot();
+    let ok = result["ok"].as_f64().unwrap_or(0.0);
+    result["cpu_ms_per_request"] = cpu::per_unit(&before, &after, ok);
+    Ok(result)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match Cli::parse().command {
         Command::Setup(args) => http::setup(args).await?,
-        Command::Bookings(args) => http::bookings(args).await?,
-        Command::GetBooking(args) => http::get_booking(args).await?,
+        Command::Bookings(args) => with_cpu(http::bookings(args)).await?,
+        Command::GetBooking(args) => with_cpu(http::get_booking(args)).await?,
         Command::Flow(args) => flow::flow(args).await?,
         Command::Durability => flow::durability().await?,
         Command::Drain(args) => pipeline::drain(args).await?,

@@ -22,6 +22,26 @@ const WORK_ON_MAIN: [(&str, &str, f64); 3] = [
     ("redis_commands_per_booking", "Redis commands", 14.0),
 ];
 
+/// `1.23 ms: postgres 0.80, orderly-api 0.30, ...`: a phase's CPU per unit by program,
+/// largest first (from `cpu_ms_per_*`).
+fn cpu_breakdown(cpu: &Value) -> String {
+    let Some(map) = cpu.as_object() else {
+        return "?".to_owned();
+    };
+    let mut parts: Vec<(&String, f64)> = map
+        .iter()
+        .filter(|(name, _)| name.as_str() != "total")
+        .filter_map(|(name, v)| Some((name, v.as_f64()?)))
+        .collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total = map.get("total").and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|(name, ms)| format!("{name} {ms:.3}"))
+        .collect();
+    format!("{total:.3} ms: {}", parts.join(", "))
+}
+
 /// Renders the table.
 pub fn report(args: ReportArgs) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(&args.results).context("reading the results")?;
@@ -176,6 +196,27 @@ pub fn report(args: ReportArgs) -> anyhow::Result<String> {
         "",
         None,
     );
+    for (name, key, label) in [
+        (
+            "bookings",
+            "cpu_ms_per_request",
+            "CPU per booking, booking only",
+        ),
+        (
+            "get_booking",
+            "cpu_ms_per_request",
+            "CPU per GET /bookings/{id}",
+        ),
+        (
+            "flow",
+            "cpu_ms_per_booking",
+            "CPU per completed booking, whole flow",
+        ),
+    ] {
+        if let Some(cpu) = r.get(name).map(|v| &v[key]) {
+            row(label, cpu_breakdown(cpu), "", None);
+        }
+    }
     let noop = f("drain_noop", "jobs_per_s");
     row(
         "one worker drains noop jobs",
