@@ -9,6 +9,7 @@ use uuid::Uuid;
 use orderly_migrations::{Migrator, MigratorTrait};
 
 #[cfg(feature = "testing")]
+pub mod metrics;
 pub mod stripe;
 
 /// Advisory lock key serialising template creation and cloning across test processes.

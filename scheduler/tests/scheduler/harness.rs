@@ -67,8 +67,14 @@ impl Harness {
 
     /// Starts `orderly-scheduler` (it runs until killed).
     pub fn spawn(&self) -> SchedulerProcess {
+        self.spawn_with(&[])
+    }
+
+    /// Starts `orderly-scheduler` with `extra` variables on top of the harness's.
+    pub fn spawn_with(&self, extra: &[(&str, &str)]) -> SchedulerProcess {
         Process::new(
             self.command()
+                .envs(extra.iter().copied())
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("starting orderly-scheduler"),

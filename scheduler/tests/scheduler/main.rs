@@ -7,5 +7,6 @@ mod catch_up;
 mod commands;
 mod entries;
 mod harness;
+mod metrics;
 mod replicas;
 mod runs;

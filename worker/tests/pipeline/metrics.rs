@@ -5,43 +5,16 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::time::Duration;
 
+use orderly_shared::testing::metrics::{free_addr, scrape, series};
 use orderly_shared::testing::wait_until;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::harness::{Pipeline, WorkerProcess};
-
-/// The body of `GET /metrics` at `addr`, or `None` if nothing answers 200 there.
-async fn scrape(addr: SocketAddr) -> Option<String> {
-    let mut stream = TcpStream::connect(addr).await.ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-/// The value of the series `name_and_labels` (exactly as rendered) in `scrape`.
-fn series(scrape: &str, name_and_labels: &str) -> Option<f64> {
-    scrape.lines().find_map(|line| {
-        line.strip_prefix(name_and_labels)?
-            .strip_prefix(' ')?
-            .parse()
-            .ok()
-    })
-}
 
 /// A worker serving `/metrics` on a port that was free a moment before. If something else
 /// took the port first, the worker exits naming `METRICS_ADDR`, and another port is tried.
 async fn worker_with_metrics(p: &Pipeline, extra: &[(&str, &str)]) -> (WorkerProcess, SocketAddr) {
     for _ in 0..5 {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = free_addr();
         let metrics_addr = addr.to_string();
         let mut vars = vec![("METRICS_ADDR", metrics_addr.as_str())];
         vars.extend_from_slice(extra);
