@@ -3,9 +3,9 @@
 #
 #   deploy/test.sh [ARGS...]   ARGS go to `cargo nextest run` (or `cargo test` without nextest)
 #
-# Set DATABASE_URL / REDIS_URL to use existing servers instead (the DATABASE_URL user needs
-# CREATEDB). Servers this script starts are stopped when it ends; servers it finds running are
-# left alone.
+# Set DATABASE_URL / REDIS_URL / ORDERLY_TEST_REDIS_CLUSTER_URL to use existing servers
+# instead (the DATABASE_URL user needs CREATEDB). Servers this script starts are stopped when
+# it ends; servers it finds running are left alone.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -37,6 +37,8 @@ pg_bin=$(_orderly_find_pg_bindir) || { orderly_install_packages postgresql && pg
 export PATH="$pg_bin:$PATH"
 if _orderly_is_root; then ORDERLY_PG_USER=$(_orderly_pg_user) || exit 1; export ORDERLY_PG_USER; fi
 orderly_ensure_redis || exit 1
+# The pipeline's cluster tests run on a three-master Redis Cluster of their own.
+orderly_ensure_redis_cluster || exit 1
 # The clock-skew test runs a worker under Debian's libfaketime.
 compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null || orderly_install_packages faketime || exit 1
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use orderly_shared::Settings;
 use orderly_shared::providers::Providers;
-use redis::aio::ConnectionManager;
+use orderly_shared::redis_conn::RedisConn;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::TokenKeys;
@@ -14,8 +14,8 @@ use crate::auth::TokenKeys;
 pub struct AppState {
     /// PostgreSQL pool.
     pub db: DatabaseConnection,
-    /// Redis connection (multiplexed, reconnecting).
-    pub redis: ConnectionManager,
+    /// Redis connection (multiplexed, reconnecting; one server, a cluster or Sentinel's primary).
+    pub redis: RedisConn,
     /// Configuration.
     pub settings: Arc<Settings>,
     /// JWT keys.

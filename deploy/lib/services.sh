@@ -4,6 +4,8 @@
 #
 #   orderly_ensure_postgres    exports DATABASE_URL and puts the PostgreSQL client tools on PATH
 #   orderly_ensure_redis       exports REDIS_URL and REDIS_SERVER_BIN
+#   orderly_ensure_redis_cluster  exports ORDERLY_TEST_REDIS_CLUSTER_URL (a three-master Redis
+#                              Cluster on loopback, for the tests; after orderly_ensure_redis)
 #   orderly_stop_services      stops only the servers that this shell started
 #   orderly_install_packages   apt-get install as root, otherwise says what to install
 #   orderly_require_cargo      makes sure `cargo` is on PATH
@@ -11,6 +13,7 @@
 #
 # Settings (environment): DATABASE_URL / REDIS_URL (use these servers, start nothing),
 # ORDERLY_LOCAL_DIR (default <repo>/.local), ORDERLY_PG_PORT (25432), ORDERLY_REDIS_PORT (26379),
+# ORDERLY_REDIS_CLUSTER_PORTS ("26380 26381 26382"; ORDERLY_TEST_REDIS_CLUSTER_URL: use that cluster),
 # ORDERLY_PG_DURABLE (set before sourcing; 0; 1 = a second private PostgreSQL, data in .local/pg-durable, default port
 # 25433, with PostgreSQL's default durability and pg_stat_statements: what deploy/bench.sh uses).
 #
@@ -24,12 +27,14 @@ ORDERLY_LOCAL_DIR=${ORDERLY_LOCAL_DIR:-$ORDERLY_ROOT/.local}
 ORDERLY_PG_DURABLE=${ORDERLY_PG_DURABLE:-0}
 if [[ $ORDERLY_PG_DURABLE == 1 ]]; then ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-25433}; else ORDERLY_PG_PORT=${ORDERLY_PG_PORT:-25432}; fi
 ORDERLY_REDIS_PORT=${ORDERLY_REDIS_PORT:-26379}
+ORDERLY_REDIS_CLUSTER_PORTS=${ORDERLY_REDIS_CLUSTER_PORTS:-26380 26381 26382}
 # The default ports lie below Linux's ephemeral range (32768-60999): the benchmark and tests
 # open thousands of loopback connections, and one of them may hold a port in that range.
 
 # What this shell started (1) as opposed to reused; only those are stopped. `:=` keeps the
 # values if the file is sourced twice.
 : "${_ORDERLY_PG_STARTED:=0}" "${_ORDERLY_REDIS_STARTED:=0}" "${_ORDERLY_APT_UPDATED:=0}"
+: "${_ORDERLY_REDIS_CLUSTER_STARTED:=0}"
 
 _orderly_log() { printf 'orderly: %s\n' "$*" >&2; }
 _orderly_err() { printf 'orderly: error: %s\n' "$*" >&2; }
@@ -391,7 +396,10 @@ orderly_ensure_redis() {
     export REDIS_SERVER_BIN
 
     if [[ -n ${REDIS_URL:-} && $REDIS_URL != "$private_url" ]]; then
-        if command -v redis-cli >/dev/null 2>&1; then
+        if [[ $REDIS_URL == redis+cluster://* || $REDIS_URL == redis+sentinel://* ]]; then
+            # redis-cli -u reads neither form; every Orderly process checks it at start.
+            _orderly_log "not checking a Redis Cluster or Sentinel REDIS_URL with redis-cli"
+        elif command -v redis-cli >/dev/null 2>&1; then
             # 2>&1: redis-cli warns about passwords in -u on stderr; only the reply matters.
             out=$(timeout 10 redis-cli -u "$REDIS_URL" ping 2>&1) || true
             if [[ $out != *PONG* ]]; then
@@ -450,6 +458,101 @@ orderly_ensure_redis() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Redis Cluster (tests only): three masters, no replicas, on loopback. Each node keeps its
+# nodes.conf and log in $ORDERLY_LOCAL_DIR/redis-cluster/<port>; nothing is persisted.
+# ---------------------------------------------------------------------------------------------
+
+# CLUSTER INFO of 127.0.0.1:$1 says the cluster serves every slot.
+_orderly_cluster_ok() {
+    timeout 5 redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | grep -q '^cluster_state:ok'
+}
+
+orderly_ensure_redis_cluster() {
+    local -a ports
+    read -r -a ports <<<"$ORDERLY_REDIS_CLUSTER_PORTS"
+    local nodes='' port
+    for port in "${ports[@]}"; do nodes+="${nodes:+,}127.0.0.1:$port"; done
+    local private_url="redis+cluster://$nodes"
+
+    if [[ -n ${ORDERLY_TEST_REDIS_CLUSTER_URL:-} && $ORDERLY_TEST_REDIS_CLUSTER_URL != "$private_url" ]]; then
+        export ORDERLY_TEST_REDIS_CLUSTER_URL
+        _orderly_log "Redis Cluster: using ORDERLY_TEST_REDIS_CLUSTER_URL $(_orderly_redact "$ORDERLY_TEST_REDIS_CLUSTER_URL")"
+        return 0
+    fi
+    ((${#ports[@]} >= 3)) || { _orderly_err "ORDERLY_REDIS_CLUSTER_PORTS needs three ports, got '$ORDERLY_REDIS_CLUSTER_PORTS'"; return 1; }
+    [[ -n ${REDIS_SERVER_BIN:-} ]] || { _orderly_err "orderly_ensure_redis_cluster needs REDIS_SERVER_BIN (call orderly_ensure_redis first)"; return 1; }
+    # redis-cli creates the cluster; Debian ships it in redis-tools.
+    if ! command -v redis-cli >/dev/null 2>&1; then
+        orderly_install_packages redis-tools || return 1
+    fi
+
+    local base=$ORDERLY_LOCAL_DIR/redis-cluster running=0 pid dir i
+    _ORDERLY_REDIS_CLUSTER_DIR=$base
+    for port in "${ports[@]}"; do
+        pid=$(cat "$base/$port/redis.pid" 2>/dev/null) || pid=''
+        _orderly_pid_is "$pid" redis && running=$((running + 1))
+    done
+    if ((running == ${#ports[@]})) && _orderly_cluster_ok "${ports[0]}"; then
+        _orderly_log "Redis Cluster: reusing the private cluster on $nodes"
+        export ORDERLY_TEST_REDIS_CLUSTER_URL=$private_url
+        return 0
+    fi
+    if ((running > 0)); then
+        _orderly_err "a private Redis Cluster in $base is partly running or unhealthy; stop its nodes (the pids in $base/*/redis.pid) and retry"
+        return 1
+    fi
+
+    for port in "${ports[@]}"; do
+        if _orderly_port_open "$port"; then
+            _orderly_err "port $port is already used by another server; set ORDERLY_REDIS_CLUSTER_PORTS to three free ports (or ORDERLY_TEST_REDIS_CLUSTER_URL to use that cluster)"
+            return 1
+        fi
+    done
+    _orderly_log "Redis Cluster: starting three masters on $nodes (logs: $base/<port>/redis.log)"
+    _ORDERLY_REDIS_CLUSTER_STARTED=1
+    for port in "${ports[@]}"; do
+        dir=$base/$port
+        mkdir -p "$dir" || { _orderly_err "cannot create $dir"; return 1; }
+        # A fresh cluster every start: an old nodes.conf would name nodes that are gone.
+        rm -f "$dir/nodes.conf" "$dir/redis.pid"
+        if ! "$REDIS_SERVER_BIN" --bind 127.0.0.1 --port "$port" --dir "$dir" \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+            --save '' --appendonly no --daemonize yes --supervised no \
+            --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1; then
+            _orderly_tail "$dir/redis.log"
+            _orderly_err "redis-server (cluster node $port) did not start (see $dir/redis.log)"
+            return 1
+        fi
+    done
+    for port in "${ports[@]}"; do
+        for ((i = 0; i < 100; i++)); do _orderly_redis_ping "$port" && break; sleep 0.2; done
+        _orderly_redis_ping "$port" || { _orderly_tail "$base/$port/redis.log"; _orderly_err "cluster node $port did not answer within 20 s"; return 1; }
+    done
+    local -a addrs=()
+    for port in "${ports[@]}"; do addrs+=("127.0.0.1:$port"); done
+    local out
+    if ! out=$(timeout 60 redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes 2>&1 </dev/null); then
+        printf '%s\n' "$out" | tail -n 20 >&2
+        _orderly_err "redis-cli --cluster create failed"
+        return 1
+    fi
+    # Every node must see every slot served before a client gets a consistent map.
+    for ((i = 0; i < 150; i++)); do
+        running=0
+        for port in "${ports[@]}"; do _orderly_cluster_ok "$port" && running=$((running + 1)); done
+        ((running == ${#ports[@]})) && break
+        sleep 0.2
+    done
+    if ((running != ${#ports[@]})); then
+        timeout 5 redis-cli -h 127.0.0.1 -p "${ports[0]}" cluster info >&2 || true
+        _orderly_err "the Redis Cluster on $nodes did not reach cluster_state:ok within 30 s"
+        return 1
+    fi
+    export ORDERLY_TEST_REDIS_CLUSTER_URL=$private_url
+    _orderly_log "Redis Cluster: ORDERLY_TEST_REDIS_CLUSTER_URL=$ORDERLY_TEST_REDIS_CLUSTER_URL"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Stop what this shell started (never servers named by a pre-set URL, never reused ones).
 # Always returns 0 so that it is safe in EXIT traps; problems are reported as warnings.
 # ---------------------------------------------------------------------------------------------
@@ -478,6 +581,21 @@ orderly_stop_services() {
         fi
         rm -f "$_ORDERLY_REDIS_PIDFILE"
         _ORDERLY_REDIS_STARTED=0
+    fi
+    if [[ $_ORDERLY_REDIS_CLUSTER_STARTED == 1 ]]; then
+        _orderly_log "Redis Cluster: stopping the private cluster"
+        local port cpid i
+        for port in $ORDERLY_REDIS_CLUSTER_PORTS; do
+            cpid=$(cat "$_ORDERLY_REDIS_CLUSTER_DIR/$port/redis.pid" 2>/dev/null) || cpid=''
+            timeout 10 redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+            if _orderly_pid_is "$cpid" redis; then
+                kill -TERM "$cpid" 2>/dev/null || true
+                for ((i = 0; i < 50; i++)); do _orderly_pid_is "$cpid" redis || break; sleep 0.2; done
+                _orderly_pid_is "$cpid" redis && kill -KILL "$cpid" 2>/dev/null
+            fi
+            rm -f "$_ORDERLY_REDIS_CLUSTER_DIR/$port/redis.pid"
+        done
+        _ORDERLY_REDIS_CLUSTER_STARTED=0
     fi
     return 0
 }

@@ -390,7 +390,7 @@ impl Settings {
             app_env,
             database_url: env.url("DATABASE_URL", &["postgres", "postgresql"])?,
             database_pool_size: env.positive("DATABASE_POOL_SIZE", 16)?,
-            redis_url: env.url("REDIS_URL", &["redis", "rediss"])?,
+            redis_url: env.redis_url("REDIS_URL")?,
             redis_prefix: env.get("REDIS_PREFIX").unwrap_or_else(|| "orderly".into()),
             api_addr: env.parse(
                 "API_ADDR",
@@ -463,6 +463,15 @@ impl Env<'_> {
                 ),
             ));
         }
+        Ok(SecretString::from(raw))
+    }
+
+    /// One of the forms of [`crate::redis_conn::target`], checked here so that a malformed
+    /// one stops start-up naming the variable.
+    fn redis_url(&self, name: &'static str) -> Result<SecretString, ConfigError> {
+        let raw = self.required(name)?;
+        crate::redis_conn::RedisTarget::parse(&raw)
+            .map_err(|e| ConfigError::new(name, e.to_string()))?;
         Ok(SecretString::from(raw))
     }
 
@@ -794,6 +803,7 @@ mod tests {
             ("SIMULATED_PAYMENTS", "sometimes"),
             ("LOG_FORMAT", "xml"),
             ("REDIS_URL", "http://127.0.0.1"),
+            ("REDIS_URL", "redis+sentinel://127.0.0.1:26379"),
             ("SMTP_URL", "not a url"),
             ("SMTP_POOL_SIZE", "0"),
             ("SMTP_POOL_SIZE", "-1"),

@@ -37,7 +37,6 @@ use orderly_shared::jobs::{Envelope, Queue};
 use orderly_shared::providers::Providers;
 use orderly_shared::telemetry::{meter, metrics_endpoint};
 use orderly_shared::templates::Templates;
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{JobContext, PolicyOverrides};
@@ -126,7 +125,6 @@ pub async fn run_until(
     let pool = cli.db_pool_size.max(8);
     let db = orderly_shared::db::connect_with(&settings, pool, Duration::from_secs(30)).await?;
     let redis = orderly_shared::redis_conn::connect(&settings).await?;
-    let client = redis::Client::open(settings.redis_url.expose_secret()).context("REDIS_URL")?;
     let providers = Providers::from_settings(&settings)?;
     let host = settings.hostname.clone();
     let instance = format!("{host}-{}-{}", std::process::id(), ulid::Ulid::generate());
@@ -213,7 +211,7 @@ pub async fn run_until(
     for queue in cli.queues.iter().copied() {
         let concurrency = cli.concurrency_of(queue);
         let keys = storage::QueueKeys::new(&prefix, queue);
-        let wake = wake::listen(client.clone(), keys.wake_channel());
+        let wake = wake::listen(redis.clone(), keys.wake_channel());
         let backend = queues::storage(
             redis.clone(),
             &prefix,

@@ -7,7 +7,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use orderly_shared::jobs::outbox::Pushed;
 use orderly_shared::jobs::{Envelope, Queue};
-use redis::aio::ConnectionManager;
+use orderly_shared::redis_conn::RedisConn;
 
 use crate::storage::{self, QueueKeys, QueueStorage, StorageConfig};
 use crate::transport::Transport;
@@ -30,7 +30,7 @@ impl QueueTimings {
 
 /// The storage a worker of `queue` drains, fetching up to `batch` tasks at a time.
 pub fn storage(
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: &str,
     queue: Queue,
     timings: QueueTimings,
@@ -50,7 +50,7 @@ pub fn storage(
 /// Pushes jobs with the storage's push script and wakes the queue's workers.
 #[derive(Clone)]
 pub struct RedisTransport {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
 }
 
@@ -64,7 +64,7 @@ impl std::fmt::Debug for RedisTransport {
 
 impl RedisTransport {
     /// A transport for the queues under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: String) -> Self {
+    pub fn new(conn: RedisConn, prefix: String) -> Self {
         Self { conn, prefix }
     }
 }
@@ -96,12 +96,19 @@ impl Transport for RedisTransport {
     }
 
     async fn waiting(&self, queues: &[Queue]) -> anyhow::Result<Vec<u64>> {
-        let mut pipe = redis::pipe();
-        for &queue in queues {
-            pipe.llen(QueueKeys::new(&self.prefix, queue).ready());
-        }
-        let mut conn = self.conn.clone();
-        pipe.query_async(&mut conn)
+        // One command per queue, sent together: each queue lives in its own cluster slot,
+        // so a pipeline over several could span nodes.
+        let lengths = queues.iter().map(|&queue| {
+            let mut conn = self.conn.clone();
+            let ready = QueueKeys::new(&self.prefix, queue).ready();
+            async move {
+                redis::cmd("LLEN")
+                    .arg(ready)
+                    .query_async::<u64>(&mut conn)
+                    .await
+            }
+        });
+        futures::future::try_join_all(lengths)
             .await
             .context("reading the queues' lengths")
     }
@@ -122,18 +129,20 @@ impl Transport for RedisTransport {
     }
 
     async fn set_paused(&self, paused: &[Queue]) -> anyhow::Result<()> {
-        let mut pipe = redis::pipe();
-        for queue in Queue::ALL {
-            let key = QueueKeys::new(&self.prefix, queue).paused();
-            if paused.contains(&queue) {
-                pipe.set(key, 1).ignore();
-            } else {
-                pipe.del(key).ignore();
+        // Per queue, for the same reason as `waiting`.
+        let writes = Queue::ALL.into_iter().map(|queue| {
+            let mut conn = self.conn.clone();
+            let pausing = paused.contains(&queue);
+            let mut write = redis::cmd(if pausing { "SET" } else { "DEL" });
+            write.arg(QueueKeys::new(&self.prefix, queue).paused());
+            if pausing {
+                write.arg(1);
             }
-        }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn)
+            async move { write.query_async::<()>(&mut conn).await }
+        });
+        futures::future::try_join_all(writes)
             .await
+            .map(|_| ())
             .context("writing the queues' paused flags")
     }
 }

@@ -12,6 +12,10 @@
 //! - `…:workers`, a sorted set of workers by their last heartbeat, in **Redis's** clock;
 //! - `…:paused`, present while an operator has the queue paused (fetches take nothing).
 //!
+//! Because every key of a queue shares the tag, each queue lives in one Redis Cluster slot:
+//! every script names all the keys it touches in KEYS (never builds one inside Lua) and every
+//! pipeline stays within one queue, so a cluster routes each call to one node and accepts it.
+//!
 //! Every script is O(its batch): a fetch pops at most `batch` ids whatever the backlog
 //! (PostgreSQL holds the backlog; the relay keeps Redis to a window). A worker whose
 //! heartbeat is older than `orphan_after` has its fetched tasks put back on `ready` by the
@@ -31,7 +35,7 @@ use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskP
 use apalis_core::backend::{Backend, BackendConfig, WireFormatBackend};
 use futures::FutureExt;
 use orderly_shared::jobs::Queue;
-use redis::aio::ConnectionManager;
+use orderly_shared::redis_conn::RedisConn;
 use redis::{RedisError, Script};
 use serde_json::Value;
 
@@ -69,14 +73,9 @@ impl QueueKeys {
         format!("{}:workers", self.base)
     }
 
-    /// The prefix of every worker's in-flight set.
-    pub fn inflight_prefix(&self) -> String {
-        format!("{}:inflight:", self.base)
-    }
-
     /// `worker`'s in-flight set.
     pub fn inflight(&self, worker: &str) -> String {
-        format!("{}{worker}", self.inflight_prefix())
+        format!("{}:inflight:{worker}", self.base)
     }
 
     /// The pub/sub channel that wakes the queue's workers after a push.
@@ -96,24 +95,41 @@ pub struct StorageConfig {
     pub orphan_after: Duration,
 }
 
-/// Registers or heart-beats ARGV[1] at Redis's time, then puts back the fetched tasks of
-/// every worker silent for ARGV[2] seconds. KEYS: workers, ready. ARGV[3]: in-flight prefix.
+/// Registers or heart-beats ARGV[1] at Redis's time and returns up to 20 workers silent for
+/// ARGV[2] seconds. KEYS: workers.
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local now = tonumber(redis.call('TIME')[1])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 20)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 20)
+",
+    )
+});
+
+/// Puts back on the ready list (KEYS[2]) the fetched tasks of workers ARGV[2..], whose
+/// in-flight sets are KEYS[3..] in the same order, and drops them from the workers set
+/// (KEYS[1]); a worker that heart-beat again within ARGV[1] seconds since
+/// [`HEARTBEAT`] named it keeps its tasks. Every key is passed in KEYS (a cluster routes
+/// and checks scripts by them). Returns how many tasks moved.
+static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = tonumber(redis.call('TIME')[1])
 local moved = 0
-for _, worker in ipairs(dead) do
-  local set = ARGV[3] .. worker
-  while true do
-    local ids = redis.call('SPOP', set, 500)
-    if #ids == 0 then break end
-    redis.call('RPUSH', KEYS[2], unpack(ids))
-    moved = moved + #ids
+for i = 2, #ARGV do
+  local worker = ARGV[i]
+  local seen = redis.call('ZSCORE', KEYS[1], worker)
+  if seen and tonumber(seen) <= now - tonumber(ARGV[1]) then
+    local set = KEYS[i + 1]
+    while true do
+      local ids = redis.call('SPOP', set, 500)
+      if #ids == 0 then break end
+      redis.call('RPUSH', KEYS[2], unpack(ids))
+      moved = moved + #ids
+    end
+    redis.call('ZREM', KEYS[1], worker)
   end
-  redis.call('ZREM', KEYS[1], worker)
 end
 return moved
 ",
@@ -222,7 +238,7 @@ const PUSH_CHUNK: usize = 500;
 
 /// Pushes `(task id, bytes)` pairs onto the queue; returns how many were new.
 pub async fn push(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &QueueKeys,
     tasks: &[(String, Vec<u8>)],
 ) -> Result<u64, RedisError> {
@@ -240,7 +256,7 @@ pub async fn push(
 
 /// Which of `ids` the queue no longer holds at all (neither waiting nor fetched).
 pub async fn missing(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &QueueKeys,
     ids: &[String],
 ) -> Result<Vec<bool>, RedisError> {
@@ -258,7 +274,7 @@ pub async fn missing(
 /// The persistence half: what apalis's [`Persisted`] drives.
 #[derive(Clone)]
 pub struct QueuePersistence {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: QueueKeys,
     config: StorageConfig,
 }
@@ -277,15 +293,7 @@ const BACKOFF: Duration = Duration::from_secs(1);
 
 impl QueuePersistence {
     async fn heartbeat_now(&mut self, worker: &str) {
-        let result: Result<u64, RedisError> = HEARTBEAT
-            .key(self.keys.workers())
-            .key(self.keys.ready())
-            .arg(worker)
-            .arg(self.config.orphan_after.as_secs().max(1))
-            .arg(self.keys.inflight_prefix())
-            .invoke_async(&mut self.conn)
-            .await;
-        match result {
+        match self.beat_and_reap(worker).await {
             Ok(0) => {}
             Ok(moved) => {
                 tracing::warn!(
@@ -300,6 +308,28 @@ impl QueuePersistence {
                 tokio::time::sleep(BACKOFF).await;
             }
         }
+    }
+
+    /// Heart-beats `worker`, then hands back the tasks of the workers found silent: two
+    /// scripts, so that the second can name every in-flight set it touches in KEYS.
+    async fn beat_and_reap(&mut self, worker: &str) -> Result<u64, RedisError> {
+        let orphan_after = self.config.orphan_after.as_secs().max(1);
+        let dead: Vec<String> = HEARTBEAT
+            .key(self.keys.workers())
+            .arg(worker)
+            .arg(orphan_after)
+            .invoke_async(&mut self.conn)
+            .await?;
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        let mut reap = REAP.key(self.keys.workers());
+        reap.key(self.keys.ready());
+        for dead in &dead {
+            reap.key(self.keys.inflight(dead));
+        }
+        reap.arg(orphan_after).arg(&dead);
+        reap.invoke_async(&mut self.conn).await
     }
 }
 
@@ -454,7 +484,7 @@ impl<Args> Clone for QueueStorage<Args> {
 
 impl<Args> QueueStorage<Args> {
     /// The storage of the queue with `keys`.
-    pub fn new(conn: ConnectionManager, keys: QueueKeys, config: StorageConfig) -> Self {
+    pub fn new(conn: RedisConn, keys: QueueKeys, config: StorageConfig) -> Self {
         Self {
             persist: Persisted::new(QueuePersistence { conn, keys, config }),
             codec: JsonCodec::default(),

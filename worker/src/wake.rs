@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use apalis::prelude::{PollSnapshot, PollStrategy};
 use futures::StreamExt;
+use orderly_shared::redis_conn::RedisConn;
 use tokio::sync::watch;
 use tokio::time::{Sleep, sleep};
 use tokio_stream::wrappers::WatchStream;
@@ -102,12 +103,14 @@ impl PollStrategy for WakeStrategy {
 }
 
 /// Subscribes to `channel` and bumps the returned value on every message, reconnecting
-/// (and bumping once, to catch up) whenever the subscription drops.
-pub fn listen(client: redis::Client, channel: String) -> watch::Receiver<u64> {
+/// (and bumping once, to catch up) whenever the subscription drops. Each attempt opens a
+/// pub/sub connection through [`RedisConn::pubsub`]: the server, the next reachable node of
+/// a cluster (a classic `PUBLISH` reaches every node), or the primary Sentinel names now.
+pub fn listen(conn: RedisConn, channel: String) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
     tokio::spawn(async move {
         loop {
-            if let Ok(mut pubsub) = client.get_async_pubsub().await
+            if let Ok(mut pubsub) = conn.pubsub().await
                 && pubsub.subscribe(&channel).await.is_ok()
             {
                 tx.send_modify(|v| *v += 1);

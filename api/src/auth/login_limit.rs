@@ -5,8 +5,7 @@
 //! parallel guesses cannot slip past the limit; a successful login takes its attempt back.
 
 use orderly_shared::config::LoginLimits;
-use orderly_shared::redis_conn::key;
-use redis::aio::ConnectionManager;
+use orderly_shared::redis_conn::{RedisConn, key};
 use sha2::{Digest, Sha256};
 
 /// The counters one login attempt is checked against.
@@ -15,13 +14,13 @@ pub struct LoginLimiter<'a> {
     limits: LoginLimits,
     email_key: String,
     client_key: String,
-    redis: &'a ConnectionManager,
+    redis: &'a RedisConn,
 }
 
 impl<'a> LoginLimiter<'a> {
     /// Counters for this e-mail (hashed: no personal data in keys) and client address.
     pub fn new(
-        redis: &'a ConnectionManager,
+        redis: &'a RedisConn,
         prefix: &str,
         limits: LoginLimits,
         email: &str,
@@ -38,27 +37,13 @@ impl<'a> LoginLimiter<'a> {
 
     /// Counts this attempt; `Some(seconds to wait)` when it is over either limit.
     pub async fn attempt(&self) -> redis::RedisResult<Option<u64>> {
-        let mut conn = self.redis.clone();
         let window = self.limits.window.as_secs() as i64;
-        let (email_count, email_ttl, client_count, client_ttl): (u32, i64, u32, i64) =
-            redis::pipe()
-                .atomic()
-                .incr(&self.email_key, 1)
-                .cmd("EXPIRE")
-                .arg(&self.email_key)
-                .arg(window)
-                .arg("NX")
-                .ignore()
-                .ttl(&self.email_key)
-                .incr(&self.client_key, 1)
-                .cmd("EXPIRE")
-                .arg(&self.client_key)
-                .arg(window)
-                .arg("NX")
-                .ignore()
-                .ttl(&self.client_key)
-                .query_async(&mut conn)
-                .await?;
+        // One transaction per counter, sent together: the two keys hash to different
+        // cluster slots, and a transaction may only span one.
+        let ((email_count, email_ttl), (client_count, client_ttl)) = futures::try_join!(
+            self.count(&self.email_key, window),
+            self.count(&self.client_key, window)
+        )?;
         let mut wait = None;
         if email_count > self.limits.per_email {
             wait = Some(email_ttl.max(1) as u64);
@@ -69,16 +54,35 @@ impl<'a> LoginLimiter<'a> {
         Ok(wait)
     }
 
+    /// Counts an attempt on `key`, whose window starts at its first attempt; returns the
+    /// count and the seconds left in the window.
+    async fn count(&self, key: &str, window: i64) -> redis::RedisResult<(u32, i64)> {
+        let mut conn = self.redis.clone();
+        redis::pipe()
+            .atomic()
+            .incr(key, 1)
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(window)
+            .arg("NX")
+            .ignore()
+            .ttl(key)
+            .query_async(&mut conn)
+            .await
+    }
+
     /// A successful login clears the e-mail's count and takes its attempt back from the
     /// address's count.
     pub async fn succeeded(&self) -> redis::RedisResult<()> {
-        let mut conn = self.redis.clone();
-        redis::pipe()
-            .del(&self.email_key)
-            .ignore()
-            .decr(&self.client_key, 1)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
+        let (mut email, mut client) = (self.redis.clone(), self.redis.clone());
+        let (del, decr) = (
+            redis::cmd("DEL").arg(&self.email_key).clone(),
+            redis::cmd("DECR").arg(&self.client_key).clone(),
+        );
+        futures::try_join!(
+            del.query_async::<()>(&mut email),
+            decr.query_async::<()>(&mut client)
+        )?;
+        Ok(())
     }
 }

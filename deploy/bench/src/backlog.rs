@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use orderly_shared::redis_conn::RedisConn;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
@@ -23,7 +24,7 @@ pub struct BacklogArgs {
     worker_bin: String,
 }
 
-async fn redis_memory(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
+async fn redis_memory(conn: &mut RedisConn) -> anyhow::Result<u64> {
     let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
     info.lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
@@ -48,8 +49,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     let db = connect(4).await?;
     let redis_url = std::env::var("REDIS_URL").context("REDIS_URL is not set")?;
     let prefix = std::env::var("REDIS_PREFIX").unwrap_or_else(|_| "orderly".into());
-    let client = redis::Client::open(redis_url)?;
-    let mut redis = client.get_multiplexed_async_connection().await?;
+    let mut redis = RedisConn::open(&redis_url).await?;
     let keys = format!(
         "{{{}}}",
         orderly_shared::redis_conn::key(&prefix, &["bookings"])

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use orderly_shared::redis_conn::RedisConn;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
@@ -27,10 +28,7 @@ struct Counters {
     redis_commands: f64,
 }
 
-async fn counters(
-    db: &DatabaseConnection,
-    redis: &mut redis::aio::MultiplexedConnection,
-) -> anyhow::Result<Counters> {
+async fn counters(db: &DatabaseConnection, redis: &mut RedisConn) -> anyhow::Result<Counters> {
     let commits = scalar(
         db,
         "SELECT xact_commit::float8 FROM pg_stat_database WHERE datname = current_database()",
@@ -124,9 +122,7 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
     } = args;
     let db = connect(2).await?;
     let redis_url = std::env::var("REDIS_URL").context("REDIS_URL is not set")?;
-    let mut redis = redis::Client::open(redis_url)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis = RedisConn::open(&redis_url).await?;
     tokio::time::sleep(STATS_SETTLE).await;
     let since = scalar(&db, "SELECT extract(epoch FROM now())::float8", vec![]).await?;
     let before = counters(&db, &mut redis).await?;

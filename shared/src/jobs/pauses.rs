@@ -6,11 +6,11 @@
 //! round, so a failed write or an emptied Redis heals within a round.
 
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
 use uuid::Uuid;
 
 use super::Queue;
+use crate::redis_conn::RedisConn;
 
 /// The hash tag every Redis key of `queue` shares: `{<prefix>:<queue>}`.
 pub fn queue_tag(prefix: &str, queue: Queue) -> String {
@@ -83,7 +83,7 @@ pub struct Actor<'a> {
 /// record committed: the reconciler writes the flag from the record within a round.
 pub async fn set_paused(
     db: &DatabaseConnection,
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     prefix: &str,
     queue: Queue,
     pause: bool,
@@ -140,7 +140,7 @@ pub async fn set_paused(
 
 /// Sets or clears `queue`'s Redis flag; clearing wakes its idle workers.
 pub async fn write_flag(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     prefix: &str,
     queue: Queue,
     pause: bool,

@@ -17,7 +17,7 @@ use crate::harness::Pipeline;
 const SMTP_IN_FLIGHT: &str = "2";
 
 #[tokio::test]
-async fn a_worker_killed_while_a_slow_smtp_server_takes_200_bookings_messages_duplicates_at_most_two_and_loses_none()
+pub(crate) async fn a_worker_killed_while_a_slow_smtp_server_takes_200_bookings_messages_duplicates_at_most_two_and_loses_none()
  {
     let smtp = FakeSmtp::start(Duration::from_millis(150)).await;
     let twilio = FakeTwilio::start(201, serde_json::json!({"sid": "SM1"})).await;

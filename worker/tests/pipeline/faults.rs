@@ -12,7 +12,8 @@ use crate::fakes::FakeSmtp;
 use crate::harness::Pipeline;
 
 #[tokio::test]
-async fn a_backlog_of_20000_jobs_drains_with_no_worker_restart_and_redis_holding_only_a_window() {
+pub(crate) async fn a_backlog_of_20000_jobs_drains_with_no_worker_restart_and_redis_holding_only_a_window()
+ {
     let p = Pipeline::new(&[]).await;
     p.enqueue_noops(20_000).await;
     let keys = p.keys(Queue::Bookings);

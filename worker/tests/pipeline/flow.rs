@@ -28,7 +28,7 @@ async fn a_rolled_back_transaction_leaves_no_job_and_a_committed_one_leaves_one(
 }
 
 #[tokio::test]
-async fn bookings_become_paid_with_one_confirmation_email_and_sms_each() {
+pub(crate) async fn bookings_become_paid_with_one_confirmation_email_and_sms_each() {
     let p = Pipeline::new(&[]).await;
     let listing = p.listing(100).await;
     let mut ids = Vec::new();

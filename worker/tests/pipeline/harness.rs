@@ -1,6 +1,7 @@
 //! A pipeline under test: its own database, Redis namespace and data folder, seed data made
 //! through the same domain functions the API calls, and worker processes to start and kill.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,6 +15,7 @@ use orderly_shared::entities::users::{self, Role};
 use orderly_shared::jobs::outbox::{self, NewJob};
 use orderly_shared::jobs::{Noop, Queue};
 use orderly_shared::providers::Providers;
+use orderly_shared::redis_conn::RedisConn;
 use orderly_shared::templates::Templates;
 use orderly_shared::testing::{Process, create_test_database, env, test_id, wait_until};
 use orderly_worker::storage::QueueKeys;
@@ -21,6 +23,47 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, S
 use uuid::Uuid;
 
 use crate::fakes::Mail;
+
+thread_local! {
+    /// The `REDIS_URL` that [`Pipeline::new`] gives pipelines made on this thread, when set
+    /// by [`on_redis`].
+    static REDIS_URL: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Pipelines made on [`REDIS_URL`]'s URL so far.
+    static ON_OVERRIDE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `test`, one of this suite's `#[tokio::test]` functions, with every pipeline it
+/// makes on `redis_url` instead of the default server: the same test body, another Redis.
+/// `#[tokio::test]` runs its body on a current-thread runtime, on the calling thread, which
+/// is what lets a thread-local choose the URL. (An override of `REDIS_URL` passed to
+/// [`Pipeline::new`] still wins: such tests bring a server of their own.)
+pub fn on_redis(redis_url: &str, test: fn()) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REDIS_URL.with(|url| url.borrow_mut().take());
+        }
+    }
+    REDIS_URL.with(|url| *url.borrow_mut() = Some(redis_url.to_owned()));
+    ON_OVERRIDE.set(0);
+    let _reset = Reset;
+    test();
+    assert!(
+        ON_OVERRIDE.get() > 0,
+        "the test made no pipeline on {redis_url}: is it a current-thread #[tokio::test]?"
+    );
+}
+
+/// The `REDIS_URL` of a new pipeline: [`on_redis`]'s, or the one `deploy/test.sh` started.
+fn redis_url() -> String {
+    match REDIS_URL.with(|url| url.borrow().clone()) {
+        Some(url) => {
+            ON_OVERRIDE.set(ON_OVERRIDE.get() + 1);
+            url
+        }
+        None => env("REDIS_URL"),
+    }
+}
 
 pub struct Pipeline {
     pub db: DatabaseConnection,
@@ -40,7 +83,7 @@ impl Pipeline {
         let data_dir = std::env::temp_dir().join(format!("orderly-pipeline-{id}"));
         let mut vars: HashMap<String, String> = HashMap::from([
             ("DATABASE_URL".into(), database_url.clone()),
-            ("REDIS_URL".into(), env("REDIS_URL")),
+            ("REDIS_URL".into(), redis_url()),
             ("REDIS_PREFIX".into(), format!("test:{id}")),
             ("DATA_DIR".into(), data_dir.display().to_string()),
             ("WORKER_HEARTBEAT_SECONDS".into(), "1".into()),
@@ -183,8 +226,8 @@ impl Pipeline {
         }
     }
 
-    /// A Redis connection to this pipeline's server.
-    pub async fn redis(&self) -> redis::aio::ConnectionManager {
+    /// A Redis connection to this pipeline's server (or cluster, or Sentinel's primary).
+    pub async fn redis(&self) -> RedisConn {
         orderly_shared::redis_conn::connect(&self.settings)
             .await
             .unwrap()

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod cluster;
 mod crashes;
 mod delivery;
 mod emails;
@@ -15,5 +16,6 @@ mod metrics;
 mod reports;
 mod retries;
 mod scheduled;
+mod sentinel;
 mod startup;
 mod stripe;
