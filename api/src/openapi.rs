@@ -1,8 +1,14 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, with the error
+//! answers every operation shares added by [`CommonErrors`].
+
+mod common_errors;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+pub use self::common_errors::{CommonErrors, PROBLEM_JSON};
+use crate::problem::Problem;
+use crate::routes::listings::list::ListingOrdering;
 use crate::routes::{admin, auth, bookings, health, listings, webhooks};
 
 /// The whole API.
@@ -39,7 +45,10 @@ use crate::routes::{admin, auth, bookings, health, listings, webhooks};
         admin::jobs::retry::retry,
         admin::jobs::discard::discard,
     ),
-    modifiers(&BearerAuth),
+    // Schemas that only parameters name (utoipa collects those of bodies by itself), and
+    // the body of every shared error answer.
+    components(schemas(ListingOrdering, Problem)),
+    modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "service", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts and tokens"),

@@ -62,16 +62,23 @@ impl<T> Page<T> {
     }
 }
 
+/// The request's URL with `page` set: absolute, with the scheme and host the request names
+/// (its `Host`, or a proxy's `Forwarded` / `X-Forwarded-*`); relative (path and query) when
+/// those do not make a URL, such as a forged `X-Forwarded-Host: a b` or a port past 65535.
+/// (`HttpRequest::full_url` panics on those, which dropped the connection unanswered.)
 fn page_url(req: &HttpRequest, page: u64) -> String {
-    let mut url = req.full_url();
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
+    let kept = url::form_urlencoded::parse(req.query_string().as_bytes())
         .filter(|(k, _)| k != "page")
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    url.query_pairs_mut()
-        .clear()
+        .collect::<Vec<_>>();
+    let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(kept)
-        .append_pair("page", &page.to_string());
-    url.to_string()
+        .append_pair("page", &page.to_string())
+        .finish();
+    let link = format!("{}?{query}", req.path());
+    let info = req.connection_info();
+    url::Url::parse(&format!("{}://{}", info.scheme(), info.host()))
+        .and_then(|origin| origin.join(&link))
+        .map(|url| url.to_string())
+        .unwrap_or(link)
 }

@@ -8,7 +8,8 @@ use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::problem::ApiError;
+use crate::openapi::PROBLEM_JSON;
+use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,10 +46,21 @@ pub struct Checks {
     pub redis: String,
 }
 
+/// A `503 unavailable` problem that also says what each dependency answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotReady {
+    /// The problem (`unavailable`).
+    #[serde(flatten)]
+    pub problem: Problem,
+    /// `ok`, or what failed, per dependency.
+    pub checks: Checks,
+}
+
 /// Readiness: `200` when PostgreSQL and Redis answer, else `503` naming the one that failed.
 #[utoipa::path(get, path = "/ready", tag = "service", responses(
     (status = 200, body = Readiness),
-    (status = 503, description = "a dependency is down", body = Readiness),
+    (status = 503, description = "a dependency is down", body = NotReady, content_type = "application/problem+json",
+        headers(("Retry-After" = String, description = "seconds to wait before asking again"))),
 ))]
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
@@ -86,22 +98,21 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if ok {
         return HttpResponse::Ok().json(body);
     }
-    // A problem document that also carries the per-dependency checks.
     let detail = match (body.checks.postgres.as_str(), body.checks.redis.as_str()) {
         ("ok", _) => "Redis does not answer",
         (_, "ok") => "PostgreSQL does not answer",
         _ => "PostgreSQL and Redis do not answer",
     };
-    let mut problem =
-        serde_json::to_value(ApiError::Unavailable(detail.into()).problem()).unwrap_or_default();
-    problem["checks"] = serde_json::json!(body.checks);
     HttpResponse::ServiceUnavailable()
-        .content_type("application/problem+json")
+        .content_type(PROBLEM_JSON)
         .insert_header((
             actix_web::http::header::RETRY_AFTER,
             crate::problem::RETRY_AFTER_OUTAGE_S.to_string(),
         ))
-        .json(problem)
+        .json(NotReady {
+            problem: ApiError::Unavailable(detail.into()).problem(),
+            checks: body.checks,
+        })
 }
 
 /// Prometheus metrics in the text format (this app's registry).

@@ -154,6 +154,39 @@ async fn pages_link_to_their_neighbours_and_keep_the_filters() {
 }
 
 #[tokio::test]
+async fn a_forged_forwarded_host_makes_page_links_relative_instead_of_dropping_the_request() {
+    let app = spawn_app().await;
+    let provider = app.register("provider").await;
+    five_listings(&app, &provider).await;
+    let page = |forwarded_host: &'static str| {
+        app.client
+            .get(app.url("/api/v1/listings?page=2&page_size=2&search=event"))
+            .header("x-forwarded-host", forwarded_host)
+            .send()
+    };
+    for forged in ["a b", "127.0.0.1:99999"] {
+        let resp = page(forged).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{forged}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["results"].as_array().unwrap().len(), 2, "{body}");
+        assert_eq!(
+            body["previous"], "/api/v1/listings?page_size=2&search=event&page=1",
+            "{forged}: {body}"
+        );
+        assert_eq!(
+            body["next"], "/api/v1/listings?page_size=2&search=event&page=3",
+            "{forged}: {body}"
+        );
+    }
+    // A host that makes a URL still gives absolute links.
+    let body: Value = page("shop.example").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        body["next"], "http://shop.example/api/v1/listings?page_size=2&search=event&page=3",
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn page_parameters_out_of_range_are_422() {
     let app = spawn_app().await;
     for (query, field) in [

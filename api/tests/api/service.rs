@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{RedisServer, TestApp, assert_problem, spawn_app, spawn_app_with};
+use crate::openapi::{concrete, documented_statuses};
 
 #[tokio::test]
 async fn health_answers_ok_while_the_process_runs() {
@@ -135,21 +136,6 @@ async fn metrics_count_the_provider_calls_of_this_apps_requests() {
     assert!(!elsewhere.contains("provider_calls_total"), "{elsewhere}");
 }
 
-/// A documented path with a placeholder for each parameter.
-fn concrete(path: &str) -> String {
-    let placeholder = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
-    path.split('/')
-        .map(|segment| {
-            if segment.starts_with('{') && segment.ends_with('}') {
-                placeholder
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// Sends `method path` with an empty JSON object as its body where one fits.
 async fn probe(app: &TestApp, method: &Method, path: &str) -> reqwest::Response {
     let req = app.client.request(method.clone(), app.url(&concrete(path)));
@@ -216,6 +202,21 @@ async fn the_openapi_document_describes_every_route_and_nothing_else() {
                 assert!(
                     !unrouted,
                     "{method} {path} is documented but not routed: {status} {body}"
+                );
+                // Without a token, an operation that needs one says so, and only those do;
+                // whatever it answers is one of its documented statuses.
+                let secured = doc["paths"][path][method.as_str().to_lowercase()]["security"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty());
+                assert_eq!(
+                    status == StatusCode::UNAUTHORIZED,
+                    secured,
+                    "{method} {path} without a token: {status} {body}"
+                );
+                let statuses = documented_statuses(&doc, path, method);
+                assert!(
+                    statuses.contains(status.as_str()),
+                    "{method} {path} answered {status} but documents only {statuses:?}: {body}"
                 );
             } else {
                 assert_eq!(

@@ -50,7 +50,6 @@ pub struct ReportRequested {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "the report job is enqueued", body = ReportRequested),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`date` is missing, not a day, or in the future", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -84,7 +83,6 @@ pub async fn request_daily(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Report),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no report is stored for the day", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`date` is missing or not a day", body = Problem, content_type = "application/problem+json"),

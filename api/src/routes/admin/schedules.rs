@@ -88,7 +88,6 @@ impl From<schedule_runs::Model> for RunView {
     security(("bearer" = [])),
     responses(
         (status = 200, body = SchedulesView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/schedules")]

@@ -22,17 +22,20 @@ use crate::state::AppState;
 pub struct LoginRequest {
     /// E-mail address.
     #[validate(length(min = 1, max = 254, message = "must not be empty"))]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
     /// Password.
     #[validate(length(min = 1, max = 1024, message = "must not be empty"))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
 /// Signs in with e-mail and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = Session),
-    (status = 401, description = "wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
-    (status = 429, description = "too many failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`: too many failures for this e-mail or client address", body = Problem, content_type = "application/problem+json",
+        headers(("Retry-After" = String, description = "seconds until the next attempt is counted"))),
 ))]
 #[post("/auth/login")]
 pub async fn login(
@@ -72,7 +75,7 @@ pub async fn login(
 
 /// The caller's address: the socket peer, or the first `X-Forwarded-For` hop behind a
 /// trusted proxy.
-fn client_address(req: &HttpRequest, trust_proxy_headers: bool) -> String {
+pub(crate) fn client_address(req: &HttpRequest, trust_proxy_headers: bool) -> String {
     if trust_proxy_headers && let Some(ip) = req.connection_info().realip_remote_addr() {
         return ip.to_owned();
     }

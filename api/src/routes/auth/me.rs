@@ -6,13 +6,12 @@ use sea_orm::EntityTrait;
 
 use super::views::UserView;
 use crate::extract::AuthUser;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])), responses(
     (status = 200, body = UserView),
-    (status = 401, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {

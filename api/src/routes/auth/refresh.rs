@@ -18,13 +18,14 @@ use crate::state::AppState;
 pub struct RefreshRequest {
     /// The refresh token.
     #[validate(length(min = 1, max = 512, message = "must not be empty"))]
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh: String,
 }
 
 /// Exchanges a refresh token for a new pair; the old one stops working.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenPair),
-    (status = 401, description = "expired, revoked or already used", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "`invalid_token`, `token_expired`, `token_revoked` or `token_reused` (a used token presented again: every token of that login is revoked)", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/refresh")]
 pub async fn refresh(

@@ -33,15 +33,19 @@ pub enum RegisterRole {
 pub struct RegisterRequest {
     /// E-mail address (stored lower-cased).
     #[validate(custom(function = "email_address"))]
+    #[schema(format = Email)]
     pub email: String,
-    /// At least 10 characters.
+    /// At least 10 characters, at most 1024 bytes.
     #[validate(custom(function = "password_length"))]
+    #[schema(min_length = 10, max_length = 1024)]
     pub password: String,
-    /// Display name.
+    /// Display name, 1 to 100 characters (blanks aside).
     #[validate(custom(function = "valid_name"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// E.164 phone number, e.g. `+4915112345678`.
     #[validate(regex(path = *E164, message = "must be an E.164 number such as +4915112345678"))]
+    #[schema(pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub phone: Option<String>,
     /// `customer` (default) or `provider`.
     pub role: Option<RegisterRole>,
@@ -50,8 +54,8 @@ pub struct RegisterRequest {
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest, responses(
     (status = 201, body = Session),
-    (status = 409, description = "e-mail taken", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "weak password, bad e-mail or phone", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "`validation_failed`: a short password, a bad e-mail or phone, an unknown role, or unknown, missing or wrongly typed fields", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/register")]
 pub async fn register(

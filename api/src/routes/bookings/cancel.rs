@@ -19,7 +19,7 @@ use crate::state::AppState;
     responses(
         (status = 200, body = BookingView),
         (status = 403, description = "the listing's provider may see but not cancel", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "already expired, cancelled or refunded", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/bookings/{id}/cancel")]

@@ -27,20 +27,22 @@ pub struct CreateBooking {
     pub listing_id: Uuid,
     /// Seats, 1 to 20.
     #[validate(range(min = 1, max = 20, message = "must be between 1 and 20"))]
+    #[schema(minimum = 1, maximum = 20)]
     pub quantity: i32,
 }
 
 /// Books seats (customers). Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for the same key and body")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        description = "replays the first answer for the same key and body")),
     security(("bearer" = [])),
     responses(
         (status = 201, body = BookingView, description = "booked; replays carry `Idempotent-Replayed: true`"),
         (status = 403, description = "only customers book", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "unknown listing", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`sold_out`, or the listing cannot be booked", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "validation, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`sold_out`; or `conflict`: the listing cannot be booked, or a request with this `Idempotency-Key` is still being served", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/bookings")]
 pub async fn create(

@@ -15,7 +15,7 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 200, body = BookingView),
-        (status = 404, description = "unknown, or not the caller's to see", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/bookings/{id}")]
 pub async fn get(

@@ -12,7 +12,7 @@ use validator::Validate;
 
 use super::views::BookingView;
 use crate::extract::{AuthUser, Page, PageParams, StrictQuery};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// Filter and page.
@@ -21,9 +21,11 @@ use crate::state::AppState;
 pub struct BookingQuery {
     /// 1-based page number.
     #[validate(range(min = 1, max = 1000000, message = "must be between 1 and 1000000"))]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u64>,
     /// Items per page (max 100).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u64>,
     /// Only bookings in this status.
     #[param(value_type = Option<BookingStatus>)]
@@ -34,7 +36,6 @@ pub struct BookingQuery {
 /// Newest first.
 #[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(BookingQuery), security(("bearer" = [])), responses(
     (status = 200, body = Page<BookingView>),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/bookings")]
 pub async fn list(

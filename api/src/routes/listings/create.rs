@@ -22,31 +22,41 @@ use crate::validation::CURRENCY;
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateListing {
-    /// Title, 1 to 200 characters.
+    /// Title, 1 to 200 characters (blanks aside).
     #[validate(custom(function = "crate::validation::valid_title"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     /// Description, up to 10,000 characters.
     #[validate(length(max = 10000, message = "must be at most 10000 characters"))]
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     /// When it starts (RFC 3339); must be in the future.
     pub starts_at: DateTime<Utc>,
     /// Seats in all, 1 to 100,000.
     #[validate(range(min = 1, max = 100000, message = "must be between 1 and 100000"))]
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: i32,
     /// Price per seat in minor units.
     #[validate(range(min = 0, max = 100000000, message = "must be between 0 and 100000000"))]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub price_cents: i64,
     /// ISO 4217, lower case (`eur`).
     #[validate(regex(path = *CURRENCY, message = "must be a lower-case ISO 4217 code such as eur"))]
+    #[schema(pattern = "^[a-z]{3}$")]
     pub currency: String,
 }
 
 /// Creates a listing (providers and admins). Honours `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/listings", tag = "listings", request_body = CreateListing, security(("bearer" = [])), responses(
-    (status = 201, body = ListingView),
-    (status = 403, description = "customers cannot create listings", body = Problem, content_type = "application/problem+json"),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(post, path = "/api/v1/listings", tag = "listings", request_body = CreateListing,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        description = "replays the first answer for the same key and body")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = ListingView, description = "created; replays carry `Idempotent-Replayed: true`"),
+        (status = 403, description = "customers cannot create listings", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "a request with this `Idempotency-Key` is still being served", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`starts_at` must be in the future), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[post("/listings")]
 pub async fn create(
     req: HttpRequest,

@@ -14,7 +14,7 @@ use crate::state::AppState;
     params(("id" = Uuid, Path, description = "listing id")),
     responses(
         (status = 200, body = ListingView),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such listing (also for a malformed id)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/listings/{id}")]
 pub async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {

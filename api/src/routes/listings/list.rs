@@ -16,7 +16,7 @@ use validator::Validate;
 
 use super::views::ListingView;
 use crate::extract::{Page, PageParams, StrictQuery};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// How a list is ordered.
@@ -43,12 +43,15 @@ pub enum ListingOrdering {
 pub struct ListingQuery {
     /// 1-based page number.
     #[validate(range(min = 1, max = 1000000, message = "must be between 1 and 1000000"))]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u64>,
     /// Items per page (max 100).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u64>,
     /// Words to find in the title or description (case-insensitive).
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
+    #[param(max_length = 200)]
     pub search: Option<String>,
     /// Only listings starting at or after this time (RFC 3339).
     pub starts_after: Option<DateTime<Utc>>,
@@ -64,7 +67,6 @@ pub struct ListingQuery {
 /// Lists listings (anyone).
 #[utoipa::path(get, path = "/api/v1/listings", tag = "listings", params(ListingQuery), responses(
     (status = 200, body = Page<ListingView>),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/listings")]
 pub async fn list(

@@ -19,19 +19,23 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateListing {
-    /// Title, 1 to 200 characters.
+    /// Title, 1 to 200 characters (blanks aside).
     #[validate(custom(function = "crate::validation::valid_title"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
-    /// Description.
+    /// Description, up to 10,000 characters.
     #[validate(length(max = 10000, message = "must be at most 10000 characters"))]
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     /// When it starts; must be in the future.
     pub starts_at: Option<DateTime<Utc>>,
-    /// Seats in all; not below the seats already booked (`409`).
+    /// Seats in all, 1 to 100,000; not below the seats already booked (`409`).
     #[validate(range(min = 1, max = 100000, message = "must be between 1 and 100000"))]
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<i32>,
     /// Price per seat in minor units (applies to new bookings).
     #[validate(range(min = 0, max = 100000000, message = "must be between 0 and 100000000"))]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub price_cents: Option<i64>,
 }
 
@@ -42,9 +46,8 @@ pub struct UpdateListing {
     responses(
         (status = 200, body = ListingView),
         (status = 403, description = "another provider's listing", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such listing (also for a malformed id)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "capacity below the seats already booked", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 #[patch("/listings/{id}")]
 pub async fn update(

@@ -13,13 +13,12 @@ use crate::state::AppState;
 /// A running or finished job is refused. Audited (`job.discarded`, with its payload).
 #[utoipa::path(delete, path = "/api/v1/admin/jobs/{queue}/{job_id}", tag = "admin",
     params(
-        ("queue" = String, Path, description = "the job's queue"),
+        ("queue" = orderly_shared::jobs::Queue, Path, description = "the job's queue"),
         ("job_id" = uuid::Uuid, Path, description = "the job's id"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "discarded"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such job in that queue", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the job is running or done", body = Problem, content_type = "application/problem+json"),

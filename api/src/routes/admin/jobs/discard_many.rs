@@ -17,7 +17,6 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 200, body = Bulk),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "an unknown queue, or a `running` or `done` state", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -21,9 +21,11 @@ use crate::state::AppState;
 pub struct JobQuery {
     /// 1-based page number.
     #[validate(range(min = 1, max = 1000000, message = "must be between 1 and 1000000"))]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u64>,
     /// Items per page (max 100).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u64>,
     /// Only this queue: `bookings`, `payments`, `email`, `sms` or `reports`.
     #[param(value_type = Option<Queue>)]
@@ -48,7 +50,6 @@ pub struct JobQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, body = Page<JobView>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "an unknown queue, state or type, or a bad page", body = Problem, content_type = "application/problem+json"),
     ))]

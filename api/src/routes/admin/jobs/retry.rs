@@ -14,13 +14,12 @@ use crate::state::AppState;
 /// moment; audited (`job.retried`).
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{queue}/{job_id}/retry", tag = "admin",
     params(
-        ("queue" = String, Path, description = "the job's queue"),
+        ("queue" = orderly_shared::jobs::Queue, Path, description = "the job's queue"),
         ("job_id" = uuid::Uuid, Path, description = "the job's id"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the job, back to pending", body = JobView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such job in that queue", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the job is not dead or failed (pending, running, done)", body = Problem, content_type = "application/problem+json"),

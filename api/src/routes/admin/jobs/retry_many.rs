@@ -33,7 +33,6 @@ pub struct BulkQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, body = Bulk),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "an unknown queue, or a state other than `dead` or `failed`", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -31,7 +31,6 @@ pub struct QueuesView {
     security(("bearer" = [])),
     responses(
         (status = 200, body = QueuesView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/queues")]

@@ -26,11 +26,10 @@ pub struct PauseView {
 /// and workers fetch none of those already there; running jobs finish. Jobs keep being
 /// enqueued (as `pending`). Audited (`queue.paused`).
 #[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/pause", tag = "admin",
-    params(("queue" = String, Path, description = "bookings, payments, email, sms or reports")),
+    params(("queue" = orderly_shared::jobs::Queue, Path, description = "the queue")),
     security(("bearer" = [])),
     responses(
         (status = 200, body = PauseView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -10,11 +10,10 @@ use crate::state::AppState;
 /// Resumes a paused queue: the relays push its backlog again and its workers are woken.
 /// Audited (`queue.resumed`).
 #[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/resume", tag = "admin",
-    params(("queue" = String, Path, description = "bookings, payments, email, sms or reports")),
+    params(("queue" = orderly_shared::jobs::Queue, Path, description = "the queue")),
     security(("bearer" = [])),
     responses(
         (status = 200, body = PauseView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -1,0 +1,209 @@
+//! The OpenAPI document against the server: every reference resolves, and the answers that
+//! follow from how an operation is served (a wrong content type, broken JSON, no token) are
+//! documented on each operation that gives them. `deploy/schemathesis.sh` checks the same at
+//! large; these pin the cases it first found.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{RedisServer, TestApp, assert_problem, spawn_app, spawn_app_with};
+
+/// The served document.
+pub async fn document(app: &TestApp) -> Value {
+    let resp = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
+/// The status codes `method path` documents (`"200"`, `"401"`...).
+pub fn documented_statuses(doc: &Value, path: &str, method: &Method) -> BTreeSet<String> {
+    doc["paths"][path][method.as_str().to_lowercase()]["responses"]
+        .as_object()
+        .map(|responses| responses.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A documented path with a placeholder for each parameter.
+pub fn concrete(path: &str) -> String {
+    let placeholder = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                placeholder
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every `$ref` in `value`.
+fn references(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members {
+                match (key.as_str(), member.as_str()) {
+                    ("$ref", Some(reference)) => out.push(reference.to_owned()),
+                    _ => references(member, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_openapi_document_resolves() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let mut found = Vec::new();
+    references(&doc, &mut found);
+    // The list ordering is named only by a query parameter: the reference that once dangled.
+    assert!(
+        found.contains(&"#/components/schemas/ListingOrdering".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"#/components/responses/Unauthorized".to_owned()),
+        "{found:?}"
+    );
+    let dangling: BTreeSet<&String> = found
+        .iter()
+        .filter(|r| !r.starts_with("#/") || doc.pointer(&r[1..]).is_none())
+        .collect();
+    assert!(dangling.is_empty(), "dangling references: {dangling:?}");
+}
+
+/// Each documented operation whose body is a JSON object read by `StrictJson`, with its method.
+fn json_body_operations(doc: &Value) -> Vec<(String, Method)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+            if schema["$ref"].is_string() {
+                found.push((path.clone(), method.to_uppercase().parse().unwrap()));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_json_body_answers_a_wrong_content_type_and_broken_json_as_documented() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    // An admin passes every extractor before the body's (roles are checked after them).
+    let admin = app.admin().await;
+    let operations = json_body_operations(&doc);
+    assert!(
+        operations.contains(&("/api/v1/bookings".to_owned(), Method::POST)),
+        "{operations:?}"
+    );
+    for (path, method) in &operations {
+        let statuses = documented_statuses(&doc, path, method);
+        for (content_type, body, status, code) in [
+            (
+                "text/plain",
+                "{}",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+            (
+                "application/json",
+                "{",
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+            ),
+        ] {
+            let resp = app
+                .client
+                .request(method.clone(), app.url(&concrete(path)))
+                .bearer_auth(&admin.access)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status(),
+                status,
+                "{method} {path} with {content_type} {body}"
+            );
+            assert_problem(resp, status, code).await;
+            assert!(
+                statuses.contains(status.as_str()),
+                "{method} {path} answers {status} but documents only {statuses:?}"
+            );
+        }
+    }
+}
+
+/// `schema`, or what its `$ref` names.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => doc.pointer(&reference[1..]).unwrap(),
+        None => schema,
+    }
+}
+
+/// The members `schema` requires (through `$ref` and `allOf`), each with its JSON type.
+fn required_members(doc: &Value, schema: &Value) -> Vec<(String, String)> {
+    let schema = resolve(doc, schema);
+    let mut out = Vec::new();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(required_members(doc, part));
+    }
+    for name in schema["required"].as_array().into_iter().flatten() {
+        let name = name.as_str().unwrap();
+        let member = resolve(doc, &schema["properties"][name]);
+        let kind = member["type"].as_str().unwrap_or("object");
+        out.push((name.to_owned(), kind.to_owned()));
+    }
+    out
+}
+
+fn has_type(value: &Value, kind: &str) -> bool {
+    match kind {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        _ => value.is_object(),
+    }
+}
+
+#[tokio::test]
+async fn a_not_ready_answer_is_the_problem_the_document_describes() {
+    let mut redis = RedisServer::start().await;
+    let app = spawn_app_with(&[("REDIS_URL", &redis.url.clone())]).await;
+    let doc = document(&app).await;
+    redis.stop();
+
+    let resp = app.get("/ready", None).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let documented = &doc["paths"]["/ready"]["get"]["responses"]["503"]["content"];
+    let schema = &documented[content_type.as_str()]["schema"];
+    assert!(
+        schema.is_object(),
+        "answered {content_type}, documented {documented}"
+    );
+    let members = required_members(&doc, schema);
+    for required in ["status", "code", "checks"] {
+        assert!(
+            members.iter().any(|(name, _)| name == required),
+            "{members:?}"
+        );
+    }
+    for (name, kind) in &members {
+        assert!(
+            has_type(&body[name], kind),
+            "`{name}` should be {kind}: {body}"
+        );
+    }
+}
