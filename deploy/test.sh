@@ -28,6 +28,17 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
+# One run at a time per checkout, from before the servers start to after they stop: a run
+# drops the per-test databases left by earlier (crashed or interrupted) runs and rebuilds
+# the template, which would pull them from under a run in progress, and stops at its end
+# the servers it started, which a run that reused them would lose mid-way.
+mkdir -p "$ORDERLY_LOCAL_DIR"
+exec 9>"$ORDERLY_LOCAL_DIR/test.lock"
+if ! flock -n 9; then
+    say "another deploy/test.sh is running here; waiting for it"
+    flock 9
+fi
+
 orderly_require_cargo || exit 1
 orderly_ensure_postgres || exit 1
 # The outage test stops and restarts a PostgreSQL server of its own: initdb and pg_ctl on
@@ -41,6 +52,8 @@ orderly_ensure_redis || exit 1
 orderly_ensure_redis_cluster || exit 1
 # The clock-skew test runs a worker under Debian's libfaketime.
 compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null || orderly_install_packages faketime || exit 1
+# The dashboard's browser test drives Debian's Chromium through chromedriver.
+command -v chromedriver >/dev/null 2>&1 || orderly_install_packages chromium chromium-driver || exit 1
 
 # Only the migration binary is needed before the tests; the test runner builds the rest
 # itself (with the features the tests need), and the tests find binaries via CARGO_BIN_EXE_*.
@@ -57,16 +70,6 @@ sql() { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=10 psql -X 
 quote_ident() { printf '"%s"' "${1//\"/\"\"}"; }
 
 template=orderly_test_template
-
-# Per-test databases left by earlier (crashed or interrupted) runs would fill up the server.
-# One run at a time per checkout and server: a run drops the databases left by earlier runs
-# and rebuilds the template, which would pull them from under a run in progress.
-mkdir -p "$ORDERLY_LOCAL_DIR"
-exec 9>"$ORDERLY_LOCAL_DIR/test.lock"
-if ! flock -n 9; then
-    say "another deploy/test.sh is running here; waiting for it"
-    flock 9
-fi
 
 leftovers=$(sql "SELECT datname FROM pg_database WHERE datname LIKE 'orderly\_test\_%' AND datname <> '$template'") \
     || die "cannot list databases on $(_orderly_redact "$DATABASE_URL")"

@@ -1,8 +1,9 @@
-//! Orderly's HTTP API: routes, extractors, error mapping, OpenAPI and the `create-admin`
-//! command. `main.rs` only parses flags and calls [`cli::run`].
+//! Orderly's HTTP API: routes, extractors, error mapping, OpenAPI, the `/admin` dashboard
+//! and the `create-admin` command. `main.rs` only parses flags and calls [`cli::run`].
 
 pub mod auth;
 pub mod cli;
+pub mod dashboard;
 pub mod errors_fallback;
 pub mod extract;
 pub mod idempotency;

@@ -132,6 +132,8 @@ fn serve(
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
             .service(web::redirect("/docs", "/docs/"))
             .service(web::scope("/api/v1").configure(routes::register(routes::api_v1())))
+            // HTML for people, outside the JSON API and its OpenAPI document.
+            .configure(crate::dashboard::configure)
             .default_service(web::to({
                 let unmatched = unmatched.clone();
                 move |req: HttpRequest| {

@@ -46,6 +46,7 @@ mod m20261203_000009_stripe_payments;
 mod m20261210_000010_report_notifications;
 mod m20261210_000011_scheduler;
 mod m20261210_000012_admin_queues;
+mod m20261211_000013_admin_sessions;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000010_report_notifications::Migration),
             Box::new(m20261210_000011_scheduler::Migration),
             Box::new(m20261210_000012_admin_queues::Migration),
+            Box::new(m20261211_000013_admin_sessions::Migration),
         ]
     }
 }

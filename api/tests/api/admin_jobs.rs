@@ -15,19 +15,19 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser, assert_problem, fields, spawn_app};
 
-/// An outbox row as a test wants it.
-struct Row<'a> {
-    queue: &'a str,
-    job_type: &'a str,
-    payload: Value,
-    status: &'a str,
+/// An outbox row as a test wants it (the dashboard's tests make theirs with it too).
+pub(crate) struct Row<'a> {
+    pub(crate) queue: &'a str,
+    pub(crate) job_type: &'a str,
+    pub(crate) payload: Value,
+    pub(crate) status: &'a str,
     /// Seconds from now (negative: in the past).
-    run_in_s: i64,
-    attempts: i32,
-    last_error: Option<&'a str>,
+    pub(crate) run_in_s: i64,
+    pub(crate) attempts: i32,
+    pub(crate) last_error: Option<&'a str>,
     /// Seconds ago, for a finished row.
-    completed_ago_s: Option<i64>,
-    locked_by: Option<&'a str>,
+    pub(crate) completed_ago_s: Option<i64>,
+    pub(crate) locked_by: Option<&'a str>,
 }
 
 impl Default for Row<'_> {
@@ -46,7 +46,7 @@ impl Default for Row<'_> {
     }
 }
 
-async fn insert(app: &TestApp, row: Row<'_>) -> Uuid {
+pub(crate) async fn insert(app: &TestApp, row: Row<'_>) -> Uuid {
     let id = Uuid::now_v7();
     let running = row.status == "running";
     app.db
@@ -80,7 +80,7 @@ async fn insert(app: &TestApp, row: Row<'_>) -> Uuid {
     id
 }
 
-async fn sql(app: &TestApp, sql: &str, values: Vec<DbValue>) -> Vec<Value> {
+pub(crate) async fn sql(app: &TestApp, sql: &str, values: Vec<DbValue>) -> Vec<Value> {
     app.db
         .query_all_raw(Statement::from_sql_and_values(
             app.db.get_database_backend(),
@@ -94,7 +94,7 @@ async fn sql(app: &TestApp, sql: &str, values: Vec<DbValue>) -> Vec<Value> {
         .collect()
 }
 
-async fn job_row(app: &TestApp, id: Uuid) -> Option<Value> {
+pub(crate) async fn job_row(app: &TestApp, id: Uuid) -> Option<Value> {
     sql(
         app,
         "SELECT status, attempts, last_error, run_at <= now() AS due FROM outbox WHERE id = $1",
@@ -510,7 +510,7 @@ async fn admin_jobs_are_listed_newest_first_filtered_by_queue_state_type_and_boo
     }
 }
 
-async fn audit(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn audit(app: &TestApp) -> Vec<Value> {
     sql(
         app,
         "SELECT actor_id, action, entity_type, entity_id, details, request_id FROM audit_log ORDER BY id",

@@ -524,6 +524,26 @@ pub async fn list(
     Ok((count, jobs))
 }
 
+/// Job `id` of `queue` with its failed attempts (one job's page), or `None`.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    queue: Queue,
+    id: Uuid,
+) -> Result<Option<JobView>, DbErr> {
+    let row = db
+        .query_one_raw(stmt(
+            &format!("SELECT {JOB_COLUMNS} FROM outbox o WHERE o.id = $1 AND o.queue = $2"),
+            vec![id.into(), queue.as_str().into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut job = job_view(&row)?;
+    attach_history(db, std::slice::from_mut(&mut job)).await?;
+    Ok(Some(job))
+}
+
 /// Why an operator's action on one job was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {

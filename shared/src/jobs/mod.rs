@@ -12,6 +12,7 @@ pub mod admin;
 pub mod enqueuer;
 pub mod envelope;
 mod error;
+pub mod explain;
 pub mod kinds;
 pub mod outbox;
 pub mod pauses;
