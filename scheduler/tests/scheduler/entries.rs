@@ -154,6 +154,19 @@ async fn retention_keeps_dead_jobs_and_what_still_guards_and_removes_old_finishe
         )
         .await;
     }
+    for (hash, expires_in) in [("a", hours(-1)), ("b", hours(20))] {
+        h.execute(
+            "INSERT INTO admin_sessions (token_hash, user_id, created_at, idle_expires_at, expires_at)
+             VALUES (repeat($1, 64), $2, now() - interval '1 day',
+                     now() + make_interval(secs => $3), now() + make_interval(secs => $3))",
+            vec![
+                hash.into(),
+                user.into(),
+                (expires_in.num_seconds() as f64).into(),
+            ],
+        )
+        .await;
+    }
     for (event, ago) in [("gone:evt_old", days(31)), ("kept:evt_recent", days(29))] {
         h.execute(
             "INSERT INTO processed_webhook_events (event_id, event_type, received_at)
@@ -173,7 +186,7 @@ async fn retention_keeps_dead_jobs_and_what_still_guards_and_removes_old_finishe
         .await
         .unwrap();
     let total: u64 = pruned.iter().map(|p| p.rows).sum();
-    assert_eq!(total, 3 + 1 + 1 + 3, "{pruned:?}");
+    assert_eq!(total, 3 + 1 + 1 + 1 + 3, "{pruned:?}");
 
     for (table, column) in [
         ("outbox", "task_id"),
@@ -187,6 +200,18 @@ async fn retention_keeps_dead_jobs_and_what_still_guards_and_removes_old_finishe
         h.scalar("SELECT count(*) FROM outbox WHERE task_id LIKE 'kept:%'")
             .await,
         6
+    );
+    assert_eq!(
+        h.scalar("SELECT count(*) FROM admin_sessions WHERE token_hash = repeat('a', 64)")
+            .await,
+        0,
+        "an expired dashboard session goes"
+    );
+    assert_eq!(
+        h.scalar("SELECT count(*) FROM admin_sessions WHERE token_hash = repeat('b', 64)")
+            .await,
+        1,
+        "a live one stays"
     );
     assert_eq!(
         h.scalar("SELECT count(*) FROM idempotency_keys WHERE key LIKE 'kept:%'")

@@ -8,6 +8,7 @@
 //! | `dead` jobs | 30 days | an operator still needs them (to read the error, retry or discard) |
 //! | idempotency keys | until `expires_at` (24 h) | the contract keeps them 24 h; past it a repeat is a new request |
 //! | processed webhook events | 30 days | Stripe redelivers an event for up to 3 days |
+//! | dashboard sessions | until `expires_at` (24 h after sign-in) | past it the cookie opens nothing; an idle-expired session reaches it within a day |
 //! | scheduler runs | 30 days, and always each entry's latest | the latest run is where the scheduler's catch-up starts |
 //!
 //! A job whose scheduler run has not taken its outcome yet stays, whatever its age.
@@ -74,6 +75,11 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "idempotency_keys",
             table: "idempotency_keys",
+            condition: "expires_at < now()".into(),
+        },
+        Rule {
+            name: "admin_sessions",
+            table: "admin_sessions",
             condition: "expires_at < now()".into(),
         },
         Rule {
