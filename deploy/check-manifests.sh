@@ -46,4 +46,58 @@ rendered=$(mktemp)
 trap 'rm -f "$rendered"' EXIT
 kubectl kustomize "$ROOT/deploy/k8s/overlays/production" >"$rendered"
 "$VENV/bin/kubernetes-validate" --strict --quiet "$rendered"
+# kubernetes-validate knows Kubernetes' own kinds only: KEDA's are checked against the
+# schemas in deploy/k8s/schemas/keda.json, and each reference (the Deployment a ScaledObject
+# scales, the TriggerAuthentication a trigger uses) must name an object of the render. A
+# broken copy must fail, so that the check is known to bite.
+"$VENV/bin/python" - "$rendered" "$ROOT/deploy/k8s/schemas/keda.json" <<'PY'
+import copy, json, sys, yaml
+from jsonschema import Draft202012Validator
+
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+schemas = json.load(open(sys.argv[2]))
+
+def problems(docs):
+    found = []
+    named = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs}
+    for d in docs:
+        if not d.get("apiVersion", "").startswith("keda.sh/"):
+            continue
+        where = f'{d["kind"]}/{d["metadata"].get("name")}'
+        schema = schemas.get(d["kind"])
+        if schema is None:
+            found.append(f"{where}: no schema for this KEDA kind")
+            continue
+        schema = dict(schema, **{"$defs": schemas["$defs"]})
+        for e in Draft202012Validator(schema).iter_errors(d):
+            found.append(f'{where}: {"/".join(map(str, e.path))}: {e.message}')
+        if d["kind"] != "ScaledObject":
+            continue
+        ns, spec = d["metadata"].get("namespace"), d.get("spec", {})
+        target = spec.get("scaleTargetRef", {})
+        if (target.get("kind", "Deployment"), ns, target.get("name")) not in named:
+            found.append(f'{where}: scales {target.get("name")!r}, not a Deployment of the render')
+        if spec.get("minReplicaCount", 0) > spec.get("maxReplicaCount", 100):
+            found.append(f"{where}: minReplicaCount above maxReplicaCount")
+        for t in spec.get("triggers", []):
+            ref = t.get("authenticationRef")
+            if ref and (ref.get("kind", "TriggerAuthentication"), ns, ref.get("name")) not in named:
+                found.append(f'{where}: trigger uses {ref.get("name")!r}, not a TriggerAuthentication of the render')
+    return found
+
+keda = [d for d in docs if d.get("apiVersion", "").startswith("keda.sh/")]
+assert keda, "no KEDA objects rendered"
+found = problems(docs)
+for p in found:
+    print(f"check-manifests: {p}", file=sys.stderr)
+broken = copy.deepcopy(docs)
+scaled = next(d for d in broken if d["kind"] == "ScaledObject")
+scaled["spec"]["scaleTargetRef"]["name"] = "no-such-deployment"
+scaled["spec"]["maxReplicas"] = 3
+if len(problems(broken)) < 2:
+    found.append("a broken ScaledObject passed the KEDA check")
+    print("check-manifests: a broken ScaledObject passed the KEDA check", file=sys.stderr)
+print(f"check-manifests: {len(keda)} KEDA objects checked against deploy/k8s/schemas/keda.json", file=sys.stderr)
+sys.exit(1 if found else 0)
+PY
 say "deploy/k8s/overlays/production: $(grep -c '^kind:' "$rendered") objects rendered and validated"
