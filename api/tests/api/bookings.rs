@@ -80,10 +80,13 @@ async fn a_booking_takes_seats_and_records_its_follow_up_jobs() {
 
     let id = booking["id"].as_str().unwrap();
     assert_eq!(
-        jobs_of(&app, "expire_booking").await,
-        [(format!("expire_booking:{id}"), "pending".into())]
+        jobs_of(&app, "capture_payment").await,
+        [(format!("capture_payment:{id}"), "pending".into())]
     );
-    assert_eq!(jobs_of(&app, "capture_payment").await.len(), 1);
+    assert!(
+        jobs_of(&app, "expire_booking").await.is_empty(),
+        "a booking confirmed at once never expires: no expiry job"
+    );
     assert_eq!(
         jobs_of(&app, "send_email").await.len(),
         1,
@@ -117,6 +120,12 @@ async fn with_simulated_payments_never_the_booking_waits_for_payment() {
         chrono::DateTime::parse_from_rfc3339(booking["hold_expires_at"].as_str().unwrap()).unwrap();
     assert!((hold - created).num_seconds() >= 59 && (hold - created).num_seconds() <= 61);
     assert!(jobs_of(&app, "capture_payment").await.is_empty());
+    let id = booking["id"].as_str().unwrap();
+    assert_eq!(
+        jobs_of(&app, "expire_booking").await,
+        [(format!("expire_booking:{id}"), "pending".into())],
+        "an unpaid booking expires at the end of its hold"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +174,7 @@ async fn fifty_concurrent_bookings_on_ten_seats_make_exactly_ten() {
     assert_eq!(seats_left(&app, &listing).await, 0);
     assert_eq!(app.count("bookings").await, 10);
     assert_eq!(
-        jobs_of(&app, "expire_booking").await.len(),
+        jobs_of(&app, "capture_payment").await.len(),
         10,
         "no job for a refused booking"
     );

@@ -81,7 +81,7 @@ async fn a_stopped_database_is_a_503_with_retry_after_and_service_resumes_withou
     let bookings = scalar("SELECT count(*) FROM bookings").await;
     assert!(bookings >= 4, "{bookings}");
     assert_eq!(
-        scalar("SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.task_id = 'expire_booking:' || b.id)").await,
+        scalar("SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.task_id = 'capture_payment:' || b.id)").await,
         0
     );
     assert_eq!(

@@ -89,9 +89,9 @@ pub struct Created {
 /// Takes the seats and records the booking, its payment and its expiry job, in one
 /// transaction of the same shape as the plain-SQL baseline of `deploy/bench.sh`. An instant
 /// gateway (the simulated one) creates the payment inside it, and when it authorises at
-/// once the booking is confirmed in the same transaction (messages and capture queued);
-/// any other gets a `create_payment` safety-net job, since its call happens after the
-/// commit.
+/// once the booking is confirmed in the same transaction (messages and capture queued, and
+/// no expiry job: only an unpaid booking expires); any other gets a `create_payment`
+/// safety-net job, since its call happens after the commit.
 pub async fn create(
     db: &DatabaseConnection,
     hold: Duration,
@@ -199,13 +199,18 @@ pub async fn create(
     .insert(&txn)
     .await?;
     let request_id = new.request_id.as_deref();
-    let mut jobs = vec![NewJob::of(
-        &ExpireBooking {
-            booking_id: booking.id,
-        },
-        Some(hold_expires_at),
-        request_id,
-    )?];
+    let mut jobs = Vec::with_capacity(2);
+    if !authorized {
+        // Only an unpaid booking expires: one confirmed here never waits for a payment, so
+        // an expiry job would run at `hold_expires_at` to find nothing to do.
+        jobs.push(NewJob::of(
+            &ExpireBooking {
+                booking_id: booking.id,
+            },
+            Some(hold_expires_at),
+            request_id,
+        )?);
+    }
     if instant.is_none() {
         // The request creates the payment right after this commit; should it die first,
         // this job does it (and finds nothing to do otherwise).

@@ -232,6 +232,12 @@ async fn seed(app: &TestApp) -> (Uuid, Uuid) {
         Row {
             queue: "bookings",
             job_type: "expire_booking",
+            run_in_s: 840,
+            ..Row::default()
+        },
+        Row {
+            queue: "bookings",
+            job_type: "expire_booking",
             status: "done",
             attempts: 1,
             completed_ago_s: Some(20),
