@@ -33,10 +33,13 @@ fi
 CONNECTIONS=64
 
 PIDS=()
+WORK=''
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # The e-mails and SMS log the drains wrote (hundreds of MB a run); results and logs stay.
+    [[ -z ${WORK:-} ]] || rm -rf "$WORK/data"
     orderly_stop_services
 }
 trap cleanup EXIT
