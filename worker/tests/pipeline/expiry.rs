@@ -73,7 +73,7 @@ async fn an_unpaid_booking_expires_within_two_seconds_of_its_hold_and_returns_it
         .as_deref(),
         Some("cancelled")
     );
-    let mail = p.mail_files();
+    let mail = p.mails();
     assert_eq!(
         mail.iter()
             .filter(|m| m.contains("hold has expired"))

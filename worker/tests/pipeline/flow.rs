@@ -65,7 +65,7 @@ pub(crate) async fn bookings_become_paid_with_one_confirmation_email_and_sms_eac
         .await,
         20
     );
-    let mail = p.mail_files();
+    let mail = p.mails();
     assert_eq!(mail.len(), 40, "a confirmation and a receipt per booking");
     for id in &ids {
         let confirmations = mail
@@ -132,7 +132,7 @@ async fn cancelling_a_paid_booking_refunds_it_once_and_tells_the_customer() {
         10
     );
     p.wait_until_drained(Duration::from_secs(20)).await;
-    let mail = p.mail_files();
+    let mail = p.mails();
     assert_eq!(
         mail.iter()
             .filter(|m| m.contains("Your refund is on its way"))

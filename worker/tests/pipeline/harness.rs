@@ -22,7 +22,7 @@ use orderly_worker::storage::QueueKeys;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set, Statement};
 use uuid::Uuid;
 
-use crate::fakes::Mail;
+use crate::fakes::{FakeSmtp, Mail};
 
 thread_local! {
     /// The `REDIS_URL` that [`Pipeline::new`] gives pipelines made on this thread, when set
@@ -71,12 +71,26 @@ pub struct Pipeline {
     pub providers: Providers,
     pub templates: Templates,
     pub data_dir: PathBuf,
+    /// The SMTP server this pipeline's workers send to, unless the test brought its own
+    /// (`SMTP_URL` among the overrides): e-mail is counted where it arrives, so a message
+    /// sent twice shows twice.
+    smtp: Option<FakeSmtp>,
     vars: HashMap<String, String>,
 }
 
 impl Pipeline {
     /// A fresh pipeline; `overrides` are environment variables for settings and workers.
     pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        Self::build(overrides, true).await
+    }
+
+    /// A fresh pipeline whose e-mail goes to `.eml` files (`SMTP_URL` unset), for tests of
+    /// that default transport itself.
+    pub async fn with_mail_files(overrides: &[(&str, &str)]) -> Self {
+        Self::build(overrides, false).await
+    }
+
+    async fn build(overrides: &[(&str, &str)], smtp_sink: bool) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let id = test_id();
         let database_url = create_test_database(&id).await;
@@ -97,6 +111,13 @@ impl Pipeline {
         for (k, v) in overrides {
             vars.insert((*k).into(), (*v).into());
         }
+        let smtp = if !smtp_sink || vars.contains_key("SMTP_URL") {
+            None
+        } else {
+            let smtp = FakeSmtp::start(Duration::ZERO).await;
+            vars.insert("SMTP_URL".into(), smtp.url.clone());
+            Some(smtp)
+        };
         let settings = Settings::from_map(&vars).expect("settings");
         let providers = Providers::from_settings(&settings).expect("providers");
         let templates = Templates::load(&settings.mail.templates_dir).expect("templates");
@@ -109,6 +130,7 @@ impl Pipeline {
             providers,
             templates,
             data_dir,
+            smtp,
             vars,
         }
     }
@@ -273,16 +295,13 @@ impl Pipeline {
         .await;
     }
 
-    /// `.eml` files written so far, decoded.
-    pub fn mail_files(&self) -> Vec<Mail> {
-        match std::fs::read_dir(self.data_dir.join("mail")) {
-            Ok(dir) => dir
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                .map(|e| Mail::parse(&std::fs::read_to_string(e.path()).unwrap()))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+    /// E-mails this pipeline's SMTP server accepted so far, decoded (a re-send is a second
+    /// message here). Tests that bring their own server read it there.
+    pub fn mails(&self) -> Vec<Mail> {
+        self.smtp
+            .as_ref()
+            .expect("no SMTP server of the pipeline's: the test brought its own, or chose files")
+            .mails()
     }
 }
 

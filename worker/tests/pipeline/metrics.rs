@@ -54,7 +54,7 @@ async fn wait_for(addr: SocketAddr, name_and_labels: &str, expected: f64) -> Str
 
 #[tokio::test]
 async fn metrics_count_real_jobs_and_provider_calls_with_their_labels() {
-    let p = Pipeline::new(&[]).await;
+    let p = Pipeline::with_mail_files(&[]).await;
     p.enqueue_noops(5).await;
     p.book_many(3).await;
     let (_worker, addr) = worker_with_metrics(&p, &[]).await;

@@ -47,7 +47,7 @@ async fn a_reminder_goes_out_once_by_email_and_sms_when_its_tick_runs_twice() {
     .await;
     p.wait_until_drained(Duration::from_secs(30)).await;
     let reminders: Vec<_> = p
-        .mail_files()
+        .mails()
         .into_iter()
         .filter(|m| m.contains("Coming up soon"))
         .collect();
