@@ -7,10 +7,10 @@ use orderly_shared::jobs::admin::{self, BulkAction, JobState, QueueStats};
 use orderly_shared::jobs::outbox::Window;
 use orderly_shared::jobs::pauses;
 use sea_orm::{ConnectionTrait, DbErr, Statement};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::session::Admin;
-use super::views::{DashboardError, notice, now_text, page, see_other};
+use super::views::{DashboardError, NoticeQuery, now_text, page, see_other};
 use super::{REFRESH_MS, csrf, queue_of};
 use crate::state::AppState;
 
@@ -54,12 +54,6 @@ async fn sample(db: &impl ConnectionTrait, stats: &[QueueStats]) -> Result<Sampl
     })
 }
 
-/// `?notice=`, after an action.
-#[derive(Debug, Deserialize)]
-pub struct NoticeQuery {
-    notice: Option<String>,
-}
-
 /// `GET /admin`.
 pub async fn show(
     admin: Admin,
@@ -91,7 +85,7 @@ pub async fn show(
     page(
         &req,
         "queues",
-        serde_json::json!({ "admin": admin.view(), "nav": "queues", "title": "Queues", "notice": notice(query.notice.as_deref()), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "queues": queues, "outbox": outbox, "workers": workers, "sample": sample }),
+        serde_json::json!({ "admin": admin.view(), "nav": "queues", "title": "Queues", "notice": query.text(), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "queues": queues, "outbox": outbox, "workers": workers, "sample": sample }),
     )
 }
 

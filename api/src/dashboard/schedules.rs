@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
 use super::session::Admin;
-use super::views::{DashboardError, notice, now_text, page, see_other};
+use super::views::{DashboardError, NoticeQuery, now_text, page, see_other};
 use super::{REFRESH_MS, csrf};
 use crate::state::AppState;
 
@@ -39,12 +39,6 @@ struct LastRun {
     error: Option<String>,
     leader: String,
     job: Option<String>,
-}
-
-/// `?notice=`.
-#[derive(Debug, Deserialize)]
-pub struct NoticeQuery {
-    notice: Option<String>,
 }
 
 /// `GET /admin/schedules`.
@@ -92,7 +86,7 @@ pub async fn show(
     page(
         &req,
         "schedules",
-        serde_json::json!({ "admin": admin.view(), "nav": "schedules", "title": "Schedules", "notice": notice(query.notice.as_deref()), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "entries": entries, "leader": leader }),
+        serde_json::json!({ "admin": admin.view(), "nav": "schedules", "title": "Schedules", "notice": query.text(), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "entries": entries, "leader": leader }),
     )
 }
 

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::error::DashboardError;
 
@@ -145,6 +145,19 @@ pub struct AdminView<'a> {
     pub email: &'a str,
     /// This session's CSRF token, for the forms.
     pub csrf: &'a str,
+}
+
+/// `?notice=` on a page an action redirected to.
+#[derive(Debug, Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+impl NoticeQuery {
+    /// The notice's text (see [`notice`]).
+    pub fn text(&self) -> Option<&'static str> {
+        notice(self.notice.as_deref())
+    }
 }
 
 /// A short notice shown once after an action (`?notice=retried`): a fixed text per key,
