@@ -8,9 +8,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-/// CPU seconds used so far, by program name.
+/// CPU seconds used so far, by process id, with the process's program name.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot(BTreeMap<String, f64>);
+pub struct Snapshot(BTreeMap<u32, (String, f64)>);
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux when it cannot be read).
 fn ticks_per_second() -> f64 {
@@ -27,15 +27,18 @@ fn ticks_per_second() -> f64 {
 /// Reads every process's CPU time now (processes this user may not read are skipped).
 pub fn snapshot() -> Snapshot {
     let ticks = ticks_per_second();
-    let mut by_program = BTreeMap::new();
+    let mut by_pid = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Snapshot::default();
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
-        }
+        };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
@@ -52,15 +55,17 @@ pub fn snapshot() -> Snapshot {
         let (Ok(utime), Ok(stime)) = (utime.parse::<f64>(), stime.parse::<f64>()) else {
             continue;
         };
-        *by_program.entry(program(comm)).or_insert(0.0) += (utime + stime) / ticks;
+        by_pid.insert(pid, (program(comm), (utime + stime) / ticks));
     }
-    Snapshot(by_program)
+    Snapshot(by_pid)
 }
 
 /// Groups helper processes under their program (`postgres: walwriter` is `postgres`; the
-/// kernel truncates names to 15 bytes, so `orderly-schedul` is the scheduler).
+/// kernel truncates names to 15 bytes, so `orderly-schedul` is the scheduler). A kernel
+/// worker renames itself after the work it is doing, so all of them are `kworker`.
 fn program(comm: &str) -> String {
     match comm {
+        c if c.starts_with("kworker") => "kworker".to_owned(),
         c if c.starts_with("postgres") => "postgres".to_owned(),
         c if c.starts_with("redis-server") => "redis-server".to_owned(),
         c if c.starts_with("orderly-schedul") => "orderly-scheduler".to_owned(),
@@ -71,12 +76,14 @@ fn program(comm: &str) -> String {
 /// CPU milliseconds per unit of work (`units`: bookings, requests) between two snapshots,
 /// by program, for the programs that used at least 1 % of the total; plus the total.
 pub fn per_unit(before: &Snapshot, after: &Snapshot, units: f64) -> Value {
-    let deltas: Vec<(&String, f64)> = after
-        .0
-        .iter()
-        .map(|(name, a)| (name, a - before.0.get(name).copied().unwrap_or(0.0)))
-        .filter(|(_, d)| *d > 0.0)
-        .collect();
+    // Per process, so that a process that exited or renamed itself between the snapshots
+    // is not counted as another's; one that started in between counts whole.
+    let mut by_program: BTreeMap<&String, f64> = BTreeMap::new();
+    for (pid, (name, a)) in &after.0 {
+        let b = before.0.get(pid).map_or(0.0, |(_, b)| *b);
+        *by_program.entry(name).or_insert(0.0) += (a - b).max(0.0);
+    }
+    let deltas: Vec<(&String, f64)> = by_program.into_iter().filter(|(_, d)| *d > 0.0).collect();
     let total: f64 = deltas.iter().map(|(_, d)| d).sum();
     let units = units.max(1.0);
     let mut out = serde_json::Map::new();

@@ -103,6 +103,9 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     db.execute_raw(stmt(sql, vec![ids.clone().into()])).await?;
     let committed = chrono::Utc::now();
     let started = Instant::now();
+    // The machine's CPU from the commit to the last end: what running the jobs cost, by
+    // program (the insert is not counted; the polling below costs next to nothing).
+    let cpu_before = crate::cpu::snapshot();
     // Polled with a query that the partial indexes answer at once, so that measuring costs
     // the database next to nothing while the worker drains; the figure itself comes from
     // the completion times recorded in the outbox.
@@ -119,6 +122,7 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
         Duration::from_secs(600),
     )
     .await?;
+    let cpu_after = crate::cpu::snapshot();
     let done = scalar(
         &db,
         "SELECT count(*)::float8 FROM outbox WHERE task_id = ANY($1) AND status = 'done'",
@@ -152,9 +156,13 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     )
     .await?;
     let seconds = if span > 0.0 { span } else { wall };
-    Ok(
-        json!({"kind": args.kind, "jobs": args.count, "seconds": seconds, "jobs_per_s": args.count as f64 / seconds}),
-    )
+    Ok(json!({
+        "kind": args.kind,
+        "jobs": args.count,
+        "seconds": seconds,
+        "jobs_per_s": args.count as f64 / seconds,
+        "cpu_ms_per_job": crate::cpu::per_unit(&cpu_before, &cpu_after, args.count as f64),
+    }))
 }
 
 /// Arguments of `enqueue`.

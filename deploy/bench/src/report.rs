@@ -212,6 +212,16 @@ pub fn report(args: ReportArgs) -> anyhow::Result<String> {
             "cpu_ms_per_booking",
             "CPU per completed booking, whole flow",
         ),
+        (
+            "drain_noop",
+            "cpu_ms_per_job",
+            "CPU per noop job (the pipeline's own cost)",
+        ),
+        (
+            "drain_send_email",
+            "cpu_ms_per_job",
+            "CPU per send_email job (files)",
+        ),
     ] {
         if let Some(cpu) = r.get(name).map(|v| &v[key]) {
             row(label, cpu_breakdown(cpu), "", None);
