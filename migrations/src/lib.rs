@@ -47,6 +47,7 @@ mod m20261210_000010_report_notifications;
 mod m20261210_000011_scheduler;
 mod m20261210_000012_admin_queues;
 mod m20261211_000013_admin_sessions;
+mod m20261212_000014_outbox_wake_after_commit;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000011_scheduler::Migration),
             Box::new(m20261210_000012_admin_queues::Migration),
             Box::new(m20261211_000013_admin_sessions::Migration),
+            Box::new(m20261212_000014_outbox_wake_after_commit::Migration),
         ]
     }
 }

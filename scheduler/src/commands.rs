@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use orderly_shared::jobs::outbox;
+use orderly_shared::jobs::{outbox, wake};
 use orderly_shared::schedules::{self, Entry, Table};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
@@ -85,6 +85,9 @@ pub async fn run_now(
         .await
         .context("enqueueing")?
         == 1;
+    if new {
+        wake::relays_now(db).await.context("waking the relays")?;
+    }
     let what = if new { "enqueued" } else { "already enqueued" };
     writeln!(
         out,

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use orderly_shared::jobs::outbox;
+use orderly_shared::jobs::{outbox, wake};
 use orderly_shared::schedules::{Entry, LEASE, TickJob};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait, Value};
 
@@ -110,7 +110,7 @@ pub async fn fire(
         return Ok(Fired::Before);
     }
     let job_new = outbox::enqueue_many(&txn, std::slice::from_ref(&job.job)).await? == 1;
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     Ok(Fired::New { job_new })
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use orderly_shared::jobs::{Envelope, JobError, outbox};
+use orderly_shared::jobs::{Envelope, JobError, outbox, wake};
 use sea_orm::TransactionTrait;
 use sentry::SentryFutureExt;
 use tracing::Instrument;
@@ -170,6 +170,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
                 let delay = policy.delay_after(attempt);
                 persist(ctx, "recording a retry", || async {
                     outbox::retry_later(&ctx.db, id, attempt, delay, &error).await?;
+                    wake::relays(&ctx.db);
                     Ok(())
                 })
                 .await;

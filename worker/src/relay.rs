@@ -1,8 +1,8 @@
 //! The outbox relay: moves due outbox rows into their Redis queues, each only as far ahead
 //! of its workers as its window (`outbox::Window`), and refills a window as runs start.
 //!
-//! Woken at once by `NOTIFY orderly_outbox` (sent when a transaction that enqueued commits)
-//! and by this process's runs starting; otherwise at the next row's `run_at` (by the
+//! Woken at once by `NOTIFY orderly_outbox` (sent just after a transaction that enqueued
+//! commits: `orderly_shared::jobs::wake`) and by this process's runs starting; otherwise at the next row's `run_at` (by the
 //! database's clock) or after `poll` at the latest. A lost `LISTEN` connection is rebuilt.
 //! Several relays (one per worker process) are safe: rows are claimed with `FOR UPDATE
 //! SKIP LOCKED`, and each window is bounded by the number of relays claiming at once.
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderly_shared::jobs::outbox::{Cursor, Window};
-use orderly_shared::jobs::{Envelope, Queue, outbox};
+use orderly_shared::jobs::{Envelope, Queue, outbox, wake};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::Notify;
@@ -199,7 +199,7 @@ async fn listen(db: &DatabaseConnection) -> Option<PgListener> {
             return None;
         }
     };
-    match listener.listen("orderly_outbox").await {
+    match listener.listen(wake::CHANNEL).await {
         Ok(()) => Some(listener),
         Err(e) => {
             tracing::warn!(error = %e, "cannot LISTEN for outbox inserts; polling until it can");

@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use orderly_shared::jobs::admin::audit;
-use orderly_shared::jobs::outbox;
+use orderly_shared::jobs::{outbox, wake};
 use orderly_shared::schedules::{self, Entry, Table};
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -146,7 +146,7 @@ pub async fn run_now(
         serde_json::json!({ "job": job.task_id, "enqueued": new }),
     )
     .await?;
-    txn.commit().await?;
+    wake::commit(&state.db, txn).await?;
     tracing::info!(schedule = entry.name(), job.key = %job.task_id, enqueued = new, user.id = %admin.user_id, "schedule run now by an operator");
     let done = if new { "enqueued" } else { "already-enqueued" };
     Ok(see_other(&format!("/admin/schedules?notice={done}")))

@@ -92,13 +92,35 @@ pub struct FlowArgs {
     statements_out: Option<PathBuf>,
 }
 
-/// Calls and total execution milliseconds of each statement (by its text) in this database
-/// so far.
-async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, (f64, f64)> {
+/// A statement's totals so far: calls, execution ms, plans made and planning ms (the last
+/// two are 0 unless `pg_stat_statements.track_planning` is on).
+#[derive(Debug, Clone, Copy, Default)]
+struct StatementTotals {
+    calls: f64,
+    exec_ms: f64,
+    plans: f64,
+    plan_ms: f64,
+}
+
+impl std::ops::Sub for StatementTotals {
+    type Output = Self;
+    fn sub(self, b: Self) -> Self {
+        Self {
+            calls: self.calls - b.calls,
+            exec_ms: self.exec_ms - b.exec_ms,
+            plans: self.plans - b.plans,
+            plan_ms: self.plan_ms - b.plan_ms,
+        }
+    }
+}
+
+/// The totals of each statement (by its text) in this database so far.
+async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, StatementTotals> {
     let rows = db
         .query_all_raw(stmt(
             "SELECT regexp_replace(left(s.query, 160), '\\s+', ' ', 'g') AS query, sum(s.calls)::float8 AS calls,
-                    sum(s.total_exec_time)::float8 AS ms
+                    sum(s.total_exec_time)::float8 AS ms, sum(s.plans)::float8 AS plans,
+                    sum(s.total_plan_time)::float8 AS plan_ms
                FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
               WHERE d.datname = current_database() GROUP BY 1",
             vec![],
@@ -107,9 +129,13 @@ async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, (f64, f64)>
         .unwrap_or_default();
     rows.into_iter()
         .filter_map(|r| {
-            let calls = r.try_get("", "calls").ok()?;
-            let ms = r.try_get("", "ms").ok()?;
-            Some((r.try_get("", "query").ok()?, (calls, ms)))
+            let totals = StatementTotals {
+                calls: r.try_get("", "calls").ok()?,
+                exec_ms: r.try_get("", "ms").ok()?,
+                plans: r.try_get("", "plans").ok()?,
+                plan_ms: r.try_get("", "plan_ms").ok()?,
+            };
+            Some((r.try_get("", "query").ok()?, totals))
         })
         .collect()
 }
@@ -162,25 +188,25 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
     )
     .await?;
     if let Some(path) = statements_out {
-        let mut deltas: Vec<(f64, f64, &String)> = calls_after
+        let mut deltas: Vec<(StatementTotals, &String)> = calls_after
             .iter()
-            .map(|(q, (calls, ms))| {
-                let (calls_b, ms_b) = calls_before.get(q).copied().unwrap_or((0.0, 0.0));
-                (calls - calls_b, ms - ms_b, q)
-            })
-            .filter(|(d, _, _)| *d > 0.0)
+            .map(|(q, after)| (*after - calls_before.get(q).copied().unwrap_or_default(), q))
+            .filter(|(d, _)| d.calls > 0.0)
             .collect();
-        deltas.sort_by(|a, b| b.0.total_cmp(&a.0));
+        deltas.sort_by(|a, b| b.0.calls.total_cmp(&a.0.calls));
         let per_booking = completed.max(1.0);
-        let text: String = std::iter::once("calls  exec µs  (per completed booking)\n".to_owned())
-            .chain(deltas.iter().take(30).map(|(d, ms, q)| {
-                format!(
-                    "{:5.2}  {:7.1}  {q}\n",
-                    d / per_booking,
-                    1000.0 * ms / per_booking
-                )
-            }))
-            .collect();
+        let text: String =
+            std::iter::once("calls  exec µs  plans  plan µs  (per completed booking)\n".to_owned())
+                .chain(deltas.iter().take(30).map(|(d, q)| {
+                    format!(
+                        "{:5.2}  {:7.1}  {:5.2}  {:7.1}  {q}\n",
+                        d.calls / per_booking,
+                        1000.0 * d.exec_ms / per_booking,
+                        d.plans / per_booking,
+                        1000.0 * d.plan_ms / per_booking
+                    )
+                }))
+                .collect();
         std::fs::write(&path, text).context("writing the statements")?;
     }
     let load_s = load["seconds"].as_f64().unwrap_or(f64::NAN);

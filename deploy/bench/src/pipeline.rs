@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use orderly_shared::jobs::outbox::NewJob;
-use orderly_shared::jobs::{Enqueuer, Job, Noop, outbox};
+use orderly_shared::jobs::{Enqueuer, Job, Noop, outbox, wake};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -101,6 +101,7 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     };
     let task_ids: Vec<String> = ids.iter().map(|id| format!("{}:{id}", args.kind)).collect();
     db.execute_raw(stmt(sql, vec![ids.clone().into()])).await?;
+    wake::relays_now(&db).await?;
     let committed = chrono::Utc::now();
     let started = Instant::now();
     // The machine's CPU from the commit to the last end: what running the jobs cost, by
@@ -270,6 +271,7 @@ pub async fn latency(args: LatencyArgs) -> anyhow::Result<Value> {
         tick.tick().await;
         let job = Noop { id: Uuid::new_v4() };
         outbox::enqueue(&db, &job, None, None).await?;
+        wake::relays(&db);
         ids.push(job.dedup_key());
     }
     let n = ids.len() as f64;

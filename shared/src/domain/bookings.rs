@@ -18,6 +18,7 @@ use crate::entities::listings::{self, ListingStatus};
 use crate::entities::notifications::{self, NotificationChannel, NotificationKind};
 use crate::entities::payments::{self, PaymentStatus};
 use crate::jobs::outbox::NewJob;
+use crate::jobs::wake;
 use crate::jobs::{
     CancelPayment, CapturePayment, CreatePayment, ExpireBooking, Job, RefundPayment, outbox,
 };
@@ -228,7 +229,7 @@ pub async fn create(
         outbox::enqueue_many(&txn, &jobs).await?;
         Vec::new()
     };
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, booking.confirmed = authorized, "booking created");
     Ok(Created {
         booking,
@@ -299,7 +300,7 @@ pub async fn payment_authorized(
     let txn = db.begin().await?;
     let (booking, payment) = lock(&txn, booking_id).await?;
     let confirmed = authorize(&txn, booking, payment, request_id).await?;
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     Ok(confirmed)
 }
 
@@ -383,7 +384,7 @@ pub async fn expire(
         request_id,
     )
     .await?;
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     tracing::info!(booking.id = %booking_id, "booking expired; seats returned");
     Ok(true)
 }
@@ -454,7 +455,7 @@ pub async fn cancel(
         )
         .await?;
     }
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     tracing::info!(booking.id = %booking_id, booking.was = was.as_str(), "booking cancelled; seats returned");
     Ok(booking)
 }

@@ -17,6 +17,7 @@ use super::payments::{self, PaymentError};
 use crate::entities::bookings::BookingStatus;
 use crate::entities::notifications::{NotificationChannel, NotificationKind};
 use crate::entities::payments::{self as payment_rows, PaymentStatus};
+use crate::jobs::wake;
 use crate::providers::payments::{Intent, IntentState};
 
 /// An event about one payment.
@@ -148,7 +149,7 @@ pub async fn apply(db: &DatabaseConnection, event: &PaymentEvent) -> Result<Appl
         }
         EventKind::Other => {}
     }
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     tracing::info!(event.id = %event.id, event.type = %event.event_type, booking.id = %booking_id, "payment event applied");
     Ok(Applied::Applied)
 }

@@ -21,6 +21,7 @@ use super::bookings::{self, BookingError};
 use crate::entities::bookings::{self as booking_rows, BookingStatus};
 use crate::entities::notifications::NotificationKind;
 use crate::entities::payments::{self as payment_rows, PaymentStatus};
+use crate::jobs::wake;
 use crate::providers::ProviderError;
 use crate::providers::payments::{
     Intent, IntentState, NewPayment, PaymentGateway, attempt_key, idempotency_key as key,
@@ -185,12 +186,12 @@ pub async fn capture(
         match intent.state {
             IntentState::Captured => {
                 record_capture(&txn, booking, payment, &intent, request_id).await?;
-                return Ok(txn.commit().await?);
+                return Ok(wake::commit(db, txn).await?);
             }
             IntentState::Authorized => {}
             IntentState::Canceled | IntentState::RequiresPayment | IntentState::Processing => {
                 authorization_lost(&txn, booking, payment, "the authorisation is gone").await?;
-                return Ok(txn.commit().await?);
+                return Ok(wake::commit(db, txn).await?);
             }
         }
     }
@@ -198,13 +199,13 @@ pub async fn capture(
     let why = match gateway.capture(&provider_id, &key).await {
         Ok(intent) => {
             record_capture(&txn, booking, payment, &intent, request_id).await?;
-            return Ok(txn.commit().await?);
+            return Ok(wake::commit(db, txn).await?);
         }
         Err(ProviderError::State(why)) => {
             let intent = gateway.retrieve(&provider_id).await?;
             if intent.state == IntentState::Captured {
                 record_capture(&txn, booking, payment, &intent, request_id).await?;
-                return Ok(txn.commit().await?);
+                return Ok(wake::commit(db, txn).await?);
             }
             why
         }
@@ -214,7 +215,7 @@ pub async fn capture(
         }
     };
     authorization_lost(&txn, booking, payment, &why).await?;
-    Ok(txn.commit().await?)
+    Ok(wake::commit(db, txn).await?)
 }
 
 /// Records a capture the provider made: the payment `captured`, the booking `paid`, and the
@@ -338,7 +339,7 @@ pub async fn cancel(
                 return Ok(txn.commit().await?);
             }
             IntentState::Captured => {
-                return refund_instead(txn, gateway, booking, payment, &intent).await;
+                return refund_instead(db, txn, gateway, booking, payment, &intent).await;
             }
             IntentState::Authorized | IntentState::RequiresPayment | IntentState::Processing => {}
         }
@@ -357,7 +358,7 @@ pub async fn cancel(
                     Ok(txn.commit().await?)
                 }
                 IntentState::Captured => {
-                    refund_instead(txn, gateway, booking, payment, &intent).await
+                    refund_instead(db, txn, gateway, booking, payment, &intent).await
                 }
                 _ => Err(ProviderError::State(why).into()),
             }
@@ -387,6 +388,7 @@ pub async fn record_cancel(
 /// A payment to be cancelled turned out captured at the provider: it is recorded as
 /// captured, then refunded in full under the booking's `refund` key.
 async fn refund_instead(
+    db: &DatabaseConnection,
     txn: DatabaseTransaction,
     gateway: &dyn PaymentGateway,
     booking: booking_rows::Model,
@@ -406,7 +408,7 @@ async fn refund_instead(
     p.provider_attempts = Set(0);
     p.updated_at = Set(now.into());
     let payment = p.update(&txn).await?;
-    refund_locked(txn, gateway, booking, payment, None).await
+    refund_locked(db, txn, gateway, booking, payment, None).await
 }
 
 /// The `refund_payment` job: a captured payment of a cancelled booking is refunded and the
@@ -424,10 +426,11 @@ pub async fn refund(
     if payment.status != PaymentStatus::Captured {
         return Ok(());
     }
-    refund_locked(txn, gateway, booking, payment, request_id).await
+    refund_locked(db, txn, gateway, booking, payment, request_id).await
 }
 
 async fn refund_locked(
+    db: &DatabaseConnection,
     txn: DatabaseTransaction,
     gateway: &dyn PaymentGateway,
     booking: booking_rows::Model,
@@ -445,7 +448,7 @@ async fn refund_locked(
         let intent = gateway.retrieve(&provider_id).await?;
         if intent.amount_refunded_cents >= captured {
             record_refund(&txn, booking, payment, request_id).await?;
-            return Ok(txn.commit().await?);
+            return Ok(wake::commit(db, txn).await?);
         }
     }
     let amount = captured - payment.amount_refunded_cents;
@@ -453,13 +456,13 @@ async fn refund_locked(
     match gateway.refund(&provider_id, amount, &key).await {
         Ok(_) => {
             record_refund(&txn, booking, payment, request_id).await?;
-            Ok(txn.commit().await?)
+            Ok(wake::commit(db, txn).await?)
         }
         Err(ProviderError::State(why)) => {
             let intent = gateway.retrieve(&provider_id).await?;
             if intent.amount_refunded_cents >= captured {
                 record_refund(&txn, booking, payment, request_id).await?;
-                return Ok(txn.commit().await?);
+                return Ok(wake::commit(db, txn).await?);
             }
             Err(ProviderError::State(why).into())
         }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::notifications;
 use crate::entities::notifications::{NotificationChannel, NotificationKind};
+use crate::jobs::wake;
 
 /// Bookings asked about per transaction.
 pub const BATCH: u64 = 200;
@@ -36,7 +37,7 @@ pub async fn ask_due(
         for &(booking_id, customer_id) in &due {
             notifications::ask(&txn, booking_id, customer_id, &WANTED, &[], None).await?;
         }
-        txn.commit().await?;
+        wake::commit(db, txn).await?;
         asked += due.len() as u64;
         if (due.len() as u64) < batch {
             break;

@@ -1,6 +1,6 @@
 //! `outbox`: the durable record of every job, written in the same transaction as the
-//! domain rows it belongs to. Redis is only the transport; an insert wakes the relay
-//! through `NOTIFY orderly_outbox` when the transaction commits.
+//! domain rows it belongs to. Redis is only the transport; the relays are woken by a
+//! `NOTIFY orderly_outbox` sent after the transaction commits (`jobs::wake`).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

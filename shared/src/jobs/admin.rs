@@ -617,13 +617,14 @@ pub async fn retry(
     .await?;
     let mut job = lock(&txn, queue, id).await?;
     attach_history(&txn, std::slice::from_mut(&mut job)).await?;
-    txn.commit().await?;
+    super::wake::commit(db, txn).await?;
     tracing::info!(job.id = %id, job.queue = queue.as_str(), retried = ids.len(), user.id = %actor.user_id, "job retried by an operator");
     Ok(job)
 }
 
 /// Puts rows `ids` that are dead or failed (waiting for a retry) back to `pending`, due now, reopens
-/// their failed messages and wakes the relays. Returns the ids that went back.
+/// and reopens their failed messages; the caller commits with `wake::commit`. Returns the
+/// ids that went back.
 async fn requeue(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Uuid>, DbErr> {
     let rows = txn
         .query_all_raw(stmt(
@@ -650,9 +651,6 @@ async fn requeue(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Uuid>, 
         .iter()
         .map(|r| r.try_get::<Uuid>("", "id"))
         .collect::<Result<Vec<_>, _>>()?;
-    if !ids.is_empty() {
-        txn.execute_unprepared("NOTIFY orderly_outbox").await?;
-    }
     Ok(ids)
 }
 
@@ -796,7 +794,7 @@ pub async fn bulk(
         serde_json::json!({ "action": entity, "state": state, "count": ids.len(), "ids": ids }),
     )
     .await?;
-    txn.commit().await?;
+    super::wake::commit(db, txn).await?;
     tracing::info!(job.queue = queue.map_or("*", Queue::as_str), jobs = ids.len(), action = entity, user.id = %actor.user_id, "bulk job action by an operator");
     Ok(Bulk {
         count: ids.len() as u64,

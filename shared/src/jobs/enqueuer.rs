@@ -6,6 +6,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 
 use super::Job;
 use super::outbox::{self, NewJob};
+use super::wake;
 use crate::batcher::Batcher;
 
 /// The most jobs written by one statement.
@@ -25,7 +26,7 @@ impl Enqueuer {
             async move {
                 let result = outbox::enqueue_many(&db, &jobs)
                     .await
-                    .map(|_| ())
+                    .map(|_| wake::relays(&db))
                     .map_err(|e| e.to_string());
                 vec![result; jobs.len()]
             }

@@ -3,7 +3,8 @@
 //! Every piece of background work is a [`Job`]: a payload of IDs, the queue it runs on, a
 //! deterministic task id and its retry policy. There is one way to enqueue one:
 //! [`outbox::enqueue`], which writes an outbox row inside the caller's transaction, so a
-//! rolled-back transaction never produces a job and a committed one never loses its jobs.
+//! rolled-back transaction never produces a job and a committed one never loses its jobs;
+//! that transaction commits with [`wake::commit`], which then wakes the relays.
 //! [`outbox::enqueue_many`] writes many in one statement; work that belongs to no
 //! transaction of the caller goes through an [`Enqueuer`], which commits concurrent calls
 //! together.
@@ -17,6 +18,7 @@ pub mod kinds;
 pub mod outbox;
 pub mod pauses;
 pub mod policy;
+pub mod wake;
 pub mod workers;
 
 use std::time::Duration;

@@ -523,8 +523,8 @@ pub async fn retry_later(
     delay: Duration,
     error: &str,
 ) -> Result<(), DbErr> {
-    // The NOTIFY tells a sleeping relay about the new due time. `prev` reads the row as
-    // the run left it (its worker), for the attempt's history.
+    // `prev` reads the row as the run left it (its worker), for the attempt's history. The
+    // caller wakes the relays afterwards (`wake::relays`) for the new due time.
     db.execute_raw(stmt(
         "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = $1),
          retried AS (
@@ -538,7 +538,7 @@ pub async fn retry_later(
               FROM retried r JOIN prev p ON p.id = r.id
             ON CONFLICT DO NOTHING
             RETURNING 1)
-         SELECT pg_notify('orderly_outbox', '') FROM retried",
+         SELECT count(*) FROM retried",
         vec![
             id.into(),
             (attempt as i32).into(),

@@ -101,20 +101,14 @@ pub async fn set_paused(
         .rows_affected()
             == 1
     } else {
-        let gone = txn
-            .execute_raw(stmt(
-                "DELETE FROM queue_pauses WHERE queue = $1",
-                vec![queue.as_str().into()],
-            ))
-            .await
-            .context("removing the pause")?
-            .rows_affected()
-            == 1;
-        // The relays claim the queue's backlog again at once.
-        txn.execute_unprepared("NOTIFY orderly_outbox")
-            .await
-            .context("waking the relays")?;
-        gone
+        txn.execute_raw(stmt(
+            "DELETE FROM queue_pauses WHERE queue = $1",
+            vec![queue.as_str().into()],
+        ))
+        .await
+        .context("removing the pause")?
+        .rows_affected()
+            == 1
     };
     super::admin::audit(
         &txn,
@@ -131,6 +125,10 @@ pub async fn set_paused(
     .await
     .context("writing the audit row")?;
     txn.commit().await.context("committing the pause")?;
+    if !pause {
+        // The relays claim the queue's backlog again at once.
+        super::wake::relays(db);
+    }
     write_flag(redis, prefix, queue, pause)
         .await
         .context("writing the queue's Redis flag")?;

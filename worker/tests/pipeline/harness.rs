@@ -13,7 +13,7 @@ use orderly_shared::domain::bookings;
 use orderly_shared::entities::listings::{self, ListingStatus};
 use orderly_shared::entities::users::{self, Role};
 use orderly_shared::jobs::outbox::{self, NewJob};
-use orderly_shared::jobs::{Noop, Queue};
+use orderly_shared::jobs::{Noop, Queue, wake};
 use orderly_shared::providers::Providers;
 use orderly_shared::redis_conn::RedisConn;
 use orderly_shared::templates::Templates;
@@ -246,6 +246,7 @@ impl Pipeline {
         for chunk in jobs.chunks(5000) {
             outbox::enqueue_many(&self.db, chunk).await.unwrap();
         }
+        wake::relays_now(&self.db).await.unwrap();
     }
 
     /// A Redis connection to this pipeline's server (or cluster, or Sentinel's primary).

@@ -19,3 +19,4 @@ mod scheduled;
 mod sentinel;
 mod startup;
 mod stripe;
+mod wake;

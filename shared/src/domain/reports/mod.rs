@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::entities::daily_reports;
+use crate::jobs::wake;
 use crate::jobs::{self, outbox};
 
 /// One day's report, as stored and as `GET /api/v1/admin/reports/daily` answers it.
@@ -148,7 +149,7 @@ pub async fn run(
     let stored = store(&txn, &report).await?;
     let run = run_key(job.request);
     let asked = email::ask(&txn, job.date, &run, &settings.recipients, request_id).await?;
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     tracing::info!(
         report.date = %job.date,
         report.tz = %settings.tz,
@@ -350,7 +351,7 @@ pub async fn request(
         ],
     ))
     .await?;
-    txn.commit().await?;
+    wake::commit(db, txn).await?;
     tracing::info!(report.date = %date, report.run = %run, user.id = %actor_id, "daily report requested");
     Ok(run)
 }
