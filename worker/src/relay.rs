@@ -2,8 +2,9 @@
 //! of its workers as its window (`outbox::Window`), and refills a window as runs start.
 //!
 //! Woken at once by `NOTIFY orderly_outbox` (sent just after a transaction that enqueued
-//! commits: `orderly_shared::jobs::wake`) and by this process's runs starting; otherwise at the next row's `run_at` (by the
-//! database's clock) or after `poll` at the latest. A lost `LISTEN` connection is rebuilt.
+//! commits: `orderly_shared::jobs::wake`) and by this process's runs starting; otherwise
+//! at the next row's `run_at` (by the database's clock) or after `poll` at the latest. A
+//! lost `LISTEN` connection is rebuilt.
 //! Several relays (one per worker process) are safe: rows are claimed with `FOR UPDATE
 //! SKIP LOCKED`, and each window is bounded by the number of relays claiming at once.
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::pauses::Actor;
-use super::{Job, Queue, SendEmail, SendSms};
+use super::{Job, Queue, SendEmail, SendSms, wake};
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
@@ -617,7 +617,7 @@ pub async fn retry(
     .await?;
     let mut job = lock(&txn, queue, id).await?;
     attach_history(&txn, std::slice::from_mut(&mut job)).await?;
-    super::wake::commit(db, txn).await?;
+    wake::commit(db, txn).await?;
     tracing::info!(job.id = %id, job.queue = queue.as_str(), retried = ids.len(), user.id = %actor.user_id, "job retried by an operator");
     Ok(job)
 }
@@ -794,7 +794,7 @@ pub async fn bulk(
         serde_json::json!({ "action": entity, "state": state, "count": ids.len(), "ids": ids }),
     )
     .await?;
-    super::wake::commit(db, txn).await?;
+    wake::commit(db, txn).await?;
     tracing::info!(job.queue = queue.map_or("*", Queue::as_str), jobs = ids.len(), action = entity, user.id = %actor.user_id, "bulk job action by an operator");
     Ok(Bulk {
         count: ids.len() as u64,
