@@ -704,7 +704,7 @@ pub async fn reclaim(db: &impl ConnectionTrait, rows: &[Pushed]) -> Result<u64, 
 /// Wakes every relay when `handed_back` rows became due again.
 async fn wake_relays(db: &impl ConnectionTrait, handed_back: u64) -> Result<u64, DbErr> {
     if handed_back > 0 {
-        db.execute_unprepared("NOTIFY orderly_outbox").await?;
+        super::wake::relays_now(db).await?;
     }
     Ok(handed_back)
 }

@@ -52,8 +52,9 @@ pub fn relays(db: &DatabaseConnection) {
     senders[index].wanted.notify_one();
 }
 
-/// Wakes the relays and waits for that: for a process about to exit (a command).
-pub async fn relays_now(db: &DatabaseConnection) -> Result<(), DbErr> {
+/// Wakes the relays and waits for that: for a process about to exit (a command), or after
+/// a statement on its own connection.
+pub async fn relays_now(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     db.execute_unprepared(&format!("NOTIFY {CHANNEL}")).await?;
     Ok(())
 }
