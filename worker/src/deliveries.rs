@@ -49,7 +49,10 @@ impl Deliveries {
         lease: Duration,
     ) -> Self {
         let delivery = Delivery::new(db, lease);
-        let (mail_delivery, mailer) = (delivery.clone(), providers.mail.clone());
+        let mail_delivery = delivery
+            .clone()
+            .with_in_flight(providers.mail.max_in_flight());
+        let mailer = providers.mail.clone();
         let email = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {
             let (delivery, mailer, templates) =
                 (mail_delivery.clone(), mailer.clone(), templates.clone());

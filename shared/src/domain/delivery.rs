@@ -14,12 +14,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, IdenStatic, Iterable, Statement,
 };
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::messages::{self, BookingEmail, BookingEmailKind, EmailText};
@@ -287,6 +289,7 @@ pub struct Delivery {
     db: DatabaseConnection,
     lease: Duration,
     outcomes: Batcher<Answer, Result<(), String>>,
+    in_flight: Option<Arc<Semaphore>>,
 }
 
 impl Delivery {
@@ -304,7 +307,16 @@ impl Delivery {
             db,
             lease,
             outcomes,
+            in_flight: None,
         }
+    }
+
+    /// This delivery with at most `limit` messages (when given) between the start of their
+    /// send and the commit of its outcome. A message the provider accepted is in flight
+    /// until its outcome is committed: a crash before that sends it again.
+    pub fn with_in_flight(mut self, limit: Option<usize>) -> Self {
+        self.in_flight = limit.map(|n| Arc::new(Semaphore::new(n.max(1))));
+        self
     }
 
     /// Delivers the notifications `ids` as one batch, sending each claimed row with
@@ -362,7 +374,13 @@ impl Delivery {
         let sends = claimed.into_iter().map(|l| {
             let (id, attempt) = (l.row.id, l.row.attempts);
             let sending = send(l);
+            let in_flight = self.in_flight.clone();
             async move {
+                // Held until the outcome is committed (a closed semaphore never happens).
+                let _slot = match in_flight {
+                    Some(slots) => slots.acquire_owned().await.ok(),
+                    None => None,
+                };
                 let outcome = sending.await;
                 // Committed as soon as the provider answered, not at the end of the batch.
                 let recorded = self.outcomes.submit((id, attempt, outcome.clone())).await;

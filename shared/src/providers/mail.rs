@@ -54,6 +54,12 @@ pub trait Mailer: Send + Sync {
     fn name(&self) -> &'static str;
     /// Sends; returns the provider's message id.
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError>;
+    /// How many sends may be in flight at once, when that is bounded (`SMTP_POOL_SIZE`):
+    /// deliveries hold a slot until a send's outcome is committed, so that a crash can
+    /// repeat no more messages than this.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// How long connecting to the SMTP server may take. In lettre's async transport this is
@@ -91,6 +97,7 @@ pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
             Arc::new(SmtpMailer {
                 transport,
                 from,
+                size: size as usize,
                 in_flight: Arc::new(Semaphore::new(size as usize)),
             })
         }
@@ -188,6 +195,7 @@ fn write_eml(dir: &std::path::Path, id: Uuid, bytes: &[u8]) -> std::io::Result<S
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    size: usize,
     in_flight: Arc<Semaphore>,
 }
 
@@ -195,6 +203,10 @@ pub struct SmtpMailer {
 impl Mailer for SmtpMailer {
     fn name(&self) -> &'static str {
         "smtp"
+    }
+
+    fn max_in_flight(&self) -> Option<usize> {
+        Some(self.size)
     }
 
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {

@@ -159,6 +159,10 @@ impl Mailer for MeteredMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
         observe(&self.meter, self.name(), "send", self.inner.send(email)).await
     }
+
+    fn max_in_flight(&self) -> Option<usize> {
+        self.inner.max_in_flight()
+    }
 }
 
 /// An SMS sender whose sends are measured.
