@@ -2,13 +2,14 @@
 
 use clap::Parser;
 use orderly_api::cli::{self, Cli};
+use orderly_shared::config::Binary;
 use orderly_shared::{Settings, telemetry};
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let settings = match Settings::from_env() {
+    let settings = match Settings::from_env(Binary::Api) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("orderly-api: {e}");

@@ -358,6 +358,9 @@ impl From<BookingError> for ApiError {
             BookingError::SoldOut(seats) => Self::conflict("sold_out", seats.to_string()),
             BookingError::ListingUnavailable(why) => Self::conflict("conflict", why),
             BookingError::WrongStatus(_) => Self::conflict("conflict", error.to_string()),
+            BookingError::CancellationClosed => {
+                Self::conflict("cancellation_closed", error.to_string())
+            }
             BookingError::DuplicateKey => Self::conflict(
                 "conflict",
                 "a booking with this Idempotency-Key is being made",
@@ -393,7 +396,9 @@ impl From<PaymentError> for ApiError {
             PaymentError::Booking(booking) => booking.into(),
             PaymentError::Provider(provider) => BookingError::Payment(provider).into(),
             PaymentError::Db(db) => db.into(),
-            PaymentError::Inconsistent(_) => Self::Internal(anyhow::Error::new(error)),
+            PaymentError::Inconsistent(_) | PaymentError::Unreadable(_) => {
+                Self::Internal(anyhow::Error::new(error))
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ mod m20261210_000011_scheduler;
 mod m20261210_000012_admin_queues;
 mod m20261211_000013_admin_sessions;
 mod m20261212_000014_outbox_wake_after_commit;
+mod m20261214_000015_money;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000012_admin_queues::Migration),
             Box::new(m20261211_000013_admin_sessions::Migration),
             Box::new(m20261212_000014_outbox_wake_after_commit::Migration),
+            Box::new(m20261214_000015_money::Migration),
         ]
     }
 }

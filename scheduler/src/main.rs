@@ -1,13 +1,14 @@
 //! `orderly-scheduler`: parses flags and runs the library.
 
 use clap::Parser;
+use orderly_shared::config::Binary;
 use orderly_shared::{Settings, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = orderly_scheduler::Cli::parse();
-    let settings = match Settings::from_env() {
+    let settings = match Settings::from_env(Binary::Scheduler) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("orderly-scheduler: {e}");

@@ -1,7 +1,10 @@
 //! Typed configuration, read once from the environment at start-up.
 //!
-//! Every binary calls [`Settings::from_env`]; a missing or malformed variable stops it with
-//! one line naming the variable. Secrets are wrapped in [`SecretString`] so they never print.
+//! Every binary calls [`Settings::from_env`] with its [`Binary`]; a missing or malformed
+//! variable stops it with one line naming the variable. Secrets are wrapped in
+//! [`SecretString`] so they never print. With `APP_ENV=production` each binary's providers
+//! must be real ones: the payment simulator, `.eml` files and the SMS log are development
+//! defaults only.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +43,27 @@ pub enum AppEnv {
     Development,
     /// A real deployment.
     Production,
+}
+
+/// The binary reading the settings, which decides the providers it must have in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    /// `orderly-api`: takes payments (`STRIPE_*`) and verifies Stripe's webhooks.
+    Api,
+    /// `orderly-worker`: payments, e-mail (`SMTP_URL`) and SMS (`SMS_PROVIDER`).
+    Worker,
+    /// `orderly-scheduler`: only queues jobs, so it needs no provider.
+    Scheduler,
+}
+
+impl Binary {
+    fn takes_payments(self) -> bool {
+        matches!(self, Self::Api | Self::Worker)
+    }
+
+    fn sends_messages(self) -> bool {
+        self == Self::Worker
+    }
 }
 
 /// How logs are written.
@@ -160,6 +184,9 @@ pub struct Settings {
     pub jwt_secret: SecretString,
     /// `BOOKING_HOLD_SECONDS`.
     pub booking_hold: Duration,
+    /// `CANCELLATION_CUTOFF_HOURS` (24; 0 for none): a customer cannot cancel a booking
+    /// whose payment went through this close to its listing's start (an admin can).
+    pub cancellation_cutoff: Duration,
     /// `SMTP_URL`, `MAIL_FROM`.
     pub mail: MailSettings,
     /// `SMS_PROVIDER` and `TWILIO_*`.
@@ -211,6 +238,9 @@ pub struct ScheduleSettings {
     pub sweep: CronSetting,
     /// `RETENTION_CRON` (03:30 every day), `RETENTION_TZ`.
     pub retention: CronSetting,
+    /// `RECONCILE_CRON` (every 10 minutes), `RECONCILE_TZ`: bookings compared with the
+    /// payment provider.
+    pub reconcile: CronSetting,
     /// `REMINDER_LEAD_HOURS` (24): how long before its listing starts a booking is reminded.
     pub reminder_lead_hours: u32,
     /// `REPORT_CATCH_UP_DAYS` (7, at most 30, the days retention keeps a report's job key):
@@ -236,6 +266,7 @@ fn schedules(env: &Env<'_>) -> Result<ScheduleSettings, ConfigError> {
         reminders: entry("REMINDERS_CRON", "REMINDERS_TZ", "0 */15 * * * *")?,
         sweep: entry("SWEEP_CRON", "SWEEP_TZ", "0 * * * * *")?,
         retention: entry("RETENTION_CRON", "RETENTION_TZ", "0 30 3 * * *")?,
+        reconcile: entry("RECONCILE_CRON", "RECONCILE_TZ", "0 */10 * * * *")?,
         reminder_lead_hours: env.positive("REMINDER_LEAD_HOURS", 24)?,
         report_catch_up_days: catch_up,
         lease: Duration::from_secs(env.positive("SCHEDULER_LEASE_SECONDS", 10)?),
@@ -362,15 +393,57 @@ fn worker(env: &Env<'_>) -> Result<WorkerSettings, ConfigError> {
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 impl Settings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Reads the process environment for `binary`: in production, refuses the development
+    /// stand-ins for the providers it uses.
+    pub fn from_env(binary: Binary) -> Result<Self, ConfigError> {
+        Self::for_binary(binary, |name| std::env::var(name).ok())
+    }
+
+    fn for_binary(
+        binary: Binary,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let settings = Self::from_lookup(lookup)?;
+        settings.refuse_stand_ins(binary)?;
+        Ok(settings)
     }
 
     /// Reads settings from a map; used by tests to build settings without touching the
-    /// process environment.
+    /// process environment. No binary is named, so production's provider rules
+    /// ([`Settings::from_env`]) are not applied.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         Self::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// In production, a provider that `binary` uses must be a real one: without Stripe's keys
+    /// payments are simulated, without `SMTP_URL` e-mail becomes files, and `SMS_PROVIDER=log`
+    /// only writes a log.
+    fn refuse_stand_ins(&self, binary: Binary) -> Result<(), ConfigError> {
+        if self.app_env != AppEnv::Production {
+            return Ok(());
+        }
+        if binary.takes_payments() && matches!(self.payments, PaymentSettings::Simulated(_)) {
+            return Err(ConfigError::new(
+                "STRIPE_SECRET_KEY",
+                "is required (with STRIPE_WEBHOOK_SECRET) when APP_ENV=production: without them payments are simulated",
+            ));
+        }
+        if !binary.sends_messages() {
+            return Ok(());
+        }
+        if let MailTransport::Files(_) = self.mail.transport {
+            return Err(ConfigError::new(
+                "SMTP_URL",
+                "is required when APP_ENV=production: without it e-mail is only written to .eml files",
+            ));
+        }
+        if let SmsSettings::Log(_) = self.sms {
+            return Err(ConfigError::new(
+                "SMS_PROVIDER",
+                "must be `twilio` when APP_ENV=production: `log` only writes messages to a file",
+            ));
+        }
+        Ok(())
     }
 
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -409,6 +482,13 @@ impl Settings {
                 .transpose()?,
             jwt_secret: jwt_secret(&env, app_env)?,
             booking_hold: Duration::from_secs(env.positive("BOOKING_HOLD_SECONDS", 900)?),
+            cancellation_cutoff: Duration::from_secs(
+                3600 * env.parse::<u64>(
+                    "CANCELLATION_CUTOFF_HOURS",
+                    "24",
+                    "a whole number of hours (0 for no cutoff)",
+                )?,
+            ),
             mail: mail(&env, &data_dir)?,
             sms: sms(&env, &data_dir)?,
             payments: payments(&env)?,
@@ -701,6 +781,7 @@ mod tests {
         assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.metrics_addr, None);
         assert_eq!(s.booking_hold, Duration::from_secs(900));
+        assert_eq!(s.cancellation_cutoff, Duration::from_secs(24 * 3600));
         assert_eq!(s.report_cron.source(), "0 0 2 * * *");
         assert_eq!(s.report_tz, chrono_tz::UTC);
         assert_eq!(s.schedules.reminders.expression.source(), "0 */15 * * * *");
@@ -771,6 +852,119 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Json);
     }
 
+    /// Production settings with every provider a real one.
+    fn production() -> HashMap<String, String> {
+        let mut vars = base();
+        for (k, v) in [
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "a-production-secret-of-at-least-32-bytes"),
+            ("STRIPE_SECRET_KEY", "sk_live_x"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("SMTP_URL", "smtp://mail.example.com:587"),
+            ("SMS_PROVIDER", "twilio"),
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "token"),
+            ("TWILIO_FROM", "+15550000000"),
+        ] {
+            vars.insert(k.into(), v.into());
+        }
+        vars
+    }
+
+    /// What `binary` makes of `vars`, as [`Settings::from_env`] would.
+    fn start(binary: Binary, vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        Settings::for_binary(binary, |name| vars.get(name).cloned())
+    }
+
+    const BINARIES: [Binary; 3] = [Binary::Api, Binary::Worker, Binary::Scheduler];
+
+    #[test]
+    fn production_with_real_providers_starts_every_binary() {
+        for binary in BINARIES {
+            let s = start(binary, &production()).unwrap();
+            assert!(matches!(s.payments, PaymentSettings::Stripe { .. }));
+            assert!(matches!(s.mail.transport, MailTransport::Smtp(_)));
+            assert!(matches!(s.sms, SmsSettings::Twilio { .. }));
+        }
+    }
+
+    #[test]
+    fn production_refuses_simulated_payments_in_the_api_and_the_worker() {
+        let mut vars = production();
+        vars.remove("STRIPE_SECRET_KEY");
+        vars.remove("STRIPE_WEBHOOK_SECRET");
+        for binary in [Binary::Api, Binary::Worker] {
+            let err = start(binary, &vars).unwrap_err();
+            assert_eq!(err.var, "STRIPE_SECRET_KEY", "{binary:?}");
+            assert!(err.problem.contains("APP_ENV=production"), "{err}");
+            assert!(err.problem.contains("simulated"), "{err}");
+        }
+        vars.insert("STRIPE_SECRET_KEY".into(), "sk_live_x".into());
+        for binary in [Binary::Api, Binary::Worker] {
+            assert_eq!(
+                start(binary, &vars).unwrap_err().var,
+                "STRIPE_WEBHOOK_SECRET"
+            );
+        }
+        vars.insert("SIMULATED_PAYMENTS".into(), "never".into());
+        vars.remove("STRIPE_SECRET_KEY");
+        assert_eq!(
+            start(Binary::Api, &vars).unwrap_err().var,
+            "STRIPE_SECRET_KEY"
+        );
+    }
+
+    #[test]
+    fn production_refuses_file_mail_in_the_worker() {
+        let mut vars = production();
+        vars.remove("SMTP_URL");
+        let err = start(Binary::Worker, &vars).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration error: SMTP_URL: is required when APP_ENV=production: \
+             without it e-mail is only written to .eml files"
+        );
+        assert!(start(Binary::Api, &vars).is_ok(), "the API sends no e-mail");
+    }
+
+    #[test]
+    fn production_refuses_the_sms_log_in_the_worker() {
+        let mut vars = production();
+        vars.remove("SMS_PROVIDER");
+        assert_eq!(
+            start(Binary::Worker, &vars).unwrap_err().var,
+            "SMS_PROVIDER"
+        );
+        vars.insert("SMS_PROVIDER".into(), "log".into());
+        let err = start(Binary::Worker, &vars).unwrap_err();
+        assert_eq!(err.var, "SMS_PROVIDER");
+        assert!(err.problem.contains("twilio"), "{err}");
+        assert!(start(Binary::Api, &vars).is_ok(), "the API sends no SMS");
+    }
+
+    #[test]
+    fn the_scheduler_needs_no_provider_in_production() {
+        let mut vars = base();
+        vars.insert("APP_ENV".into(), "production".into());
+        vars.insert("JWT_SECRET".into(), "x".repeat(MIN_JWT_SECRET_BYTES));
+        assert!(start(Binary::Scheduler, &vars).is_ok());
+        assert!(start(Binary::Api, &vars).is_err());
+        assert!(start(Binary::Worker, &vars).is_err());
+    }
+
+    #[test]
+    fn development_keeps_the_simulator_files_and_log_as_defaults() {
+        for binary in BINARIES {
+            let s = start(binary, &base()).unwrap();
+            assert!(matches!(
+                s.payments,
+                PaymentSettings::Simulated(SimulatedPayments::Authorize)
+            ));
+            assert!(matches!(s.mail.transport, MailTransport::Files(_)));
+            assert!(matches!(s.sms, SmsSettings::Log(_)));
+        }
+    }
+
     #[test]
     fn malformed_values_name_their_variable() {
         for (var, value) in [
@@ -778,6 +972,8 @@ mod tests {
             ("METRICS_ADDR", "9091"),
             ("BOOKING_HOLD_SECONDS", "-5"),
             ("BOOKING_HOLD_SECONDS", "abc"),
+            ("CANCELLATION_CUTOFF_HOURS", "-1"),
+            ("CANCELLATION_CUTOFF_HOURS", "a day"),
             ("DATABASE_POOL_SIZE", "0"),
             ("REPORT_TZ", "Mars/Base"),
             ("REPORT_CRON", "* *"),

@@ -1,13 +1,14 @@
 //! `orderly-worker`: parses flags and runs the library.
 
 use clap::Parser;
+use orderly_shared::config::Binary;
 use orderly_shared::{Settings, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = orderly_worker::Cli::parse();
-    let mut settings = match Settings::from_env() {
+    let mut settings = match Settings::from_env(Binary::Worker) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("orderly-worker: {e}");

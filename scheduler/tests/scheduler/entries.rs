@@ -4,8 +4,10 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
+use orderly_shared::config::SimulatedPayments;
 use orderly_shared::domain::{reminders, retention, sweep};
 use orderly_shared::jobs::{Job, Reminders};
+use orderly_shared::providers::payments::SimulatedGateway;
 
 use crate::harness::Harness;
 
@@ -99,7 +101,14 @@ async fn the_sweep_expires_lost_holds_and_counts_bookings_stuck_confirmed() {
     // Confirmed a moment ago: its capture is simply not done yet.
     h.booking(listing, "confirmed", Duration::seconds(5)).await;
 
-    let swept = sweep::sweep(&h.db).await.unwrap();
+    let swept = sweep::sweep(
+        &h.db,
+        &SimulatedGateway {
+            mode: SimulatedPayments::Authorize,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(swept.expired, 1);
     assert_eq!(swept.stuck_confirmed, 1);
     assert_eq!(swept.stuck_sample, [stuck]);
@@ -109,7 +118,18 @@ async fn the_sweep_expires_lost_holds_and_counts_bookings_stuck_confirmed() {
         ))
         .await;
     assert_eq!(status, 1);
-    assert_eq!(sweep::sweep(&h.db).await.unwrap().expired, 0);
+    assert_eq!(
+        sweep::sweep(
+            &h.db,
+            &SimulatedGateway {
+                mode: SimulatedPayments::Authorize
+            }
+        )
+        .await
+        .unwrap()
+        .expired,
+        0
+    );
 }
 
 #[tokio::test]

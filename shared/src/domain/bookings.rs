@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, IntoActiveModel, JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
     TransactionTrait,
 };
 use uuid::Uuid;
@@ -45,6 +45,10 @@ pub enum BookingError {
     /// The booking's status does not allow it.
     #[error("the booking is {}", .0.as_str())]
     WrongStatus(BookingStatus),
+    /// A customer's cancel of a booking whose payment went through, too close to the
+    /// listing's start (`CANCELLATION_CUTOFF_HOURS`).
+    #[error("the booking can no longer be cancelled: the listing starts too soon")]
+    CancellationClosed,
     /// The customer already made a booking with this idempotency key.
     #[error("a booking with this idempotency key already exists")]
     DuplicateKey,
@@ -194,6 +198,9 @@ pub async fn create(
         refunded_at: Set(None),
         last_error: Set(None),
         provider_attempts: Set(0),
+        disputed_at: Set(None),
+        dispute_reason: Set(None),
+        reconciled_at: Set(None),
         created_at: Set(now.into()),
         updated_at: Set(now.into()),
     }
@@ -249,7 +256,10 @@ async fn confirm(
 ) -> Result<Vec<notifications::Model>, BookingError> {
     let mut jobs = also.to_vec();
     jobs.push(NewJob::of(
-        &CapturePayment { booking_id },
+        &CapturePayment {
+            booking_id,
+            round: 0,
+        },
         None,
         request_id,
     )?);
@@ -268,6 +278,23 @@ async fn confirm(
         request_id,
     )
     .await?)
+}
+
+/// Reads a booking and its payment without locking them (one statement): what a step that
+/// calls a provider decides from, before it locks them again to record the answer.
+pub async fn read(
+    db: &impl ConnectionTrait,
+    booking_id: Uuid,
+) -> Result<Option<(bookings::Model, payments::Model)>, BookingError> {
+    match bookings::Entity::find_by_id(booking_id)
+        .select_also(payments::Entity)
+        .join(JoinType::InnerJoin, bookings::Relation::Payment.def())
+        .one(db)
+        .await?
+    {
+        Some((booking, Some(payment))) => Ok(Some((booking, payment))),
+        _ => Ok(None),
+    }
 }
 
 /// Locks a booking and its payment inside `txn` (one statement).
@@ -354,6 +381,52 @@ pub async fn authorize(
     Ok(true)
 }
 
+/// An expired booking whose payment turns out authorised after all (the customer paid as
+/// the hold ended, and nothing told us in time): if its listing is still open and has the
+/// seats, it takes them again and is confirmed as if the authorisation had come in time
+/// (messages and capture queued). Returns whether it was; the caller holds the booking's
+/// and payment's locks in `txn` and commits.
+pub async fn reinstate(
+    txn: &DatabaseTransaction,
+    booking: bookings::Model,
+    payment: payments::Model,
+    request_id: Option<&str>,
+) -> Result<bool, BookingError> {
+    if booking.status != BookingStatus::Expired {
+        return Ok(false);
+    }
+    let listing = listings::Entity::find_by_id(booking.listing_id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(BookingError::ListingNotFound)?;
+    let now = Utc::now();
+    if listing.status != ListingStatus::Published || listing.starts_at <= now {
+        return Ok(false);
+    }
+    let Ok(seats_left) = seats::take(listing.seats_left, booking.quantity) else {
+        return Ok(false);
+    };
+    let mut l = listing.into_active_model();
+    l.seats_left = Set(seats_left);
+    l.updated_at = Set(now.into());
+    l.update(txn).await?;
+    let (booking_id, customer_id) = (booking.id, booking.customer_id);
+    let mut b = booking.into_active_model();
+    b.status = Set(BookingStatus::Confirmed);
+    b.confirmed_at = Set(Some(now.into()));
+    b.expired_at = Set(None);
+    b.updated_at = Set(now.into());
+    b.update(txn).await?;
+    let mut p = payment.into_active_model();
+    p.status = Set(PaymentStatus::Authorized);
+    p.updated_at = Set(now.into());
+    p.update(txn).await?;
+    confirm(txn, booking_id, customer_id, &[], request_id).await?;
+    tracing::warn!(booking.id = %booking_id, "an expired booking's payment was authorised: seats taken again and the booking confirmed");
+    Ok(true)
+}
+
 /// The hold ran out: if the booking is still unpaid, expire it, return its seats (once),
 /// tell the customer and queue the payment's cancellation. Returns whether it expired.
 pub async fn expire(
@@ -389,16 +462,15 @@ pub async fn expire(
     Ok(true)
 }
 
-/// The sweep behind the `expire_booking` jobs: expires up to `limit` unpaid bookings whose
-/// hold ended more than `late` ago (their job was lost or is far behind). Returns how many
-/// it expired.
-pub async fn expire_overdue(
+/// Up to `limit` unpaid bookings whose hold ended more than `late` ago (their
+/// `expire_booking` job was lost or is far behind), for the sweep.
+pub async fn overdue(
     db: &DatabaseConnection,
     late: Duration,
     limit: u64,
-) -> Result<u64, BookingError> {
+) -> Result<Vec<Uuid>, BookingError> {
     let late = chrono::Duration::from_std(late).unwrap_or(chrono::Duration::minutes(1));
-    let overdue: Vec<Uuid> = bookings::Entity::find()
+    Ok(bookings::Entity::find()
         .select_only()
         .column(bookings::Column::Id)
         .filter(bookings::Column::Status.eq(BookingStatus::PendingPayment))
@@ -406,22 +478,30 @@ pub async fn expire_overdue(
         .limit(limit)
         .into_tuple()
         .all(db)
-        .await?;
-    let mut expired = 0;
-    for id in overdue {
-        if expire(db, id, None).await? {
-            tracing::warn!(booking.id = %id, "expired by the sweep: its expire_booking job was late or lost");
-            expired += 1;
-        }
-    }
-    Ok(expired)
+        .await?)
+}
+
+/// Who cancels a booking, and so which rule applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelledBy {
+    /// The customer: a booking whose payment went through (`confirmed` or `paid`) can no
+    /// longer be cancelled within `cutoff` of the listing's start.
+    Customer {
+        /// `CANCELLATION_CUTOFF_HOURS`.
+        cutoff: Duration,
+    },
+    /// An admin: always (a paid booking is refunded).
+    Admin,
 }
 
 /// Cancels a booking for its customer or an admin: seats return; an authorised payment is
-/// cancelled, a captured one refunded; the customer is told.
+/// cancelled, a captured one refunded (each a job written with the cancellation); the
+/// customer is told. A customer's cancel of a booking whose payment went through, within
+/// the cutoff of the listing's start, is refused ([`BookingError::CancellationClosed`]).
 pub async fn cancel(
     db: &DatabaseConnection,
     booking_id: Uuid,
+    by: CancelledBy,
     request_id: Option<&str>,
 ) -> Result<bookings::Model, BookingError> {
     let txn = db.begin().await?;
@@ -433,6 +513,21 @@ pub async fn cancel(
     ) {
         return Err(BookingError::WrongStatus(was));
     }
+    if let CancelledBy::Customer { cutoff } = by
+        && was != BookingStatus::PendingPayment
+    {
+        let starts_at = listings::Entity::find_by_id(booking.listing_id)
+            .select_only()
+            .column(listings::Column::StartsAt)
+            .into_tuple::<chrono::DateTime<chrono::FixedOffset>>()
+            .one(&txn)
+            .await?
+            .ok_or(BookingError::ListingNotFound)?;
+        let cutoff = chrono::Duration::from_std(cutoff).unwrap_or(chrono::Duration::MAX);
+        if Utc::now() + cutoff > starts_at {
+            return Err(BookingError::CancellationClosed);
+        }
+    }
     let booking = release(
         &txn,
         booking,
@@ -442,7 +537,16 @@ pub async fn cancel(
     )
     .await?;
     if was == BookingStatus::Paid {
-        outbox::enqueue(&txn, &RefundPayment { booking_id }, None, request_id).await?;
+        outbox::enqueue(
+            &txn,
+            &RefundPayment {
+                booking_id,
+                round: 0,
+            },
+            None,
+            request_id,
+        )
+        .await?;
     } else {
         outbox::enqueue(
             &txn,

@@ -7,6 +7,7 @@ pub mod messages;
 pub mod notifications;
 pub mod payment_events;
 pub mod payments;
+pub mod reconcile;
 pub mod reminders;
 pub mod reports;
 pub mod retention;

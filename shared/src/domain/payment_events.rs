@@ -1,8 +1,11 @@
-//! What the payment provider tells us (Stripe's webhook events, verified by the caller),
-//! applied once each: the event id is recorded in `processed_webhook_events` in the same
-//! transaction as its effect, so a replay changes nothing. Events arrive late, twice and
-//! out of order; the booking's and the payment's states decide what an event still means,
-//! never the order of arrival.
+//! What the payment provider tells us (Stripe's webhook events), through an inbox: a
+//! verified event is stored whole with its id on receipt ([`receive`]) together with the
+//! `apply_payment_event` job that applies it ([`apply_stored`]), and the provider is
+//! answered at once. An event this version cannot read (a newer API version) is never
+//! refused: its job dies with the reason, visible and retryable from the dashboard once the
+//! code reads it. An event id seen before is acknowledged and ignored. Events arrive late,
+//! twice and out of order; the booking's and the payment's states decide what an event
+//! still means, never the order of arrival.
 
 use chrono::Utc;
 use sea_orm::{
@@ -16,9 +19,10 @@ use super::notifications::notify;
 use super::payments::{self, PaymentError};
 use crate::entities::bookings::BookingStatus;
 use crate::entities::notifications::{NotificationChannel, NotificationKind};
-use crate::entities::payments::{self as payment_rows, PaymentStatus};
-use crate::jobs::wake;
-use crate::providers::payments::{Intent, IntentState};
+use crate::entities::payments::{self as payment_rows};
+use crate::entities::processed_webhook_events as inbox;
+use crate::jobs::{ApplyPaymentEvent, outbox, wake};
+use crate::providers::payments::Intent;
 
 /// An event about one payment.
 #[derive(Debug, Clone)]
@@ -50,32 +54,106 @@ pub enum EventKind {
     Succeeded,
     /// The payment was cancelled.
     Canceled,
-    /// The charge was refunded (in part or in full).
+    /// The charge was refunded (in part or in full; the intent carries the total).
     Refunded,
+    /// The customer disputed the charge with their bank.
+    Disputed {
+        /// The provider's reason (`fraudulent`, ...).
+        reason: String,
+    },
     /// Any other event: recorded and acknowledged.
     Other,
 }
 
-/// What applying an event did.
+/// What receiving an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Stored, and its job queued.
+    Stored,
+    /// Seen before: nothing done.
+    Replayed,
+}
+
+/// What applying a stored event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// Applied (it may have found nothing left to change).
     Applied,
-    /// Seen before: nothing done.
+    /// Applied before: nothing done.
     Replayed,
-    /// No payment of ours: recorded and acknowledged.
+    /// No payment of ours: acknowledged.
     UnknownPayment,
 }
 
-/// Applies `event` once, in one transaction with the record of its id.
-pub async fn apply(db: &DatabaseConnection, event: &PaymentEvent) -> Result<Applied, PaymentError> {
+/// Stores a verified event (its raw body, id and type) with the job that applies it, in one
+/// transaction; an id seen before changes nothing.
+pub async fn receive(
+    db: &DatabaseConnection,
+    event_id: &str,
+    event_type: &str,
+    payload: &str,
+) -> Result<Received, sea_orm::DbErr> {
     let txn = db.begin().await?;
     let first = txn
         .execute_raw(Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
-            "INSERT INTO processed_webhook_events (event_id, event_type) VALUES ($1, $2)
+            "INSERT INTO processed_webhook_events (event_id, event_type, payload) VALUES ($1, $2, $3)
              ON CONFLICT (event_id) DO NOTHING",
-            [event.id.clone().into(), event.event_type.clone().into()],
+            [event_id.into(), event_type.into(), payload.into()],
+        ))
+        .await?
+        .rows_affected()
+        == 1;
+    if !first {
+        return Ok(Received::Replayed);
+    }
+    outbox::enqueue(
+        &txn,
+        &ApplyPaymentEvent {
+            event_id: event_id.to_owned(),
+        },
+        None,
+        None,
+    )
+    .await?;
+    wake::commit(db, txn).await?;
+    tracing::info!(event.id = %event_id, event.type = %event_type, "payment event received");
+    Ok(Received::Stored)
+}
+
+/// The `apply_payment_event` job: reads the stored event with `parse` (an error is
+/// [`PaymentError::Unreadable`]: the job dies with it) and applies it once, in one
+/// transaction with the mark that it was applied.
+pub async fn apply_stored(
+    db: &DatabaseConnection,
+    event_id: &str,
+    parse: impl Fn(&str) -> Result<PaymentEvent, String>,
+) -> Result<Applied, PaymentError> {
+    let Some(stored) = inbox::Entity::find_by_id(event_id.to_owned())
+        .one(db)
+        .await?
+    else {
+        return Err(PaymentError::Unreadable(format!(
+            "event {event_id} is not in the inbox"
+        )));
+    };
+    if stored.applied_at.is_some() {
+        return Ok(Applied::Replayed);
+    }
+    let payload = stored.payload.unwrap_or_default();
+    let event = parse(&payload).map_err(PaymentError::Unreadable)?;
+    apply(db, &event).await
+}
+
+/// Applies `event` once, in one transaction with the mark that it was applied.
+async fn apply(db: &DatabaseConnection, event: &PaymentEvent) -> Result<Applied, PaymentError> {
+    let txn = db.begin().await?;
+    let first = txn
+        .execute_raw(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "UPDATE processed_webhook_events SET applied_at = now()
+              WHERE event_id = $1 AND applied_at IS NULL",
+            [event.id.clone().into()],
         ))
         .await?
         .rows_affected()
@@ -93,13 +171,10 @@ pub async fn apply(db: &DatabaseConnection, event: &PaymentEvent) -> Result<Appl
         return Ok(Applied::UnknownPayment);
     };
     let (booking, payment) = bookings::lock(&txn, booking_id).await?;
-    let payment = adopt(&txn, payment, &event.intent).await?;
     match &event.kind {
-        EventKind::Authorized => {
-            bookings::authorize(&txn, booking, payment, None).await?;
-        }
         EventKind::PaymentFailed { reason } => {
             if booking.status == BookingStatus::PendingPayment {
+                let payment = payments::adopt(&txn, payment, &event.intent).await?;
                 let customer_id = booking.customer_id;
                 let mut p = payment.into_active_model();
                 p.last_error = Set(Some(reason.clone()));
@@ -116,38 +191,25 @@ pub async fn apply(db: &DatabaseConnection, event: &PaymentEvent) -> Result<Appl
                 .await?;
             }
         }
-        EventKind::Succeeded => {
-            // A capture whose answer never reached us (the job then finds it done).
-            if booking.status == BookingStatus::Confirmed
-                && payment.status == PaymentStatus::Authorized
-            {
-                payments::record_capture(&txn, booking, payment, &event.intent, None).await?;
+        EventKind::Disputed { reason } => {
+            if payment.disputed_at.is_none() {
+                let mut p = payment.into_active_model();
+                p.disputed_at = Set(Some(Utc::now().into()));
+                p.dispute_reason = Set(Some(reason.clone()));
+                p.updated_at = Set(Utc::now().into());
+                p.update(&txn).await?;
+                metrics::counter!("payment_disputes_total").increment(1);
+                tracing::warn!(booking.id = %booking_id, dispute.reason = %reason, "the customer disputed the charge");
             }
         }
-        EventKind::Canceled => {
-            let open = matches!(
-                payment.status,
-                PaymentStatus::Creating
-                    | PaymentStatus::RequiresPayment
-                    | PaymentStatus::Authorized
-            );
-            if open && booking.status == BookingStatus::Confirmed {
-                // Cancelled at the provider before we captured (the authorisation expired).
-                payments::authorization_lost(&txn, booking, payment, "cancelled at the provider")
-                    .await?;
-            } else if open && booking.status != BookingStatus::PendingPayment {
-                payments::record_cancel(&txn, payment).await?;
-            }
-            // A booking still waiting for payment keeps its hold; its expiry follows.
+        // The rest says where the payment stands at the provider: follow it.
+        EventKind::Authorized
+        | EventKind::Succeeded
+        | EventKind::Canceled
+        | EventKind::Refunded
+        | EventKind::Other => {
+            payments::apply_intent(&txn, booking, payment, &event.intent, None).await?;
         }
-        EventKind::Refunded => {
-            if payment.status == PaymentStatus::Captured
-                && event.intent.amount_refunded_cents >= payment.amount_captured_cents
-            {
-                payments::record_refund(&txn, booking, payment, None).await?;
-            }
-        }
-        EventKind::Other => {}
     }
     wake::commit(db, txn).await?;
     tracing::info!(event.id = %event.id, event.type = %event.event_type, booking.id = %booking_id, "payment event applied");
@@ -160,12 +222,14 @@ async fn booking_of(
     txn: &DatabaseTransaction,
     event: &PaymentEvent,
 ) -> Result<Option<Uuid>, PaymentError> {
-    let by_id = payment_rows::Entity::find()
-        .filter(payment_rows::Column::ProviderPaymentId.eq(&event.intent.provider_payment_id))
-        .one(txn)
-        .await?;
-    if let Some(payment) = by_id {
-        return Ok(Some(payment.booking_id));
+    if !event.intent.provider_payment_id.is_empty() {
+        let by_id = payment_rows::Entity::find()
+            .filter(payment_rows::Column::ProviderPaymentId.eq(&event.intent.provider_payment_id))
+            .one(txn)
+            .await?;
+        if let Some(payment) = by_id {
+            return Ok(Some(payment.booking_id));
+        }
     }
     let Some(booking_id) = event.booking_id else {
         return Ok(None);
@@ -176,28 +240,4 @@ async fn booking_of(
         .one(txn)
         .await?;
     Ok(by_booking.map(|p| p.booking_id))
-}
-
-/// A payment whose provider id we never recorded (its creation's answer was lost) takes the
-/// event's, with its client secret.
-async fn adopt(
-    txn: &DatabaseTransaction,
-    payment: payment_rows::Model,
-    intent: &Intent,
-) -> Result<payment_rows::Model, PaymentError> {
-    if payment.provider_payment_id.is_some() {
-        return Ok(payment);
-    }
-    let creating = payment.status == PaymentStatus::Creating;
-    let mut p = payment.into_active_model();
-    p.provider_payment_id = Set(Some(intent.provider_payment_id.clone()));
-    if intent.client_secret.is_some() {
-        p.client_secret = Set(intent.client_secret.clone());
-    }
-    if creating && intent.state != IntentState::Canceled {
-        p.status = Set(PaymentStatus::RequiresPayment);
-        p.provider_attempts = Set(0);
-    }
-    p.updated_at = Set(Utc::now().into());
-    Ok(p.update(txn).await?)
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use uuid::Uuid;
 
-use super::bookings::{self, BookingError};
-use crate::jobs::{CapturePayment, Job};
+use super::payments::{self, PaymentError};
+use crate::jobs::{CapturePayment, Job, MAX_ROUND, round_key};
+use crate::providers::payments::PaymentGateway;
 
 /// How long past its hold an unpaid booking waits for its own job before the sweep acts.
 pub const LATE: Duration = Duration::from_secs(60);
@@ -34,10 +35,13 @@ pub struct Swept {
 }
 
 /// Expires overdue holds (at most [`MOST_ROUNDS`] × [`ROUND`]) and counts stuck bookings.
-pub async fn sweep(db: &DatabaseConnection) -> Result<Swept, BookingError> {
+pub async fn sweep(
+    db: &DatabaseConnection,
+    gateway: &dyn PaymentGateway,
+) -> Result<Swept, PaymentError> {
     let mut swept = Swept::default();
     for _ in 0..MOST_ROUNDS {
-        let expired = bookings::expire_overdue(db, LATE, ROUND).await?;
+        let expired = payments::expire_overdue(db, gateway, LATE, ROUND).await?;
         swept.expired += expired;
         if expired < ROUND {
             break;
@@ -64,7 +68,8 @@ pub async fn stuck_confirmed(
                  WHERE b.status = 'confirmed'
                    AND b.confirmed_at < now() - make_interval(secs => $1)
                    AND NOT EXISTS (SELECT 1 FROM outbox o
-                                    WHERE o.task_id = $2 || b.id::text
+                                    WHERE o.task_id IN (SELECT $2 || b.id::text || r
+                                                          FROM unnest($4::text[]) r)
                                       AND o.status IN ('pending', 'enqueued', 'running')))
              SELECT count(*) AS n,
                     COALESCE((array_agg(id ORDER BY id))[1:$3], '{}') AS sample
@@ -73,6 +78,7 @@ pub async fn stuck_confirmed(
                 older_than.as_secs_f64().into(),
                 capture_key_prefix().into(),
                 (sample as i64).into(),
+                round_suffixes().into(),
             ],
         ))
         .await?;
@@ -89,9 +95,21 @@ pub async fn stuck_confirmed(
 fn capture_key_prefix() -> String {
     let key = CapturePayment {
         booking_id: Uuid::nil(),
+        round: 0,
     }
     .dedup_key();
     key.trim_end_matches(&Uuid::nil().to_string()).to_owned()
+}
+
+/// What follows the booking id in the key of each round of its capture job.
+fn round_suffixes() -> Vec<String> {
+    (0..=MAX_ROUND)
+        .map(|round| round_key("", Uuid::nil(), round))
+        .map(|key| {
+            key.trim_start_matches(&format!(":{}", Uuid::nil()))
+                .to_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -103,7 +121,21 @@ mod tests {
         let booking_id = Uuid::now_v7();
         assert_eq!(
             format!("{}{booking_id}", capture_key_prefix()),
-            CapturePayment { booking_id }.dedup_key()
+            CapturePayment {
+                booking_id,
+                round: 0
+            }
+            .dedup_key()
+        );
+        let suffixes = round_suffixes();
+        assert_eq!(suffixes[0], "");
+        assert_eq!(
+            format!("{}{booking_id}{}", capture_key_prefix(), suffixes[3]),
+            CapturePayment {
+                booking_id,
+                round: 3
+            }
+            .dedup_key()
         );
     }
 }

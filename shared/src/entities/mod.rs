@@ -8,6 +8,8 @@ pub mod idempotency_keys;
 pub mod listings;
 pub mod notifications;
 pub mod outbox;
+pub mod payment_refunds;
+pub mod payment_repairs;
 pub mod payments;
 pub mod processed_webhook_events;
 pub mod refresh_tokens;
@@ -23,6 +25,8 @@ pub mod prelude {
     pub use super::listings::Entity as Listings;
     pub use super::notifications::Entity as Notifications;
     pub use super::outbox::Entity as Outbox;
+    pub use super::payment_refunds::Entity as PaymentRefunds;
+    pub use super::payment_repairs::Entity as PaymentRepairs;
     pub use super::payments::Entity as Payments;
     pub use super::processed_webhook_events::Entity as ProcessedWebhookEvents;
     pub use super::refresh_tokens::Entity as RefreshTokens;

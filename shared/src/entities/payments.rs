@@ -117,6 +117,13 @@ pub struct Model {
     /// call reads the provider's state first and uses a new idempotency key only when that
     /// state proves the earlier call did nothing.
     pub provider_attempts: i32,
+    /// When the customer disputed the charge with their bank (`charge.dispute.created`).
+    pub disputed_at: Option<DateTimeWithTimeZone>,
+    /// The dispute's reason as the provider gives it (`fraudulent`, ...).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub dispute_reason: Option<String>,
+    /// When the reconciliation last compared it with the provider.
+    pub reconciled_at: Option<DateTimeWithTimeZone>,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

@@ -1,5 +1,6 @@
-//! `processed_webhook_events`: provider webhook events already handled; an event id seen
-//! before is acknowledged and ignored.
+//! `processed_webhook_events`: the webhook inbox. A verified provider event is stored whole
+//! on receipt and applied by an `apply_payment_event` job; an event id seen before is
+//! acknowledged and ignored.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,12 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub event_type: String,
     pub received_at: DateTimeWithTimeZone,
+    /// The body exactly as received (its signature was checked on receipt); `NULL` for
+    /// events applied before the inbox existed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub payload: Option<String>,
+    /// When its job applied it; `NULL` while it waits (or its job is dead).
+    pub applied_at: Option<DateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -42,6 +42,7 @@ fn every_enum_is_spelled_the_same_in_the_database_in_json_and_by_as_str() {
     assert_one_spelling(BookingStatus::as_str);
     assert_one_spelling(PaymentProvider::as_str);
     assert_one_spelling(PaymentStatus::as_str);
+    assert_one_spelling(payment_refunds::RefundSource::as_str);
     assert_one_spelling(NotificationChannel::as_str);
     assert_one_spelling(NotificationKind::as_str);
     assert_one_spelling(NotificationStatus::as_str);
@@ -199,7 +200,7 @@ async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
         },
     )
     .await?;
-    round_trip(
+    let payment = round_trip(
         &txn,
         payments::Model {
             id: Uuid::now_v7(),
@@ -217,8 +218,34 @@ async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
             refunded_at: Some(t),
             last_error: None,
             provider_attempts: 2,
+            disputed_at: Some(t),
+            dispute_reason: Some("fraudulent".into()),
+            reconciled_at: Some(t),
             created_at: t,
             updated_at: t,
+        },
+    )
+    .await?;
+    round_trip(
+        &txn,
+        payment_refunds::Model {
+            id: format!("re_{}", Uuid::now_v7().simple()),
+            payment_id: payment.id,
+            amount_cents: 1000,
+            currency: "eur".into(),
+            source: payment_refunds::RefundSource::Provider,
+            refunded_at: t,
+        },
+    )
+    .await?;
+    round_trip(
+        &txn,
+        payment_repairs::Model {
+            id: Uuid::now_v7(),
+            booking_id: booking.id,
+            mismatch: "refunded_at_provider".into(),
+            action: "recorded the refund".into(),
+            created_at: t,
         },
     )
     .await?;
@@ -275,6 +302,8 @@ async fn every_entity_round_trips_through_the_migrated_schema() -> TestResult {
             event_id: format!("evt_{}", Uuid::now_v7().simple()),
             event_type: "payment_intent.succeeded".into(),
             received_at: t,
+            payload: Some("{}".into()),
+            applied_at: Some(t),
         },
     )
     .await?;

@@ -48,6 +48,7 @@ impl From<BookingError> for JobError {
             | BookingError::SoldOut(_)
             | BookingError::NotFound
             | BookingError::WrongStatus(_)
+            | BookingError::CancellationClosed
             | BookingError::DuplicateKey => Self::Permanent(e.to_string()),
         }
     }
@@ -59,7 +60,10 @@ impl From<PaymentError> for JobError {
             PaymentError::Booking(booking) => booking.into(),
             PaymentError::Provider(provider) => provider.into(),
             PaymentError::Db(db) => db.into(),
-            PaymentError::Inconsistent(_) => Self::Permanent(e.to_string()),
+            // The same record, or the same event, fails the same way until someone acts.
+            PaymentError::Inconsistent(_) | PaymentError::Unreadable(_) => {
+                Self::Permanent(e.to_string())
+            }
         }
     }
 }

@@ -14,8 +14,9 @@ use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 
 use super::admin::{JobState, JobView};
 use super::{
-    CancelPayment, CapturePayment, CreatePayment, DailyReport, ExpireBooking, Job, JobKind, Noop,
-    RefundPayment, Reminders, Retention, RetryPolicy, SendEmail, SendSms, Sweep,
+    ApplyPaymentEvent, CancelPayment, CapturePayment, CreatePayment, DailyReport, ExpireBooking,
+    Job, JobKind, Noop, ReconcilePayments, RefundPayment, Reminders, Retention, RetryPolicy,
+    SendEmail, SendSms, Sweep,
 };
 
 /// The most jobs counted ahead of a pending one: past it the sentence says "more than".
@@ -74,6 +75,8 @@ fn policy_of(kind: JobKind) -> RetryPolicy {
         JobKind::Reminders => Reminders::POLICY,
         JobKind::Sweep => Sweep::POLICY,
         JobKind::Retention => Retention::POLICY,
+        JobKind::ApplyPaymentEvent => ApplyPaymentEvent::POLICY,
+        JobKind::ReconcilePayments => ReconcilePayments::POLICY,
     }
 }
 

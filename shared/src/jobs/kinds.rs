@@ -28,6 +28,10 @@ impl Job for ExpireBooking {
 pub struct CapturePayment {
     /// The booking whose payment is captured.
     pub booking_id: Uuid,
+    /// 0 for the capture its confirmation queued; a later round (up to [`MAX_ROUND`]) for
+    /// one the reconciliation queued after that job had ended.
+    #[serde(default)]
+    pub round: u32,
 }
 
 impl Job for CapturePayment {
@@ -36,7 +40,18 @@ impl Job for CapturePayment {
     const TIMEOUT: Duration = Duration::from_secs(60);
 
     fn dedup_key(&self) -> String {
-        format!("{}:{}", Self::NAME, self.booking_id)
+        round_key(Self::NAME, self.booking_id, self.round)
+    }
+}
+
+/// The most rounds of one booking's payment job that the reconciliation queues.
+pub const MAX_ROUND: u32 = 10;
+
+/// `name:booking` for round 0 (the key such jobs always had), `name:booking:round` after.
+pub fn round_key(name: &str, booking_id: Uuid, round: u32) -> String {
+    match round {
+        0 => format!("{name}:{booking_id}"),
+        round => format!("{name}:{booking_id}:{round}"),
     }
 }
 
@@ -61,11 +76,16 @@ impl Job for CancelPayment {
     }
 }
 
-/// Refund a captured payment (cancellation after capture).
+/// Refund what is left of a captured payment of a booking that ended (cancellation after
+/// capture, a capture found after the booking ended).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefundPayment {
     /// The booking whose payment is refunded.
     pub booking_id: Uuid,
+    /// 0 for the refund its decision queued; a later round for one the reconciliation found
+    /// still owed after that job had ended (a separate job).
+    #[serde(default)]
+    pub round: u32,
 }
 
 impl Job for RefundPayment {
@@ -74,7 +94,47 @@ impl Job for RefundPayment {
     const TIMEOUT: Duration = Duration::from_secs(60);
 
     fn dedup_key(&self) -> String {
-        format!("{}:{}", Self::NAME, self.booking_id)
+        round_key(Self::NAME, self.booking_id, self.round)
+    }
+}
+
+/// Apply a provider's webhook event stored in the inbox (`processed_webhook_events`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApplyPaymentEvent {
+    /// The provider's event id (`evt_...`).
+    pub event_id: String,
+}
+
+impl Job for ApplyPaymentEvent {
+    const KIND: JobKind = JobKind::ApplyPaymentEvent;
+    const QUEUE: Queue = Queue::Payments;
+
+    fn dedup_key(&self) -> String {
+        format!("{}:{}", Self::NAME, self.event_id)
+    }
+}
+
+/// The scheduler's `reconcile_payments` tick: compare bookings with the payment provider
+/// and repair what disagrees.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReconcilePayments {
+    /// The tick it belongs to.
+    pub tick: chrono::DateTime<chrono::Utc>,
+}
+
+impl Job for ReconcilePayments {
+    const KIND: JobKind = JobKind::ReconcilePayments;
+    const QUEUE: Queue = Queue::Payments;
+    /// The next tick reconciles again: a few retries are enough.
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_secs(10),
+        max_delay: Duration::from_secs(60),
+    };
+    const TIMEOUT: Duration = Duration::from_secs(300);
+
+    fn dedup_key(&self) -> String {
+        tick_key(Self::NAME, self.tick)
     }
 }
 

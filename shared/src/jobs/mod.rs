@@ -98,6 +98,10 @@ job_kinds! {
     Sweep => "sweep",
     /// [`Retention`].
     Retention => "retention",
+    /// [`ApplyPaymentEvent`].
+    ApplyPaymentEvent => "apply_payment_event",
+    /// [`ReconcilePayments`].
+    ReconcilePayments => "reconcile_payments",
 }
 
 impl JobKind {

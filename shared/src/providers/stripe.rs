@@ -17,7 +17,8 @@ use stripe_core::{PaymentIntent, PaymentIntentCaptureMethod, PaymentIntentStatus
 use stripe_types::Expandable;
 use uuid::Uuid;
 
-use stripe_webhook::EventObject;
+use sha2::{Digest, Sha256};
+use stripe_webhook::{EventObject, WebhookError};
 
 use super::ProviderError;
 use super::payments::{Intent, IntentState, NewPayment, PaymentGateway};
@@ -70,7 +71,8 @@ fn classify(error: StripeError) -> ProviderError {
                     Some(
                         "payment_intent_unexpected_state"
                         | "charge_already_refunded"
-                        | "charge_already_captured",
+                        | "charge_already_captured"
+                        | "amount_too_large",
                     ),
                 ) => ProviderError::State(detail),
                 // A key used concurrently (409) or a request Stripe may repeat.
@@ -222,20 +224,71 @@ impl PaymentGateway for StripeGateway {
 #[error("invalid Stripe webhook: {0}")]
 pub struct WebhookRefused(String);
 
+/// A webhook event whose signature holds, known by its id and type only: what the inbox
+/// stores before anything reads it further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEvent {
+    /// `evt_...`; for a signed body without one, `unreadable-<SHA-256 of the body>`.
+    pub id: String,
+    /// `payment_intent.succeeded`, ...; `unknown` when the body names none.
+    pub event_type: String,
+}
+
 /// Verifies a webhook's `Stripe-Signature` against the endpoint's secret (with Stripe's
-/// five-minute tolerance) and reads the event. Events about no payment come back as
-/// [`EventKind::Other`] with an empty payment id.
-pub fn verify_event(
+/// five-minute tolerance). A correctly signed event is accepted whether or not this version
+/// can read it (a newer API version): reading it is the job's, whose failure is visible and
+/// retryable, while a `400` would make Stripe retry and then disable the endpoint.
+pub fn verify_signature(
     payload: &[u8],
     signature: Option<&str>,
     secret: &SecretString,
-) -> Result<PaymentEvent, WebhookRefused> {
+) -> Result<VerifiedEvent, WebhookRefused> {
     let signature = signature.ok_or_else(|| WebhookRefused("no Stripe-Signature header".into()))?;
     let payload =
         std::str::from_utf8(payload).map_err(|_| WebhookRefused("the body is not UTF-8".into()))?;
+    match stripe_webhook::Webhook::construct_event(payload, signature, secret.expose_secret()) {
+        Ok(event) => Ok(VerifiedEvent {
+            id: event.id.as_str().to_owned(),
+            event_type: event.type_.as_str().to_owned(),
+        }),
+        // The signature and its age are checked before the body is parsed: it holds.
+        Err(WebhookError::BadParse(_)) => {
+            let head: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+            let id = match head["id"].as_str() {
+                Some(id) if !id.is_empty() => id.to_owned(),
+                _ => format!("unreadable-{}", hex::encode(Sha256::digest(payload))),
+            };
+            let event_type = head["type"].as_str().unwrap_or("unknown").to_owned();
+            Ok(VerifiedEvent { id, event_type })
+        }
+        Err(e) => Err(WebhookRefused(e.to_string())),
+    }
+}
+
+/// The key [`parse_event`] signs with: async-stripe reads an event only behind a signature
+/// check (or through `Webhook::insecure`, which logs a warning at every call in release
+/// builds). The body was verified on receipt, so it is signed again here only to reach the
+/// parser.
+const PARSE_KEY: &str = "orderly-verified-on-receipt";
+
+/// Reads a stored event (verified on receipt by [`verify_signature`]). Events about no
+/// payment come back as [`EventKind::Other`] with an empty payment id; an event this version
+/// cannot read is an error naming why.
+pub fn parse_event(payload: &str) -> Result<PaymentEvent, String> {
+    let head: serde_json::Value =
+        serde_json::from_str(payload).map_err(|e| format!("the event is not JSON: {e}"))?;
+    let event_type = head["type"].as_str().unwrap_or_default();
+    if event_type == "charge.dispute.created" {
+        return parse_dispute(&head);
+    }
+    let signed = stripe_webhook::Webhook::generate_test_header(payload, PARSE_KEY, None);
     let event =
-        stripe_webhook::Webhook::construct_event(payload, signature, secret.expose_secret())
-            .map_err(|e| WebhookRefused(e.to_string()))?;
+        stripe_webhook::Webhook::construct_event(payload, &signed, PARSE_KEY).map_err(|e| {
+            format!(
+                "a `{event_type}` event (API version {}) this version cannot read: {e}",
+                head["api_version"].as_str().unwrap_or("unknown")
+            )
+        })?;
     let booking_of =
         |pi: &PaymentIntent| pi.metadata.get("booking_id").and_then(|id| id.parse().ok());
     let (kind, intent, booking_id) = match event.data.object {
@@ -287,17 +340,7 @@ pub fn verify_event(
             };
             (EventKind::Refunded, refunded, None)
         }
-        _ => (
-            EventKind::Other,
-            Intent {
-                provider_payment_id: String::new(),
-                client_secret: None,
-                state: IntentState::RequiresPayment,
-                amount_received_cents: 0,
-                amount_refunded_cents: 0,
-            },
-            None,
-        ),
+        _ => (EventKind::Other, no_intent(String::new()), None),
     };
     Ok(PaymentEvent {
         id: event.id.as_str().to_owned(),
@@ -306,4 +349,37 @@ pub fn verify_event(
         intent,
         booking_id,
     })
+}
+
+/// `charge.dispute.created`, read from the two fields it is needed for (the PaymentIntent
+/// and the reason), so that the rest of Stripe's large Dispute object may change freely.
+fn parse_dispute(event: &serde_json::Value) -> Result<PaymentEvent, String> {
+    let dispute = &event["data"]["object"];
+    let provider_payment_id = match &dispute["payment_intent"] {
+        serde_json::Value::String(id) => id.clone(),
+        object => object["id"].as_str().unwrap_or_default().to_owned(),
+    };
+    if provider_payment_id.is_empty() {
+        return Err("a dispute without a payment_intent".into());
+    }
+    Ok(PaymentEvent {
+        id: event["id"].as_str().unwrap_or_default().to_owned(),
+        event_type: "charge.dispute.created".into(),
+        kind: EventKind::Disputed {
+            reason: dispute["reason"].as_str().unwrap_or("unknown").to_owned(),
+        },
+        intent: no_intent(provider_payment_id),
+        booking_id: None,
+    })
+}
+
+/// An intent that says nothing about the payment's state (an event about something else).
+fn no_intent(provider_payment_id: String) -> Intent {
+    Intent {
+        provider_payment_id,
+        client_secret: None,
+        state: IntentState::RequiresPayment,
+        amount_received_cents: 0,
+        amount_refunded_cents: 0,
+    }
 }

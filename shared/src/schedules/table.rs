@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::ticks;
 use crate::Settings;
 use crate::jobs::outbox::NewJob;
-use crate::jobs::{DailyReport, Job, Reminders, Retention, Sweep};
+use crate::jobs::{DailyReport, Job, ReconcilePayments, Reminders, Retention, Sweep};
 
 /// An entry of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,15 +22,18 @@ pub enum Entry {
     Sweep,
     /// Deleting what is past its keeping.
     Retention,
+    /// Bookings compared with the payment provider.
+    ReconcilePayments,
 }
 
 impl Entry {
     /// Every entry, in the order they are shown.
-    pub const ALL: [Entry; 4] = [
+    pub const ALL: [Entry; 5] = [
         Entry::DailyReport,
         Entry::Reminders,
         Entry::Sweep,
         Entry::Retention,
+        Entry::ReconcilePayments,
     ];
 
     /// Its name, as stored in `schedule_runs` and typed on the command line.
@@ -40,6 +43,7 @@ impl Entry {
             Entry::Reminders => "reminders",
             Entry::Sweep => "sweep",
             Entry::Retention => "retention",
+            Entry::ReconcilePayments => "reconcile_payments",
         }
     }
 
@@ -62,6 +66,9 @@ impl Entry {
             }
             Entry::Retention => {
                 "deletes finished jobs, expired idempotency keys and old webhook events, in batches"
+            }
+            Entry::ReconcilePayments => {
+                "compares bookings with the payment provider and repairs what disagrees (refunds owed, lost captures, dashboard refunds)"
             }
         }
     }
@@ -99,6 +106,7 @@ pub struct Table {
     reminders: Scheduled,
     sweep: Scheduled,
     retention: Scheduled,
+    reconcile: Scheduled,
     /// `REMINDER_LEAD_HOURS`, carried by each `reminders` job.
     pub reminder_lead_hours: u32,
     /// `REPORT_CATCH_UP_DAYS`: how far back missed nightly reports are made.
@@ -144,13 +152,18 @@ impl Table {
             reminders: scheduled(Entry::Reminders, &s.reminders.expression, s.reminders.tz),
             sweep: scheduled(Entry::Sweep, &s.sweep.expression, s.sweep.tz),
             retention: scheduled(Entry::Retention, &s.retention.expression, s.retention.tz),
+            reconcile: scheduled(
+                Entry::ReconcilePayments,
+                &s.reconcile.expression,
+                s.reconcile.tz,
+            ),
             reminder_lead_hours: s.reminder_lead_hours,
             report_catch_up_days: s.report_catch_up_days,
         }
     }
 
     /// Every entry, in [`Entry::ALL`]'s order.
-    pub fn entries(&self) -> [&Scheduled; 4] {
+    pub fn entries(&self) -> [&Scheduled; 5] {
         Entry::ALL.map(|e| self.get(e))
     }
 
@@ -161,6 +174,7 @@ impl Table {
             Entry::Reminders => &self.reminders,
             Entry::Sweep => &self.sweep,
             Entry::Retention => &self.retention,
+            Entry::ReconcilePayments => &self.reconcile,
         }
     }
 
@@ -185,6 +199,7 @@ impl Table {
             }),
             Entry::Sweep => TickJob::of(&Sweep { tick }),
             Entry::Retention => TickJob::of(&Retention { tick }),
+            Entry::ReconcilePayments => TickJob::of(&ReconcilePayments { tick }),
         }
     }
 

@@ -4,12 +4,14 @@
 //! [`JobKind`] variant with its payload (in `shared`), one file here and one line in
 //! [`registered`], whose exhaustive match the compiler checks.
 
+mod apply_payment_event;
 mod cancel_payment;
 mod capture_payment;
 mod create_payment;
 mod daily_report;
 mod expire_booking;
 mod noop;
+mod reconcile_payments;
 mod refund_payment;
 mod reminders;
 mod retention;
@@ -22,9 +24,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use orderly_shared::jobs::{
-    CancelPayment, CapturePayment, CreatePayment, DailyReport, Envelope, ExpireBooking, Job,
-    JobError, JobKind, Noop, RefundPayment, Reminders, Retention, RetryPolicy, SendEmail, SendSms,
-    Sweep,
+    ApplyPaymentEvent, CancelPayment, CapturePayment, CreatePayment, DailyReport, Envelope,
+    ExpireBooking, Job, JobError, JobKind, Noop, ReconcilePayments, RefundPayment, Reminders,
+    Retention, RetryPolicy, SendEmail, SendSms, Sweep,
 };
 use sea_orm::{DatabaseTransaction, DbErr};
 
@@ -66,6 +68,8 @@ pub fn registered(kind: JobKind) -> Registered {
         JobKind::Reminders => register::<Reminders>(),
         JobKind::Sweep => register::<Sweep>(),
         JobKind::Retention => register::<Retention>(),
+        JobKind::ApplyPaymentEvent => register::<ApplyPaymentEvent>(),
+        JobKind::ReconcilePayments => register::<ReconcilePayments>(),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::context::JobContext;
 
 impl Handler for Sweep {
     async fn run(self, ctx: &JobContext, _request_id: Option<&str>) -> Result<(), JobError> {
-        let swept = sweep::sweep(&ctx.db).await?;
+        let swept = sweep::sweep(&ctx.db, ctx.providers.payments.as_ref()).await?;
         metrics::gauge!("bookings_stuck_confirmed").set(swept.stuck_confirmed as f64);
         if swept.expired > 0 {
             tracing::warn!(

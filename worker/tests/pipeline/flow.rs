@@ -102,9 +102,14 @@ async fn cancelling_a_paid_booking_refunds_it_once_and_tells_the_customer() {
     })
     .await;
 
-    orderly_shared::domain::bookings::cancel(&p.db, id, None)
-        .await
-        .unwrap();
+    orderly_shared::domain::bookings::cancel(
+        &p.db,
+        id,
+        orderly_shared::domain::bookings::CancelledBy::Admin,
+        None,
+    )
+    .await
+    .unwrap();
     orderly_shared::testing::wait_until(
         "the booking is refunded",
         Duration::from_secs(20),

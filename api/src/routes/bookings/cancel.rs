@@ -1,7 +1,8 @@
 //! `POST /api/v1/bookings/{id}/cancel`.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
-use orderly_shared::domain::bookings;
+use orderly_shared::domain::bookings::{self, CancelledBy};
+use orderly_shared::entities::users::Role;
 use uuid::Uuid;
 
 use super::access::{Access, access_of, not_found};
@@ -12,7 +13,10 @@ use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 /// Cancels a booking (its customer or an admin): seats return, an authorised payment is
-/// cancelled, a captured one refunded, and the customer is told.
+/// cancelled, a captured one refunded, and the customer is told. A customer cannot cancel a
+/// booking whose payment went through (`confirmed` or `paid`) within
+/// `CANCELLATION_CUTOFF_HOURS` of the listing's start; an unpaid one always, an admin
+/// always.
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings",
     params(("id" = Uuid, Path, description = "booking id")),
     security(("bearer" = [])),
@@ -20,7 +24,7 @@ use crate::state::AppState;
         (status = 200, body = BookingView),
         (status = 403, description = "the listing's provider may see but not cancel", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "already expired, cancelled or refunded", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: already expired, cancelled or refunded; `cancellation_closed`: the customer's booking is confirmed or paid and its listing starts within `CANCELLATION_CUTOFF_HOURS` (an admin may still cancel it)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/bookings/{id}/cancel")]
 pub async fn cancel(
@@ -41,7 +45,14 @@ pub async fn cancel(
         ));
     }
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let cancelled = bookings::cancel(&state.db, id, request_id.as_deref()).await?;
+    let by = if caller.role == Role::Admin {
+        CancelledBy::Admin
+    } else {
+        CancelledBy::Customer {
+            cutoff: state.settings.cancellation_cutoff,
+        }
+    };
+    let cancelled = bookings::cancel(&state.db, id, by, request_id.as_deref()).await?;
     tracing::info!(booking.id = %cancelled.id, user.id = %caller.id, "booking cancelled by request");
     let after = BookingView::fetch(&state.db, id)
         .await?

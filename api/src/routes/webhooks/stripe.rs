@@ -1,12 +1,12 @@
 //! `POST /api/v1/webhooks/stripe`: Stripe's events about our PaymentIntents. The signature
-//! is checked first (a bad one is `400` and changes nothing); each event is applied once,
-//! in one transaction with the record of its id, and answered at once (any work it causes
-//! is a job).
+//! is checked first (a bad one is `400` and changes nothing); a verified event is stored in
+//! the inbox with the job that applies it and answered `200` at once, even when this
+//! version cannot read it (its job then dies with the reason, retryable after an upgrade).
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use orderly_shared::config::PaymentSettings;
-use orderly_shared::domain::payment_events::{self, Applied};
-use orderly_shared::providers::stripe::verify_event;
+use orderly_shared::domain::payment_events::{self, Received as Stored};
+use orderly_shared::providers::stripe::verify_signature;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -18,7 +18,8 @@ use crate::state::AppState;
 pub struct Received {
     /// Always `true`.
     pub received: bool,
-    /// `applied`, `replayed` (seen before, nothing done) or `unknown_payment`.
+    /// `stored` (kept, and applied by a job shortly) or `replayed` (seen before, nothing
+    /// done).
     pub outcome: &'static str,
 }
 
@@ -27,7 +28,7 @@ pub struct Received {
     request_body(content = String, content_type = "application/json", description = "the event, exactly as Stripe signed it"),
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<HMAC-SHA256>`")),
     responses(
-        (status = 200, body = Received, description = "accepted: applied, or seen before"),
+        (status = 200, body = Received, description = "accepted: stored for a job to apply, or seen before"),
         (status = 400, description = "missing, malformed, wrong or stale signature; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Stripe is not configured", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -44,15 +45,17 @@ pub async fn stripe(
         .headers()
         .get("Stripe-Signature")
         .and_then(|v| v.to_str().ok());
-    let event = verify_event(&body, signature, webhook_secret).map_err(|refused| {
+    let event = verify_signature(&body, signature, webhook_secret).map_err(|refused| {
         tracing::warn!(error = %refused, "refused a Stripe webhook");
         ApiError::BadRequest(refused.to_string())
     })?;
-    let outcome = match payment_events::apply(&state.db, &event).await? {
-        Applied::Applied => "applied",
-        Applied::Replayed => "replayed",
-        Applied::UnknownPayment => "unknown_payment",
-    };
+    // Verified, so the body is UTF-8.
+    let payload = String::from_utf8_lossy(&body);
+    let outcome =
+        match payment_events::receive(&state.db, &event.id, &event.event_type, &payload).await? {
+            Stored::Stored => "stored",
+            Stored::Replayed => "replayed",
+        };
     Ok(HttpResponse::Ok().json(Received {
         received: true,
         outcome,

@@ -167,7 +167,8 @@ pub async fn run(
 }
 
 /// The report's one statement: every fact of the day (a booking made, a payment captured,
-/// a refund made) as a row of a `UNION ALL`, summed per currency and per listing and
+/// a refund made, in full or in part, by us or in the provider's dashboard: each a row of
+/// `payment_refunds`) as a row of a `UNION ALL`, summed per currency and per listing and
 /// currency with `GROUPING SETS`. The one-row `clock` keeps the database's time on an empty
 /// day too.
 const COMPUTE: &str = r#"
@@ -185,10 +186,11 @@ WITH facts AS (
       JOIN bookings b ON b.id = p.booking_id
      WHERE p.captured_at >= $1 AND p.captured_at < $2
     UNION ALL
-    SELECT b.listing_id, p.currency, 0, 0, 0, p.amount_refunded_cents
-      FROM payments p
+    SELECT b.listing_id, r.currency, 0, 0, 0, r.amount_cents
+      FROM payment_refunds r
+      JOIN payments p ON p.id = r.payment_id
       JOIN bookings b ON b.id = p.booking_id
-     WHERE p.refunded_at >= $1 AND p.refunded_at < $2
+     WHERE r.refunded_at >= $1 AND r.refunded_at < $2
 ),
 sums AS (
     SELECT currency, listing_id, GROUPING(listing_id) = 1 AS is_total,
