@@ -13,6 +13,8 @@ mod faults;
 mod flow;
 mod harness;
 mod metrics;
+mod money;
+mod paused;
 mod reports;
 mod retries;
 mod scheduled;

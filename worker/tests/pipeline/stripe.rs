@@ -20,15 +20,19 @@ use uuid::Uuid;
 use crate::fakes::FakeSmtp;
 use crate::harness::Pipeline;
 
-const WHSEC: &str = "whsec_orderly_pipeline_tests";
+pub(crate) const WHSEC: &str = "whsec_orderly_pipeline_tests";
 
 /// How long any one state may take to arrive (the `create_payment` safety net runs 10 s
 /// after the booking, retries are fast here).
-const DEADLINE: Duration = Duration::from_secs(40);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(40);
 
 /// A pipeline paying through `fake` and mailing through `smtp`; retries start 200 ms
 /// after a failure.
-async fn pipeline(fake: &FakeStripe, smtp: &FakeSmtp, extra: &[(&str, &str)]) -> Pipeline {
+pub(crate) async fn pipeline(
+    fake: &FakeStripe,
+    smtp: &FakeSmtp,
+    extra: &[(&str, &str)],
+) -> Pipeline {
     let env = fake.env(WHSEC);
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("SMTP_URL", smtp.url.as_str()));
@@ -40,7 +44,12 @@ async fn pipeline(fake: &FakeStripe, smtp: &FakeSmtp, extra: &[(&str, &str)]) ->
 /// Signs `object` as an event of `event_type`, stores it as the webhook route does and
 /// applies it as its job does. A worker may run that job first: then this finds it applied
 /// (and committed). Returns `false` for an event about no payment of ours.
-async fn deliver(p: &Pipeline, fake: &FakeStripe, event_type: &str, object: Value) -> bool {
+pub(crate) async fn deliver(
+    p: &Pipeline,
+    fake: &FakeStripe,
+    event_type: &str,
+    object: Value,
+) -> bool {
     let PaymentSettings::Stripe { webhook_secret, .. } = &p.settings.payments else {
         panic!("the pipeline is not configured for Stripe");
     };
@@ -59,7 +68,7 @@ async fn deliver(p: &Pipeline, fake: &FakeStripe, event_type: &str, object: Valu
 }
 
 /// A customer's booking of one seat: `(booking id, its PaymentIntent id if one was made)`.
-async fn book_one(p: &Pipeline, fake: &FakeStripe) -> (Uuid, Option<String>) {
+pub(crate) async fn book_one(p: &Pipeline, fake: &FakeStripe) -> (Uuid, Option<String>) {
     let listing = p.listing(5).await;
     let customer = p.user(Role::Customer, None).await;
     let id = p.book(&customer, &listing, 1).await;
@@ -73,7 +82,7 @@ async fn book_one(p: &Pipeline, fake: &FakeStripe) -> (Uuid, Option<String>) {
 
 /// A booking whose customer paid and whose authorisation event was applied: confirmed,
 /// its capture queued. Returns `(booking id, PaymentIntent id)`.
-async fn authorized_booking(p: &Pipeline, fake: &FakeStripe) -> (Uuid, String) {
+pub(crate) async fn authorized_booking(p: &Pipeline, fake: &FakeStripe) -> (Uuid, String) {
     let (id, pi) = book_one(p, fake).await;
     let pi = pi.expect("a PaymentIntent made with the booking");
     let paid = fake.authorize(&pi);
@@ -82,27 +91,27 @@ async fn authorized_booking(p: &Pipeline, fake: &FakeStripe) -> (Uuid, String) {
     (id, pi)
 }
 
-async fn booking_status(p: &Pipeline, id: Uuid) -> String {
+pub(crate) async fn booking_status(p: &Pipeline, id: Uuid) -> String {
     p.text(&format!("SELECT status FROM bookings WHERE id = '{id}'"))
         .await
         .unwrap()
 }
 
-async fn payment_field(p: &Pipeline, id: Uuid, column: &str) -> Option<String> {
+pub(crate) async fn payment_field(p: &Pipeline, id: Uuid, column: &str) -> Option<String> {
     p.text(&format!(
         "SELECT {column}::text FROM payments WHERE booking_id = '{id}'"
     ))
     .await
 }
 
-async fn wait_for_booking(p: &Pipeline, id: Uuid, status: &str) {
+pub(crate) async fn wait_for_booking(p: &Pipeline, id: Uuid, status: &str) {
     wait_until(&format!("booking {id} is {status}"), DEADLINE, || async {
         booking_status(p, id).await == status
     })
     .await;
 }
 
-async fn wait_for_payment(p: &Pipeline, id: Uuid, status: &str) {
+pub(crate) async fn wait_for_payment(p: &Pipeline, id: Uuid, status: &str) {
     wait_until(
         &format!("the payment of {id} is {status}"),
         DEADLINE,
@@ -113,7 +122,7 @@ async fn wait_for_payment(p: &Pipeline, id: Uuid, status: &str) {
 
 /// Waits until every job but the far-off expiry and the `create_payment` safety net ended,
 /// so that a repeated effect would have happened by now.
-async fn wait_until_settled(p: &Pipeline) {
+pub(crate) async fn wait_until_settled(p: &Pipeline) {
     wait_until("the payment and message jobs ended", DEADLINE, || async {
         p.scalar(
             "SELECT count(*) FROM outbox WHERE status NOT IN ('done', 'dead')
@@ -126,7 +135,7 @@ async fn wait_until_settled(p: &Pipeline) {
 }
 
 /// E-mails accepted by the SMTP server whose subject mentions `word` (any case).
-fn mails_about(smtp: &FakeSmtp, word: &str) -> usize {
+pub(crate) fn mails_about(smtp: &FakeSmtp, word: &str) -> usize {
     smtp.mails()
         .iter()
         .filter(|m| m.subject.to_lowercase().contains(word))
@@ -135,14 +144,14 @@ fn mails_about(smtp: &FakeSmtp, word: &str) -> usize {
 
 /// The requests of `kind` the fake saw about PaymentIntent `pi` (or, for creations and
 /// searches, every one).
-fn requests_of(fake: &FakeStripe, kind: Kind, pi: Option<&str>) -> Vec<RecordedRequest> {
+pub(crate) fn requests_of(fake: &FakeStripe, kind: Kind, pi: Option<&str>) -> Vec<RecordedRequest> {
     fake.requests()
         .into_iter()
         .filter(|r| r.kind == kind && pi.is_none_or(|pi| r.path.contains(pi)))
         .collect()
 }
 
-fn keys(requests: &[RecordedRequest]) -> Vec<String> {
+pub(crate) fn keys(requests: &[RecordedRequest]) -> Vec<String> {
     requests
         .iter()
         .map(|r| r.idempotency_key.clone().unwrap_or_default())
