@@ -455,3 +455,62 @@ async fn a_key_whose_answer_was_lost_still_returns_the_booking_it_made() {
     .await;
     assert_eq!(app.count("bookings").await, 1);
 }
+
+#[tokio::test]
+async fn a_customer_cannot_cancel_a_paid_booking_within_the_cutoff_but_an_admin_can() {
+    let app = spawn_app().await;
+    let provider = app.register("provider").await;
+    let customer = app.register("customer").await;
+    let admin = app.admin().await;
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let listing = app
+        .create_listing(&provider, json!({"capacity": 4, "starts_at": soon}))
+        .await;
+    // The simulated provider authorises at once: the payment went through.
+    let booking: Value = book(&app, &customer, &listing, 1)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(booking["status"], "confirmed");
+    let path = format!(
+        "/api/v1/bookings/{}/cancel",
+        booking["id"].as_str().unwrap()
+    );
+
+    let refused = app
+        .post_json(&path, &json!({}), Some(&customer.access))
+        .await;
+    assert_problem(refused, StatusCode::CONFLICT, "cancellation_closed").await;
+    assert_eq!(seats_left(&app, &listing).await, 3, "nothing changed");
+    assert!(jobs_of(&app, "cancel_payment").await.is_empty());
+
+    let resp = app.post_json(&path, &json!({}), Some(&admin.access)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(seats_left(&app, &listing).await, 4);
+}
+
+#[tokio::test]
+async fn an_unpaid_booking_can_be_cancelled_however_close_its_start() {
+    let app = spawn_app_with(&[("SIMULATED_PAYMENTS", "never")]).await;
+    let provider = app.register("provider").await;
+    let customer = app.register("customer").await;
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let listing = app
+        .create_listing(&provider, json!({"capacity": 4, "starts_at": soon}))
+        .await;
+    let booking: Value = book(&app, &customer, &listing, 1)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(booking["status"], "pending_payment");
+    let path = format!(
+        "/api/v1/bookings/{}/cancel",
+        booking["id"].as_str().unwrap()
+    );
+    let resp = app
+        .post_json(&path, &json!({}), Some(&customer.access))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}

@@ -688,3 +688,46 @@ async fn a_payment_intent_cancelled_at_stripe_before_capture_expires_the_confirm
     assert_eq!(deliver(&app, &event).await, "replayed");
     assert_eq!(seats_left(&app, &listing).await, 10);
 }
+
+#[tokio::test]
+async fn a_correctly_signed_event_this_version_cannot_read_is_stored_and_answered_200() {
+    let (fake, app, customer, _listing, id, pi) = pending_booking().await;
+    let signer = fake.webhooks(WHSEC);
+    // A newer API version: a field this version reads as a number became an object.
+    let mut newer = fake.authorize(&pi);
+    newer["amount_received"] = json!({"value": 0, "currency": "eur"});
+    let event = signer.event("payment_intent.amount_capturable_updated", newer);
+    let not_json = "an event from the future";
+    let now = chrono::Utc::now().timestamp();
+    let garbage = (not_json.to_owned(), signer.sign(not_json, now));
+
+    for event in [&event, &garbage] {
+        let resp = post_webhook(&app, &event.0, Some(&event.1)).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "a signed event is never refused"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["outcome"], "stored", "{body}");
+        let again = post_webhook(&app, &event.0, Some(&event.1)).await;
+        let body: Value = again.json().await.unwrap();
+        assert_eq!(body["outcome"], "replayed", "{body}");
+    }
+    assert_eq!(app.count("processed_webhook_events").await, 2);
+    assert_eq!(
+        app.count("outbox WHERE job_type = 'apply_payment_event'")
+            .await,
+        2,
+        "each is applied (or dies visibly) in a job of its own"
+    );
+    let id_of_garbage = app
+        .count("processed_webhook_events WHERE event_id LIKE 'unreadable-%'")
+        .await;
+    assert_eq!(id_of_garbage, 1);
+    assert_eq!(
+        booking_of(&app, &customer, &id).await["status"],
+        "pending_payment",
+        "nothing is applied on receipt"
+    );
+}
