@@ -366,6 +366,25 @@ impl Process {
         assert!(status.success());
     }
 
+    /// SIGSTOP: the process freezes where it is, as under a stalled VM or a long pause,
+    /// holding its connections and claims; see [`Process::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT: a paused process goes on from where it stopped.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {}", self.name);
+    }
+
     /// Waits for the process to exit on its own.
     pub async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = tokio::time::Instant::now() + limit;

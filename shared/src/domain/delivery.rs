@@ -1,16 +1,23 @@
 //! Delivering `notifications` rows: render each from current state, send it, record it.
 //!
 //! One send per message, as far as the protocol allows. A batch first claims its sendable
-//! rows in one short committed statement (`sending`, until `sending_until`, `attempts + 1`);
-//! each message then goes to its provider, and its outcome is committed the moment the
-//! provider answers (concurrent outcomes share a statement through a group-commit writer,
-//! none waits for the rest of its batch). While messages wait for or talk to their provider,
-//! the batch renews their lease, so a live worker's claim never lapses; a dead worker's
-//! lapses after one lease. A crash can therefore repeat only the messages whose provider had
-//! them but whose answer was not yet recorded; such a row is sent again once its lease runs
-//! out, with the same `Message-ID`, so that a receiver can drop the repeat. A row another
-//! worker is sending is left alone (a transient error: the job retries later). Outcomes are
-//! fenced by the claim's attempt number: a late failure never overwrites a newer claim.
+//! rows in one short committed statement (`sending`, until `sending_until`, `attempts + 1`).
+//! Each message is then rendered, waits for an in-flight slot, and right before it goes to
+//! its provider proves that its claim still owns the row: a fencing statement finds the row
+//! still `sending` under the claim's attempt number and renews its lease (concurrent checks
+//! share one statement). A claim that lost its row, because its lease lapsed while its
+//! worker stood still and another worker claimed it or sent it, sends nothing; the job
+//! retries and finds the message sent. A timer in the sender could not tell it: a paused
+//! process does not know that it was paused. Each outcome is committed the moment the
+//! provider answers (through a group-commit writer, none waits for the rest of its batch),
+//! and the slot is held until then. While messages wait for or talk to their provider, the
+//! batch renews their lease, so a live worker's claim never lapses; a dead or paused
+//! worker's lapses after one lease. A crash or a pause can therefore repeat only the
+//! messages that had passed their fence but whose outcome was not yet recorded: at most the
+//! in-flight limit ([`Delivery::with_in_flight`]; `SMTP_POOL_SIZE` for e-mail), sent again
+//! with the same `Message-ID`, so that a receiver can drop the repeat. A row another worker
+//! is sending is left alone (a transient error: the job retries later). Outcomes are fenced
+//! by the claim's attempt number too: a late failure never overwrites a newer claim.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -120,6 +127,11 @@ async fn claim(
         .collect()
 }
 
+/// The outcome of a message another claim owns: the job retries, and then finds it sent.
+fn sent_elsewhere() -> ProviderError {
+    ProviderError::Transient("the message is being sent by another worker".into())
+}
+
 /// What the rows of `ids` that were not claimed mean for their jobs.
 async fn unclaimed(
     db: &DatabaseConnection,
@@ -143,9 +155,7 @@ async fn unclaimed(
                 error.unwrap_or_default()
             ))),
             // `sending` under another worker's lease, or claimed and put back meanwhile.
-            _ => Err(ProviderError::Transient(
-                "the message is being sent by another worker".into(),
-            )),
+            _ => Err(sent_elsewhere()),
         };
         outcomes.insert(id, outcome);
     }
@@ -154,6 +164,9 @@ async fn unclaimed(
 
 /// A provider's answer to one message.
 pub type Outcome = Result<String, ProviderError>;
+
+/// The claim `attempt` of notification `id`.
+type Claim = (Uuid, i32);
 
 /// The outcome of the claim `attempt` of notification `id`.
 type Answer = (Uuid, i32, Outcome);
@@ -207,26 +220,45 @@ async fn record(db: &DatabaseConnection, outcomes: &[Answer]) -> Result<(), DbEr
     Ok(())
 }
 
-/// Extends the lease of the claims `(ids, attempts)` that are still `sending`.
+/// Extends the lease of the claims `(ids, attempts)` that still own their rows (`sending`
+/// under that attempt), and returns those claims.
 async fn renew(
     db: &DatabaseConnection,
     ids: &[Uuid],
     attempts: &[i32],
     lease: Duration,
-) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        "UPDATE notifications n
-            SET sending_until = now() + make_interval(secs => $3)
-           FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)
-          WHERE n.id = c.id AND n.status = 'sending' AND n.attempts = c.attempt",
-        vec![
-            ids.to_vec().into(),
-            attempts.to_vec().into(),
-            lease.as_secs_f64().into(),
-        ],
-    ))
-    .await?;
-    Ok(())
+) -> Result<HashSet<Claim>, DbErr> {
+    let rows = db
+        .query_all_raw(stmt(
+            "UPDATE notifications n
+                SET sending_until = now() + make_interval(secs => $3)
+               FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)
+              WHERE n.id = c.id AND n.status = 'sending' AND n.attempts = c.attempt
+          RETURNING n.id, n.attempts",
+            vec![
+                ids.to_vec().into(),
+                attempts.to_vec().into(),
+                lease.as_secs_f64().into(),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "attempts")?)))
+        .collect()
+}
+
+/// Answers, for each claim of `claims`, whether it still owns its row, renewing its lease
+/// if so: the fence right before a send, for concurrent sends in one statement.
+async fn fence(
+    db: &DatabaseConnection,
+    claims: &[Claim],
+    lease: Duration,
+) -> Vec<Result<bool, String>> {
+    let (ids, attempts): (Vec<Uuid>, Vec<i32>) = claims.iter().copied().unzip();
+    match renew(db, &ids, &attempts, lease).await {
+        Ok(held) => claims.iter().map(|c| Ok(held.contains(c))).collect(),
+        Err(e) => vec![Err(e.to_string()); claims.len()],
+    }
 }
 
 /// Renews the claims every third of `lease` until dropped (when the batch's sends are
@@ -280,7 +312,7 @@ fn render_email(
     Ok((email, Vec::new()))
 }
 
-/// Most outcomes written by one statement.
+/// Most outcomes written, or claims checked, by one statement.
 const MAX_RECORD_BATCH: usize = 500;
 
 /// Delivers notifications: claims, sends, and commits each outcome as it comes.
@@ -289,6 +321,7 @@ pub struct Delivery {
     db: DatabaseConnection,
     lease: Duration,
     outcomes: Batcher<Answer, Result<(), String>>,
+    fences: Batcher<Claim, Result<bool, String>>,
     in_flight: Option<Arc<Semaphore>>,
 }
 
@@ -303,31 +336,45 @@ impl Delivery {
                 vec![result; batch.len()]
             }
         });
+        let fence_db = db.clone();
+        let fences = Batcher::start(MAX_RECORD_BATCH, 2, move |claims: Vec<Claim>| {
+            let db = fence_db.clone();
+            async move { fence(&db, &claims, lease).await }
+        });
         Self {
             db,
             lease,
             outcomes,
+            fences,
             in_flight: None,
         }
     }
 
-    /// This delivery with at most `limit` messages (when given) between the start of their
-    /// send and the commit of its outcome. A message the provider accepted is in flight
-    /// until its outcome is committed: a crash before that sends it again.
+    /// This delivery with at most `limit` messages (when given) between their fence and the
+    /// commit of their outcome. A message the provider accepted is in flight until its
+    /// outcome is committed: a crash or a pause before that may send it again. Without a
+    /// limit, nothing bounds how many messages stand between their fence and their provider.
     pub fn with_in_flight(mut self, limit: Option<usize>) -> Self {
         self.in_flight = limit.map(|n| Arc::new(Semaphore::new(n.max(1))));
         self
     }
 
-    /// Delivers the notifications `ids` as one batch, sending each claimed row with
-    /// `send`. Returns one outcome per id, in order (an id given twice gets the same
-    /// outcome). A missing row is permanent, a database failure transient.
-    pub async fn deliver<F, Fut>(&self, ids: &[Uuid], send: F) -> Vec<Result<(), ProviderError>>
+    /// Delivers the notifications `ids` as one batch: each claimed row is made a message
+    /// with `render` and, while its claim holds, sent with `send`. Returns one outcome per
+    /// id, in order (an id given twice gets the same outcome). A missing row is permanent,
+    /// a database failure transient.
+    pub async fn deliver<M, R, S, Fut>(
+        &self,
+        ids: &[Uuid],
+        render: R,
+        send: S,
+    ) -> Vec<Result<(), ProviderError>>
     where
-        F: Fn(Locked) -> Fut,
+        R: Fn(Locked) -> Result<M, ProviderError>,
+        S: Fn(M) -> Fut,
         Fut: Future<Output = Outcome>,
     {
-        match self.deliver_batch(ids, send).await {
+        match self.deliver_batch(ids, render, send).await {
             Ok(outcomes) => ids
                 .iter()
                 .map(|id| {
@@ -345,13 +392,15 @@ impl Delivery {
         }
     }
 
-    async fn deliver_batch<F, Fut>(
+    async fn deliver_batch<M, R, S, Fut>(
         &self,
         ids: &[Uuid],
-        send: F,
+        render: R,
+        send: S,
     ) -> Result<HashMap<Uuid, Result<(), ProviderError>>, DbErr>
     where
-        F: Fn(Locked) -> Fut,
+        R: Fn(Locked) -> Result<M, ProviderError>,
+        S: Fn(M) -> Fut,
         Fut: Future<Output = Outcome>,
     {
         let claimed = claim(&self.db, ids, self.lease).await?;
@@ -371,9 +420,10 @@ impl Delivery {
         }
         let (claim_ids, claim_attempts): (Vec<Uuid>, Vec<i32>) =
             claimed.iter().map(|c| (c.row.id, c.row.attempts)).unzip();
+        let send = &send;
         let sends = claimed.into_iter().map(|l| {
             let (id, attempt) = (l.row.id, l.row.attempts);
-            let sending = send(l);
+            let message = render(l);
             let in_flight = self.in_flight.clone();
             async move {
                 // Held until the outcome is committed (a closed semaphore never happens).
@@ -381,7 +431,18 @@ impl Delivery {
                     Some(slots) => slots.acquire_owned().await.ok(),
                     None => None,
                 };
-                let outcome = sending.await;
+                let outcome = match message {
+                    Ok(message) => match self.fences.submit((id, attempt)).await {
+                        Some(Ok(true)) => send(message).await,
+                        // Another claim owns the row, or it is sent: none of ours to record.
+                        Some(Ok(false)) => return (id, Err(sent_elsewhere())),
+                        Some(Err(e)) => {
+                            Err(ProviderError::Transient(format!("checking the claim: {e}")))
+                        }
+                        None => Err(ProviderError::Transient("the claim checker stopped".into())),
+                    },
+                    Err(e) => Err(e),
+                };
                 // Committed as soon as the provider answered, not at the end of the batch.
                 let recorded = self.outcomes.submit((id, attempt, outcome.clone())).await;
                 let outcome = match recorded {
@@ -413,10 +474,11 @@ impl Delivery {
         templates: &Templates,
         ids: &[Uuid],
     ) -> Vec<Result<(), ProviderError>> {
-        self.deliver(ids, |l| async move {
-            let (email, attachments) = render_email(templates, &l)?;
-            mailer
-                .send(&OutgoingEmail {
+        self.deliver(
+            ids,
+            |l| {
+                let (email, attachments) = render_email(templates, &l)?;
+                Ok(OutgoingEmail {
                     id: l.row.id,
                     to: l.row.recipient,
                     subject: l.row.subject.unwrap_or(email.subject),
@@ -424,8 +486,9 @@ impl Delivery {
                     html: Some(email.html),
                     attachments,
                 })
-                .await
-        })
+            },
+            |email| async move { mailer.send(&email).await },
+        )
         .await
     }
 
@@ -435,14 +498,17 @@ impl Delivery {
         sender: &dyn SmsSender,
         ids: &[Uuid],
     ) -> Vec<Result<(), ProviderError>> {
-        self.deliver(ids, |l| async move {
-            let sms = OutgoingSms {
-                id: l.row.id,
-                body: messages::sms(l.row.kind, l.booking.as_ref(), l.listing.as_ref()),
-                to: l.row.recipient,
-            };
-            sender.send(&sms).await
-        })
+        self.deliver(
+            ids,
+            |l| {
+                Ok(OutgoingSms {
+                    id: l.row.id,
+                    body: messages::sms(l.row.kind, l.booking.as_ref(), l.listing.as_ref()),
+                    to: l.row.recipient,
+                })
+            },
+            |sms| async move { sender.send(&sms).await },
+        )
         .await
     }
 }
