@@ -1,5 +1,5 @@
 //! `/admin`: the operations dashboard, server-rendered HTML over the same shared functions
-//! as the admin API (counts, jobs, retry, discard, pause, schedules), behind an admin login
+//! as the admin API (counts, jobs, retry, discard, pause, schedules, money), behind an admin login
 //! with a session cookie and CSRF checks. Not part of the JSON API or its OpenAPI document.
 //!
 //! Every page is whole without JavaScript; the one script of our own
@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod error;
 pub mod jobs;
 pub mod login;
+pub mod money;
 pub mod queues;
 pub mod schedules;
 pub mod session;
@@ -92,6 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/jobs/{queue}/{id}", web::get().to(jobs::show))
             .route("/jobs/{queue}/{id}/retry", web::post().to(jobs::retry))
             .route("/jobs/{queue}/{id}/discard", web::post().to(jobs::discard))
+            .route("/money", web::get().to(money::show))
             .route("/schedules", web::get().to(schedules::show))
             .route("/schedules/{entry}/run", web::post().to(schedules::run_now))
             .default_service(web::to(not_found)),

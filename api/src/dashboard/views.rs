@@ -46,6 +46,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin/job_live.html"),
     ),
     (
+        "money.html",
+        include_str!("../../templates/admin/money.html"),
+    ),
+    (
+        "money_live.html",
+        include_str!("../../templates/admin/money_live.html"),
+    ),
+    (
         "schedules.html",
         include_str!("../../templates/admin/schedules.html"),
     ),

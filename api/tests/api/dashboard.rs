@@ -793,7 +793,13 @@ async fn run_now_enqueues_the_schedules_job_and_is_audited() {
     let admin = app.admin().await;
     let dashboard = sign_in(&app, &admin).await;
     let page = dashboard.page(&app, "/admin/schedules").await;
-    for entry in ["daily_report", "reminders", "sweep", "retention"] {
+    for entry in [
+        "daily_report",
+        "reminders",
+        "sweep",
+        "retention",
+        "reconcile_payments",
+    ] {
         assert!(
             page.contains(&format!(r#"<tr id="schedule-{entry}">"#)),
             "{entry}"
@@ -836,4 +842,50 @@ async fn run_now_enqueues_the_schedules_job_and_is_audited() {
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.count("outbox").await, 1);
+}
+
+#[tokio::test]
+async fn the_money_page_lists_repairs_and_disputes_with_links_to_the_bookings_jobs() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let dashboard = sign_in(&app, &admin).await;
+    let empty = dashboard.page(&app, "/admin/money").await;
+    assert!(
+        empty.contains("Nothing has disagreed with the provider."),
+        "{empty}"
+    );
+    assert!(empty.contains("No charge is disputed."));
+
+    let provider = app.register("provider").await;
+    let customer = app.register("customer").await;
+    let listing = app.create_listing(&provider, json!({"capacity": 2})).await;
+    let booking: Value = app
+        .post_json(
+            "/api/v1/bookings",
+            &json!({"listing_id": listing["id"], "quantity": 1}),
+            Some(&customer.access),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = booking["id"].as_str().unwrap();
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO payment_repairs (id, booking_id, mismatch, action)
+             VALUES (gen_random_uuid(), '{id}', 'refunded_at_provider', 'recorded the refund');
+             UPDATE payments SET disputed_at = now(), dispute_reason = 'fraudulent'
+              WHERE booking_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    let page = dashboard.page(&app, "/admin/money").await;
+    assert!(page.contains("refunded_at_provider"), "{page}");
+    assert!(page.contains("recorded the refund"));
+    assert!(page.contains("fraudulent"));
+    assert_eq!(
+        page.matches(&format!(r#"href="/admin/jobs?booking={id}""#))
+            .count(),
+        2
+    );
 }
