@@ -63,6 +63,7 @@ impl Deliveries {
             }
         });
         let sender = providers.sms.clone();
+        let delivery = delivery.with_in_flight(sender.max_in_flight());
         let sms = Batcher::start(MAX_BATCH, PARALLEL, move |ids: Vec<Uuid>| {
             let (delivery, sender) = (delivery.clone(), sender.clone());
             async move { delivery.send_smses(sender.as_ref(), &ids).await }

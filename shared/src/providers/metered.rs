@@ -182,6 +182,10 @@ impl SmsSender for MeteredSms {
     async fn send(&self, sms: &OutgoingSms) -> Result<String, ProviderError> {
         observe(&self.meter, self.name(), "send", self.inner.send(sms)).await
     }
+
+    fn max_in_flight(&self) -> Option<usize> {
+        self.inner.max_in_flight()
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,12 @@ pub trait SmsSender: Send + Sync {
     fn name(&self) -> &'static str;
     /// Sends; returns the provider's message id.
     async fn send(&self, sms: &OutgoingSms) -> Result<String, ProviderError>;
+    /// How many sends may be in flight at once, when that is bounded (`SMS_MAX_IN_FLIGHT`):
+    /// deliveries hold a slot until a send's outcome is committed, so that a crash or a
+    /// pause can repeat no more messages than this.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Builds the sender the settings name.
@@ -118,6 +124,7 @@ pub struct TwilioSms {
     account_sid: String,
     auth_token: SecretString,
     from: String,
+    size: usize,
     in_flight: Arc<Semaphore>,
 }
 
@@ -140,6 +147,7 @@ impl TwilioSms {
             account_sid: account_sid.to_owned(),
             auth_token,
             from: from.to_owned(),
+            size: max_in_flight.max(1) as usize,
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1) as usize)),
         })
     }
@@ -149,6 +157,10 @@ impl TwilioSms {
 impl SmsSender for TwilioSms {
     fn name(&self) -> &'static str {
         "twilio"
+    }
+
+    fn max_in_flight(&self) -> Option<usize> {
+        Some(self.size)
     }
 
     async fn send(&self, sms: &OutgoingSms) -> Result<String, ProviderError> {
