@@ -14,7 +14,8 @@
 //! batch renews their lease, so a live worker's claim never lapses; a dead or paused
 //! worker's lapses after one lease. A crash or a pause can therefore repeat only the
 //! messages that had passed their fence but whose outcome was not yet recorded: at most the
-//! in-flight limit ([`Delivery::with_in_flight`]; `SMTP_POOL_SIZE` for e-mail), sent again
+//! in-flight limit ([`Delivery::with_in_flight`]; `SMTP_POOL_SIZE` for e-mail,
+//! `SMS_MAX_IN_FLIGHT` for SMS), sent again
 //! with the same `Message-ID`, so that a receiver can drop the repeat. A row another worker
 //! is sending is left alone (a transient error: the job retries later). Outcomes are fenced
 //! by the claim's attempt number too: a late failure never overwrites a newer claim.
