@@ -41,7 +41,7 @@ pub struct CreateBooking {
         (status = 403, description = "only customers book", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "unknown listing", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`sold_out`; or `conflict`: the listing cannot be booked, or a request with this `Idempotency-Key` is still being served", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`sold_out`; or `conflict`: the listing cannot be booked, or the first request with this `Idempotency-Key` was still being served after this one waited 2 s for its answer (a first request that ended in an error, a `503` included, leaves the key free)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/bookings")]
@@ -85,8 +85,9 @@ async fn book(
     let booked = checkout::book(&state.db, state.settings.booking_hold, gateway, new).await;
     let (created, changed) = match booked {
         Ok(booked) => booked,
-        // The key made a booking before, but its answer was never stored (the request died
-        // after the commit): answer with that booking if it is the same order.
+        // The key made a booking before whose answer was never stored: its request died
+        // after the commit, or failed after it (a lost connection: `503`, the key released).
+        // Answer with that booking if it is the same order.
         Err(BookingError::DuplicateKey) => {
             let key = key.as_deref().unwrap_or_default();
             return earlier_booking(state, caller, key, listing_id, quantity).await;
