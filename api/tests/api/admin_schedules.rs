@@ -37,7 +37,16 @@ async fn schedules_show_each_entry_with_its_last_and_next_run_and_the_leader() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["daily_report", "reminders", "sweep", "retention"]);
+    assert_eq!(
+        names,
+        [
+            "daily_report",
+            "reminders",
+            "sweep",
+            "retention",
+            "reconcile_payments"
+        ]
+    );
     let report = &body["schedules"][0];
     assert_eq!(report["expression"], "0 0 2 * * *");
     assert_eq!(report["timezone"], "Europe/Paris");

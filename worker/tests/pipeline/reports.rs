@@ -110,7 +110,10 @@ impl<'a> Seed<'a> {
             "UPDATE bookings SET status = 'refunded', cancelled_at = '{when}', refunded_at = '{when}'
               WHERE id = '{booking}';
              UPDATE payments SET status = 'refunded', amount_refunded_cents = amount_captured_cents,
-                    refunded_at = '{when}' WHERE booking_id = '{booking}'"
+                    refunded_at = '{when}' WHERE booking_id = '{booking}';
+             INSERT INTO payment_refunds (id, payment_id, amount_cents, currency, source, refunded_at)
+             SELECT 'seed-' || id, id, amount_captured_cents, currency, 'orderly', '{when}'
+               FROM payments WHERE booking_id = '{booking}'"
         ))
         .await;
     }
