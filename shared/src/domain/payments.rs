@@ -31,11 +31,9 @@ use crate::entities::bookings::{self as booking_rows, BookingStatus};
 use crate::entities::notifications::NotificationKind;
 use crate::entities::payment_refunds::RefundSource;
 use crate::entities::payments::{self as payment_rows, PaymentProvider, PaymentStatus};
-use crate::jobs::{RefundPayment, outbox, wake};
+use crate::jobs::{CancelPayment, RefundPayment, outbox, wake};
 use crate::providers::ProviderError;
-use crate::providers::payments::{
-    Intent, IntentState, NewPayment, PaymentGateway, attempt_key, idempotency_key as key,
-};
+use crate::providers::payments::{Intent, IntentState, NewPayment, PaymentGateway, attempt_key};
 
 /// Why a payment step did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -145,12 +143,24 @@ pub async fn create_at_provider(
     match booking.status {
         BookingStatus::PendingPayment => {}
         BookingStatus::Expired | BookingStatus::Cancelled => {
-            // Released while the provider answered: release what was just made.
-            txn.commit().await?;
-            gateway
-                .cancel(&created.provider_payment_id, &key(booking_id, "cancel"))
-                .await?;
-            return Ok(());
+            // Released while the provider answered: what was just made is recorded and
+            // cancelled by a job of its own, queued in this transaction.
+            if payment.status == PaymentStatus::Creating {
+                let payment = adopt(&txn, payment, &created).await?;
+                if is_open(payment.status) {
+                    outbox::enqueue(
+                        &txn,
+                        &CancelPayment {
+                            booking_id,
+                            round: 1,
+                        },
+                        None,
+                        request_id,
+                    )
+                    .await?;
+                }
+            }
+            return Ok(wake::commit(db, txn).await?);
         }
         // Another run (the request's own try, with the same idempotency key) got the same
         // payment through first: it is live, so leave it alone.

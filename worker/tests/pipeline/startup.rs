@@ -92,3 +92,45 @@ fn a_templates_dir_without_templates_stops_the_worker_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn in_production_the_worker_refuses_each_simulated_provider_naming_its_variable() {
+    let base = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", "a-production-secret-of-at-least-32-bytes!"),
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+    ];
+    let stripe = [
+        ("STRIPE_SECRET_KEY", "sk_live_x"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+    ];
+    let smtp = [("SMTP_URL", "smtp://127.0.0.1:1")];
+    let twilio = [
+        ("SMS_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC123"),
+        ("TWILIO_AUTH_TOKEN", "token"),
+        ("TWILIO_FROM", "+15550000000"),
+    ];
+    let cases: [(Vec<(&str, &str)>, &str); 3] = [
+        (
+            [&smtp[..], &twilio[..]].concat(),
+            "configuration error: STRIPE_SECRET_KEY",
+        ),
+        (
+            [&stripe[..], &twilio[..]].concat(),
+            "configuration error: SMTP_URL",
+        ),
+        (
+            [&stripe[..], &smtp[..]].concat(),
+            "configuration error: SMS_PROVIDER",
+        ),
+    ];
+    for (providers, named) in cases {
+        let vars = [&base[..], &providers[..]].concat();
+        let (code, stderr) = run_worker(&vars);
+        assert_eq!(code, 2, "{named}: {stderr}");
+        assert!(stderr.contains(named), "expected `{named}` in: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
