@@ -250,6 +250,20 @@ pub struct ScheduleSettings {
     pub lease: Duration,
 }
 
+/// `CANCELLATION_CUTOFF_HOURS`: 0 to a year.
+fn cancellation_cutoff(env: &Env<'_>) -> Result<Duration, ConfigError> {
+    let hours = env.parse::<u64>(
+        "CANCELLATION_CUTOFF_HOURS",
+        "24",
+        "a whole number of hours (0 for no cutoff)",
+    )?;
+    if hours > 8760 {
+        let problem = format!("expected at most 8760 hours (a year), got {hours}");
+        return Err(ConfigError::new("CANCELLATION_CUTOFF_HOURS", problem));
+    }
+    Ok(Duration::from_secs(3600 * hours))
+}
+
 fn schedules(env: &Env<'_>) -> Result<ScheduleSettings, ConfigError> {
     let entry = |name: &'static str, tz: &'static str, default: &str| {
         Ok::<_, ConfigError>(CronSetting {
@@ -482,13 +496,7 @@ impl Settings {
                 .transpose()?,
             jwt_secret: jwt_secret(&env, app_env)?,
             booking_hold: Duration::from_secs(env.positive("BOOKING_HOLD_SECONDS", 900)?),
-            cancellation_cutoff: Duration::from_secs(
-                3600 * env.parse::<u64>(
-                    "CANCELLATION_CUTOFF_HOURS",
-                    "24",
-                    "a whole number of hours (0 for no cutoff)",
-                )?,
-            ),
+            cancellation_cutoff: cancellation_cutoff(&env)?,
             mail: mail(&env, &data_dir)?,
             sms: sms(&env, &data_dir)?,
             payments: payments(&env)?,
@@ -974,6 +982,7 @@ mod tests {
             ("BOOKING_HOLD_SECONDS", "abc"),
             ("CANCELLATION_CUTOFF_HOURS", "-1"),
             ("CANCELLATION_CUTOFF_HOURS", "a day"),
+            ("CANCELLATION_CUTOFF_HOURS", "100000000000000000"),
             ("DATABASE_POOL_SIZE", "0"),
             ("REPORT_TZ", "Mars/Base"),
             ("REPORT_CRON", "* *"),

@@ -523,8 +523,10 @@ pub async fn cancel(
             .one(&txn)
             .await?
             .ok_or(BookingError::ListingNotFound)?;
-        let cutoff = chrono::Duration::from_std(cutoff).unwrap_or(chrono::Duration::MAX);
-        if Utc::now() + cutoff > starts_at {
+        let closes_at = chrono::Duration::from_std(cutoff)
+            .ok()
+            .and_then(|cutoff| starts_at.checked_sub_signed(cutoff));
+        if closes_at.is_none_or(|closes_at| Utc::now() >= closes_at) {
             return Err(BookingError::CancellationClosed);
         }
     }
@@ -536,25 +538,19 @@ pub async fn cancel(
         request_id,
     )
     .await?;
+    // A live round of the payment's job, even if an earlier round ended (a booking that
+    // expired, was confirmed again by the reconciliation, then cancelled).
     if was == BookingStatus::Paid {
-        outbox::enqueue(
+        outbox::ensure_live_round(
             &txn,
-            &RefundPayment {
-                booking_id,
-                round: 0,
-            },
-            None,
+            |round| RefundPayment { booking_id, round },
             request_id,
         )
         .await?;
     } else {
-        outbox::enqueue(
+        outbox::ensure_live_round(
             &txn,
-            &CancelPayment {
-                booking_id,
-                round: 0,
-            },
-            None,
+            |round| CancelPayment { booking_id, round },
             request_id,
         )
         .await?;

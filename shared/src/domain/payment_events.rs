@@ -142,18 +142,23 @@ pub async fn apply_stored(
     }
     let payload = stored.payload.unwrap_or_default();
     let event = parse(&payload).map_err(PaymentError::Unreadable)?;
-    apply(db, &event).await
+    apply(db, event_id, &event).await
 }
 
-/// Applies `event` once, in one transaction with the mark that it was applied.
-async fn apply(db: &DatabaseConnection, event: &PaymentEvent) -> Result<Applied, PaymentError> {
+/// Applies `event`, stored as `event_id`, once, in one transaction with the mark that it was
+/// applied.
+async fn apply(
+    db: &DatabaseConnection,
+    event_id: &str,
+    event: &PaymentEvent,
+) -> Result<Applied, PaymentError> {
     let txn = db.begin().await?;
     let first = txn
         .execute_raw(Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
             "UPDATE processed_webhook_events SET applied_at = now()
               WHERE event_id = $1 AND applied_at IS NULL",
-            [event.id.clone().into()],
+            [event_id.into()],
         ))
         .await?
         .rows_affected()

@@ -145,22 +145,29 @@ pub async fn create_at_provider(
         BookingStatus::Expired | BookingStatus::Cancelled => {
             // Released while the provider answered: what was just made is recorded and
             // cancelled by a job of its own, queued in this transaction.
-            if payment.status == PaymentStatus::Creating {
-                let payment = adopt(&txn, payment, &created).await?;
-                if is_open(payment.status) {
-                    outbox::enqueue(
-                        &txn,
-                        &CancelPayment {
-                            booking_id,
-                            round: 1,
-                        },
-                        None,
-                        request_id,
-                    )
-                    .await?;
-                }
+            if payment.provider_payment_id.is_some() {
+                return Ok(());
             }
-            return Ok(wake::commit(db, txn).await?);
+            let recorded = payment.status == PaymentStatus::Creating;
+            let payment = adopt(&txn, payment, &created).await?;
+            if recorded && is_open(payment.status) {
+                outbox::enqueue_next_round(
+                    &txn,
+                    |round| CancelPayment { booking_id, round },
+                    request_id,
+                )
+                .await?;
+                return Ok(wake::commit(db, txn).await?);
+            }
+            // Its cancellation already ran and found nothing to cancel: this one is
+            // cancelled here, once. No money can move on it (its client secret was never
+            // shown), so a failure is only logged.
+            txn.commit().await?;
+            let key = attempt_key(booking_id, "cancel-orphan", 0);
+            if let Err(e) = gateway.cancel(&created.provider_payment_id, &key).await {
+                tracing::warn!(booking.id = %booking_id, error = %e, "a payment made after its booking ended could not be cancelled at the provider");
+            }
+            return Ok(());
         }
         // Another run (the request's own try, with the same idempotency key) got the same
         // payment through first: it is live, so leave it alone.
@@ -217,14 +224,13 @@ pub async fn capture(
             observed(db, booking_id, &intent, request_id).await
         }
         Err(ProviderError::Permanent(why)) => {
-            let txn = db.begin().await?;
-            let (booking, payment) = bookings::lock(&txn, booking_id).await?;
-            if booking.status == BookingStatus::Confirmed
-                && payment.status == PaymentStatus::Authorized
-            {
-                authorization_lost(&txn, booking, payment, &why).await?;
+            // Refused for good: what became of the authorisation decides. One still there
+            // is left for an operator (the job dies with the reason), never silently dropped.
+            let intent = gateway.retrieve(&provider_id).await?;
+            if intent.state == IntentState::Authorized {
+                return Err(ProviderError::Permanent(why).into());
             }
-            Ok(wake::commit(db, txn).await?)
+            observed(db, booking_id, &intent, request_id).await
         }
         Err(unknown @ ProviderError::Transient(_)) => {
             unknown_outcome(db, booking_id, &payment, unknown).await
@@ -318,7 +324,13 @@ pub async fn refund(
         refunded_before = refunded_before.max(intent.amount_refunded_cents);
     }
     let amount = captured - refunded_before;
-    let key = attempt_key(booking_id, "refund", payment.provider_attempts);
+    // The key names the refund (what was refunded before it), so a refund of another amount
+    // after a partial one in the dashboard is another request, never a reused key.
+    let step = match refunded_before {
+        0 => "refund".to_owned(),
+        before => format!("refund-after-{before}"),
+    };
+    let key = attempt_key(booking_id, &step, payment.provider_attempts);
     let refused = match gateway.refund(&provider_id, amount, &key).await {
         Ok(refund_id) => {
             let txn = db.begin().await?;
@@ -535,13 +547,9 @@ async fn captured(
                 && payment.amount_refunded_cents < payment.amount_captured_cents
             {
                 tracing::warn!(booking.id = %booking_id, booking.status = booking.status.as_str(), "captured at the provider after the booking ended; refunding it");
-                outbox::enqueue(
+                outbox::ensure_live_round(
                     txn,
-                    &RefundPayment {
-                        booking_id,
-                        round: 0,
-                    },
-                    None,
+                    |round| RefundPayment { booking_id, round },
                     request_id,
                 )
                 .await?;

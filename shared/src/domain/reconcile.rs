@@ -27,9 +27,7 @@ use super::bookings;
 use super::payments::{self, PaymentError};
 use crate::entities::bookings::{self as booking_rows, BookingStatus};
 use crate::entities::payments::{self as payment_rows, PaymentProvider, PaymentStatus};
-use crate::jobs::{
-    CancelPayment, CapturePayment, Job, MAX_ROUND, RefundPayment, outbox, round_key, wake,
-};
+use crate::jobs::{CancelPayment, CapturePayment, Job, MAX_ROUND, RefundPayment, outbox, wake};
 use crate::providers::ProviderError;
 use crate::providers::payments::{Intent, IntentState, PaymentGateway};
 
@@ -99,14 +97,40 @@ pub async fn reconcile_with(
                 done.unreachable += 1;
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            // The provider will never show it (another account's key, a deleted object):
+            // said once per pass, and the booking goes to the back of the line, so one
+            // such booking never stops the rest.
+            Err(e) => {
+                tracing::error!(booking.id = %booking_id, error = %e, "reconciliation: the provider cannot show this booking's payment");
+                metrics::counter!("payment_reconcile_failures_total").increment(1);
+                mark_reconciled(db, booking_id).await?;
+                continue;
+            }
         };
         done.checked += 1;
-        if repair(db, booking_id, &intent).await? {
-            done.repaired += 1;
+        match repair(db, booking_id, &intent).await {
+            Ok(true) => done.repaired += 1,
+            Ok(false) => {}
+            Err(PaymentError::Db(e)) => return Err(PaymentError::Db(e)),
+            Err(e) => {
+                tracing::error!(booking.id = %booking_id, error = %e, "reconciliation: the booking could not be repaired");
+                metrics::counter!("payment_reconcile_failures_total").increment(1);
+                mark_reconciled(db, booking_id).await?;
+            }
         }
     }
     Ok(done)
+}
+
+/// Sends a booking to the back of the reconciliation's line.
+async fn mark_reconciled(db: &impl ConnectionTrait, booking_id: Uuid) -> Result<(), PaymentError> {
+    db.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "UPDATE payments SET reconciled_at = now() WHERE booking_id = $1",
+        [booking_id.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// The bookings to compare: not final, or final and changed within `recent`; with a payment
@@ -149,6 +173,14 @@ async fn repair(
     let mut actions: Vec<String> = Vec::new();
     if let Some(mismatch) = mismatch {
         let action = match mismatch {
+            Mismatch::AuthorizedButExpired | Mismatch::AuthorizedButCancelled
+                if cancel_alive(&txn, booking_id).await? =>
+            {
+                // Its cancellation may be at Stripe right now: confirming the booking again
+                // would be undone by it. The next pass sees how it ended.
+                wake::commit(db, txn).await?;
+                return Ok(false);
+            }
             Mismatch::AuthorizedButExpired => {
                 if bookings::reinstate(&txn, booking.clone(), payment.clone(), None).await? {
                     "its seats were still free: the booking is confirmed again and its capture queued"
@@ -156,6 +188,10 @@ async fn repair(
                     ensure_job(&txn, booking_id, JobFamily::Cancel).await?;
                     "its seats are gone: the authorisation is cancelled"
                 }
+            }
+            Mismatch::AuthorizedButCancelled => {
+                ensure_job(&txn, booking_id, JobFamily::Cancel).await?;
+                "the booking was cancelled: the authorisation is cancelled"
             }
             _ => {
                 payments::apply_intent(&txn, booking.clone(), payment.clone(), intent, None)
@@ -185,12 +221,7 @@ async fn repair(
             "a capture job (round {round}) was queued: none was alive"
         ));
     }
-    txn.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "UPDATE payments SET reconciled_at = now() WHERE booking_id = $1",
-        [booking_id.into()],
-    ))
-    .await?;
+    mark_reconciled(&txn, booking_id).await?;
     let name = match (mismatch, actions.is_empty()) {
         (_, true) => None,
         (Some(m), false) => Some(m.name()),
@@ -225,6 +256,8 @@ enum Mismatch {
     CaptureNotRecorded,
     /// Authorised at the provider; the booking expired.
     AuthorizedButExpired,
+    /// Authorised at the provider; the booking was cancelled and no cancellation is alive.
+    AuthorizedButCancelled,
     /// Authorised at the provider; recorded as waiting for payment.
     AuthorizationNotRecorded,
     /// Cancelled at the provider; recorded as open.
@@ -239,6 +272,7 @@ impl Mismatch {
             Self::CapturedButEnded => "captured_but_ended",
             Self::CaptureNotRecorded => "capture_not_recorded",
             Self::AuthorizedButExpired => "authorized_but_expired",
+            Self::AuthorizedButCancelled => "authorized_but_cancelled",
             Self::AuthorizationNotRecorded => "authorization_not_recorded",
             Self::CancelNotRecorded => "cancel_not_recorded",
             Self::RefundedAtProvider => "refunded_at_provider",
@@ -250,6 +284,7 @@ impl Mismatch {
             Self::CapturedButEnded => "recorded the capture and queued its refund",
             Self::CaptureNotRecorded => "recorded the capture: the booking is paid",
             Self::AuthorizedButExpired => "confirmed again",
+            Self::AuthorizedButCancelled => "the authorisation is cancelled",
             Self::AuthorizationNotRecorded => {
                 "recorded the authorisation: the booking is confirmed"
             }
@@ -282,6 +317,9 @@ fn mismatch_of(
         IntentState::Authorized if booking.status == BookingStatus::Expired && open => {
             Some(Mismatch::AuthorizedButExpired)
         }
+        IntentState::Authorized if booking.status == BookingStatus::Cancelled && open => {
+            Some(Mismatch::AuthorizedButCancelled)
+        }
         IntentState::Authorized => (booking.status == BookingStatus::PendingPayment)
             .then_some(Mismatch::AuthorizationNotRecorded),
         IntentState::Canceled => (open && booking.status != BookingStatus::PendingPayment)
@@ -299,54 +337,44 @@ enum JobFamily {
 }
 
 /// Queues the next round of a booking's `family` job unless one is pending, queued or
-/// running; returns the round queued. A family that used up [`MAX_ROUND`] rounds is left
-/// to an operator (the repair is still recorded).
+/// running; returns the round queued. A family that used up its rounds is left to an
+/// operator (the repair is still recorded).
 async fn ensure_job(
     txn: &DatabaseTransaction,
     booking_id: Uuid,
     family: JobFamily,
 ) -> Result<Option<u32>, PaymentError> {
-    let name = match family {
-        JobFamily::Capture => CapturePayment::NAME,
-        JobFamily::Cancel => CancelPayment::NAME,
-        JobFamily::Refund => RefundPayment::NAME,
-    };
+    Ok(match family {
+        JobFamily::Capture => {
+            outbox::ensure_live_round(txn, |round| CapturePayment { booking_id, round }, None)
+                .await?
+        }
+        JobFamily::Cancel => {
+            outbox::ensure_live_round(txn, |round| CancelPayment { booking_id, round }, None)
+                .await?
+        }
+        JobFamily::Refund => {
+            outbox::ensure_live_round(txn, |round| RefundPayment { booking_id, round }, None)
+                .await?
+        }
+    })
+}
+
+/// Whether a round of the booking's `cancel_payment` job is pending, queued or running.
+async fn cancel_alive(txn: &DatabaseTransaction, booking_id: Uuid) -> Result<bool, PaymentError> {
     let keys: Vec<String> = (0..=MAX_ROUND)
-        .map(|round| match family {
-            JobFamily::Cancel => CancelPayment { booking_id, round }.dedup_key(),
-            _ => round_key(name, booking_id, round),
-        })
+        .map(|round| CancelPayment { booking_id, round }.dedup_key())
         .collect();
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
-            "SELECT count(*) FILTER (WHERE status IN ('pending', 'enqueued', 'running')) AS live,
-                    array_agg(task_id) AS taken
-               FROM outbox WHERE task_id = ANY($1)",
-            [keys.clone().into()],
+            "SELECT count(*) AS n FROM outbox
+              WHERE task_id = ANY($1) AND status IN ('pending', 'enqueued', 'running')",
+            [keys.into()],
         ))
         .await?;
-    let (live, taken): (i64, Option<Vec<String>>) = match row {
-        Some(row) => (row.try_get("", "live")?, row.try_get("", "taken")?),
-        None => (0, None),
-    };
-    if live > 0 {
-        return Ok(None);
-    }
-    let taken = taken.unwrap_or_default();
-    let Some(round) = (0..=MAX_ROUND).find(|&r| !taken.contains(&keys[r as usize])) else {
-        return Ok(None);
-    };
-    match family {
-        JobFamily::Capture => {
-            outbox::enqueue(txn, &CapturePayment { booking_id, round }, None, None).await?
-        }
-        JobFamily::Cancel => {
-            outbox::enqueue(txn, &CancelPayment { booking_id, round }, None, None).await?
-        }
-        JobFamily::Refund => {
-            outbox::enqueue(txn, &RefundPayment { booking_id, round }, None, None).await?
-        }
-    };
-    Ok(Some(round))
+    Ok(match row {
+        Some(row) => row.try_get::<i64>("", "n")? > 0,
+        None => false,
+    })
 }

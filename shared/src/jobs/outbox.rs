@@ -37,6 +37,50 @@ pub async fn enqueue<J: Job>(
     Ok(enqueue_many(db, std::slice::from_ref(&job)).await? == 1)
 }
 
+/// Records the first round of a job family (`make(0)`, `make(1)`, … up to
+/// [`MAX_ROUND`](super::MAX_ROUND)) whose key is still free, so that the work is done again
+/// even though an earlier round ended. Returns the round, or `None` when every round is
+/// taken (an operator's to look at).
+pub async fn enqueue_next_round<J: Job>(
+    db: &impl ConnectionTrait,
+    make: impl Fn(u32) -> J,
+    request_id: Option<&str>,
+) -> Result<Option<u32>, DbErr> {
+    for round in 0..=super::MAX_ROUND {
+        if enqueue(db, &make(round), None, request_id).await? {
+            return Ok(Some(round));
+        }
+    }
+    Ok(None)
+}
+
+/// Makes sure a round of a job family is alive (pending, queued or running): when none is,
+/// records the first round whose key is free. Returns the round recorded, or `None` when one
+/// was alive already (or every round is taken).
+pub async fn ensure_live_round<J: Job>(
+    db: &impl ConnectionTrait,
+    make: impl Fn(u32) -> J,
+    request_id: Option<&str>,
+) -> Result<Option<u32>, DbErr> {
+    let keys: Vec<String> = (0..=super::MAX_ROUND)
+        .map(|round| make(round).dedup_key())
+        .collect();
+    let live = db
+        .query_one_raw(stmt(
+            "SELECT count(*) AS n FROM outbox
+              WHERE task_id = ANY($1) AND status IN ('pending', 'enqueued', 'running')",
+            vec![keys.into()],
+        ))
+        .await?
+        .map(|row| row.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    if live > 0 {
+        return Ok(None);
+    }
+    enqueue_next_round(db, make, request_id).await
+}
+
 /// A job ready to be written to the outbox, of any type.
 #[derive(Debug, Clone)]
 pub struct NewJob {

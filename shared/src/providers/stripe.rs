@@ -65,6 +65,10 @@ fn classify(error: StripeError) -> ProviderError {
                 code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(),
                 api.message.as_deref().unwrap_or("no message"),
             );
+            // A key reused with other parameters: the object's state tells what to do.
+            if api.type_.as_str() == "idempotency_error" {
+                return ProviderError::State(detail);
+            }
             match (status, code.as_deref()) {
                 (
                     400,

@@ -10,7 +10,7 @@ use chrono::Utc;
 use orderly_shared::domain::bookings::{self, CancelledBy};
 use orderly_shared::domain::payment_events::{self, Received};
 use orderly_shared::domain::reconcile::{self, Options};
-use orderly_shared::domain::reports;
+use orderly_shared::domain::{payments, reports};
 use orderly_shared::entities::users::Role;
 use orderly_shared::providers::stripe::parse_event;
 use orderly_shared::testing::stripe::{FakeStripe, Kind, event_payload};
@@ -503,4 +503,87 @@ async fn a_customer_cannot_cancel_a_paid_booking_inside_the_cutoff_but_an_admin_
         .await
         .unwrap();
     assert_eq!(booking_status(&p, admin_cancelled).await, "cancelled");
+}
+
+#[tokio::test]
+async fn a_refund_retried_after_a_partial_dashboard_refund_uses_a_key_of_its_own_and_refunds_the_rest()
+ {
+    let fake = FakeStripe::start().await;
+    let smtp = FakeSmtp::start(Duration::ZERO).await;
+    let p = pipeline(&fake, &smtp, &[]).await;
+    let gateway = p.providers.payments.clone();
+    let (id, pi) = authorized_booking(&p, &fake).await;
+    gateway.capture(&pi, "oob").await.unwrap();
+    payments_paid(&p, id).await;
+    bookings::cancel(&p.db, id, CancelledBy::Admin, None)
+        .await
+        .unwrap();
+    // The refund_payment job's first call gets a stored 500 (its outcome unknown)...
+    fake.fail_next(Kind::Refund, 1, 500);
+    let first = payments::refund(&p.db, gateway.as_ref(), id, None).await;
+    assert!(first.is_err());
+    // ...then someone refunds part of it in Stripe's dashboard, and the event arrives.
+    gateway.refund(&pi, 1000, "dashboard").await.unwrap();
+    assert!(deliver(&p, &fake, "charge.refunded", fake.charge_of(&pi).unwrap()).await);
+    assert_eq!(booking_status(&p, id).await, "cancelled");
+
+    // The retry refunds the rest under a key that names it, not the spent one.
+    payments::refund(&p.db, gateway.as_ref(), id, None)
+        .await
+        .unwrap();
+    assert_eq!(booking_status(&p, id).await, "refunded");
+    let amounts: Vec<i64> = fake
+        .refunds_of(&pi)
+        .iter()
+        .map(|r| r["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [1000, 3200]);
+    assert_eq!(refunds_recorded(&p, id).await, 4200);
+}
+
+#[tokio::test]
+async fn a_booking_confirmed_again_by_the_reconciliation_then_cancelled_gets_its_authorisation_cancelled()
+ {
+    let fake = FakeStripe::start().await;
+    let smtp = FakeSmtp::start(Duration::ZERO).await;
+    let p = pipeline(&fake, &smtp, &[]).await;
+    let gateway = p.providers.payments.clone();
+    let (id, pi) = book_one(&p, &fake).await;
+    let pi = pi.unwrap();
+    fake.authorize(&pi);
+    assert!(bookings::expire(&p.db, id, None).await.unwrap());
+    // The expiry's cancellation ended without reaching Stripe (say, it died).
+    p.db.execute_unprepared(&format!(
+        "UPDATE outbox SET status = 'dead' WHERE task_id = 'cancel_payment:{id}:0'"
+    ))
+    .await
+    .unwrap();
+    let now_only = Options {
+        settle: Duration::ZERO,
+        ..Options::default()
+    };
+    let done = reconcile::reconcile_with(&p.db, gateway.as_ref(), now_only)
+        .await
+        .unwrap();
+    assert_eq!(done.repaired, 1);
+    assert_eq!(booking_status(&p, id).await, "confirmed");
+
+    // Cancelled before its capture ran: a new round of the cancellation is queued.
+    p.db.execute_unprepared(&format!(
+        "UPDATE outbox SET status = 'dead' WHERE task_id = 'capture_payment:{id}'"
+    ))
+    .await
+    .unwrap();
+    bookings::cancel(&p.db, id, CancelledBy::Admin, None)
+        .await
+        .unwrap();
+    let _worker = p.spawn_worker(&[]);
+    wait_until(
+        "the authorisation is cancelled at Stripe",
+        DEADLINE,
+        || async { fake.payment_intent(&pi).unwrap()["status"] == "canceled" },
+    )
+    .await;
+    assert_eq!(fake.executions(Kind::Capture), 0);
+    assert_eq!(seats_left(&p, id).await, 5);
 }
