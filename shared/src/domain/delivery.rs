@@ -15,10 +15,10 @@
 //! worker's lapses after one lease. A crash or a pause can therefore repeat only the
 //! messages that had passed their fence but whose outcome was not yet recorded: at most the
 //! in-flight limit ([`Delivery::with_in_flight`]; `SMTP_POOL_SIZE` for e-mail,
-//! `SMS_MAX_IN_FLIGHT` for SMS), sent again
-//! with the same `Message-ID`, so that a receiver can drop the repeat. A row another worker
-//! is sending is left alone (a transient error: the job retries later). Outcomes are fenced
-//! by the claim's attempt number too: a late failure never overwrites a newer claim.
+//! `SMS_MAX_IN_FLIGHT` for SMS), sent again with the same `Message-ID`, so that a receiver
+//! can drop the repeat. A row another worker is sending is left alone (a transient error:
+//! the job retries later). Outcomes are fenced by the claim's attempt number too: a late
+//! failure never overwrites a newer claim.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
