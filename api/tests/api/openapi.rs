@@ -207,3 +207,47 @@ async fn a_not_ready_answer_is_the_problem_the_document_describes() {
         );
     }
 }
+
+/// Every operation of the document: path, method and the operation object.
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            found.push((path.clone(), method.clone(), operation));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_operation_has_its_own_camel_case_operation_id_and_a_tag() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let mut seen = BTreeSet::new();
+    for (path, method, operation) in operations(&doc) {
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        assert!(
+            id.starts_with(|c: char| c.is_ascii_lowercase())
+                && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{method} {path}: operationId `{id}` is not camelCase"
+        );
+        assert!(
+            seen.insert(id.to_owned()),
+            "{method} {path}: operationId `{id}` is reused"
+        );
+        let tags = operation["tags"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default();
+        assert_eq!(tags, 1, "{method} {path} should have one tag");
+    }
+    for id in [
+        "listBookings",
+        "createBooking",
+        "getBooking",
+        "cancelBooking",
+        "listAdminJobs",
+    ] {
+        assert!(seen.contains(id), "no operation `{id}`: {seen:?}");
+    }
+}

@@ -46,7 +46,7 @@ pub struct ReportRequested {
 
 /// Computes the day's report again and replaces the stored one, in the background; the
 /// admins are e-mailed this run's report. A day that has not begun yet is refused.
-#[utoipa::path(post, path = "/api/v1/admin/reports/daily", tag = "admin", params(DayQuery),
+#[utoipa::path(post, path = "/api/v1/admin/reports/daily", operation_id = "requestDailyReport", tag = "admin", params(DayQuery),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "the report job is enqueued", body = ReportRequested),
@@ -79,7 +79,7 @@ pub async fn request_daily(
 }
 
 /// The stored report of the day.
-#[utoipa::path(get, path = "/api/v1/admin/reports/daily", tag = "admin", params(DayQuery),
+#[utoipa::path(get, path = "/api/v1/admin/reports/daily", operation_id = "getDailyReport", tag = "admin", params(DayQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Report),

@@ -84,7 +84,7 @@ impl From<schedule_runs::Model> for RunView {
 }
 
 /// The scheduler's entries with their last and next runs, and the leader.
-#[utoipa::path(get, path = "/api/v1/admin/schedules", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/schedules", operation_id = "listAdminSchedules", tag = "admin",
     security(("bearer" = [])),
     responses(
         (status = 200, body = SchedulesView),

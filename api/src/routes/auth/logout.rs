@@ -10,7 +10,7 @@ use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// Revokes the refresh token and every token rotated from the same login.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses(
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "logOut", tag = "auth", request_body = RefreshRequest, responses(
     (status = 204, description = "signed out (also for an unknown token)"),
 ))]
 #[post("/auth/logout")]

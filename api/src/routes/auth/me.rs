@@ -10,7 +10,7 @@ use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "getCurrentUser", tag = "auth", security(("bearer" = [])), responses(
     (status = 200, body = UserView),
 ))]
 #[get("/me")]

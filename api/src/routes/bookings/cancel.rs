@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// booking whose payment went through (`confirmed` or `paid`) within
 /// `CANCELLATION_CUTOFF_HOURS` of the listing's start; an unpaid one always, an admin
 /// always.
-#[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings",
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", operation_id = "cancelBooking", tag = "bookings",
     params(("id" = Uuid, Path, description = "booking id")),
     security(("bearer" = [])),
     responses(

@@ -32,7 +32,7 @@ pub struct CreateBooking {
 }
 
 /// Books seats (customers). Honours `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
+#[utoipa::path(post, path = "/api/v1/bookings", operation_id = "createBooking", tag = "bookings", request_body = CreateBooking,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
         description = "replays the first answer for the same key and body")),
     security(("bearer" = [])),

@@ -10,7 +10,7 @@ use crate::problem::{ApiResult, Problem};
 use crate::state::AppState;
 
 /// One booking (its customer, the listing's provider, admins).
-#[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings",
+#[utoipa::path(get, path = "/api/v1/bookings/{id}", operation_id = "getBooking", tag = "bookings",
     params(("id" = Uuid, Path, description = "booking id")),
     security(("bearer" = [])),
     responses(

@@ -34,7 +34,7 @@ pub struct BookingQuery {
 
 /// Lists bookings: a customer's own, those on a provider's listings, or all (admins).
 /// Newest first.
-#[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(BookingQuery), security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/bookings", operation_id = "listBookings", tag = "bookings", params(BookingQuery), security(("bearer" = [])), responses(
     (status = 200, body = Page<BookingView>),
 ))]
 #[get("/bookings")]

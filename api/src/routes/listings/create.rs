@@ -47,7 +47,7 @@ pub struct CreateListing {
 }
 
 /// Creates a listing (providers and admins). Honours `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/listings", tag = "listings", request_body = CreateListing,
+#[utoipa::path(post, path = "/api/v1/listings", operation_id = "createListing", tag = "listings", request_body = CreateListing,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
         description = "replays the first answer for the same key and body")),
     security(("bearer" = [])),

@@ -10,7 +10,7 @@ use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 /// One listing (anyone).
-#[utoipa::path(get, path = "/api/v1/listings/{id}", tag = "listings",
+#[utoipa::path(get, path = "/api/v1/listings/{id}", operation_id = "getListing", tag = "listings",
     params(("id" = Uuid, Path, description = "listing id")),
     responses(
         (status = 200, body = ListingView),

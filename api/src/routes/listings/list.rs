@@ -65,7 +65,7 @@ pub struct ListingQuery {
 }
 
 /// Lists listings (anyone).
-#[utoipa::path(get, path = "/api/v1/listings", tag = "listings", params(ListingQuery), responses(
+#[utoipa::path(get, path = "/api/v1/listings", operation_id = "listListings", tag = "listings", params(ListingQuery), responses(
     (status = 200, body = Page<ListingView>),
 ))]
 #[get("/listings")]

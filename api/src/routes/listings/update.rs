@@ -40,7 +40,7 @@ pub struct UpdateListing {
 }
 
 /// Changes a listing (its provider, or an admin).
-#[utoipa::path(patch, path = "/api/v1/listings/{id}", tag = "listings", request_body = UpdateListing,
+#[utoipa::path(patch, path = "/api/v1/listings/{id}", operation_id = "updateListing", tag = "listings", request_body = UpdateListing,
     params(("id" = Uuid, Path, description = "listing id")),
     security(("bearer" = [])),
     responses(

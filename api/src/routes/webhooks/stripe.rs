@@ -24,7 +24,7 @@ pub struct Received {
 }
 
 /// Receives a Stripe event (Stripe only; verified with `STRIPE_WEBHOOK_SECRET`).
-#[utoipa::path(post, path = "/api/v1/webhooks/stripe", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/webhooks/stripe", operation_id = "receiveStripeEvent", tag = "webhooks",
     request_body(content = String, content_type = "application/json", description = "the event, exactly as Stripe signed it"),
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<HMAC-SHA256>`")),
     responses(

@@ -11,7 +11,7 @@ use crate::state::AppState;
 /// Discards a dead, failed, scheduled or pending job: its row is deleted (a copy waiting
 /// in Redis is fenced out when fetched), and a message it was to send becomes `failed`.
 /// A running or finished job is refused. Audited (`job.discarded`, with its payload).
-#[utoipa::path(delete, path = "/api/v1/admin/jobs/{queue}/{job_id}", tag = "admin",
+#[utoipa::path(delete, path = "/api/v1/admin/jobs/{queue}/{job_id}", operation_id = "discardAdminJob", tag = "admin",
     params(
         ("queue" = orderly_shared::jobs::Queue, Path, description = "the job's queue"),
         ("job_id" = uuid::Uuid, Path, description = "the job's id"),

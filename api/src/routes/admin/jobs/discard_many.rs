@@ -13,7 +13,7 @@ use crate::state::AppState;
 /// Discards up to 1 000 jobs of a queue that are `dead`, `failed`, `scheduled` or
 /// `pending`, oldest first, as the single discard does, in one transaction with one audit
 /// row (`jobs.discarded`, entity `queue`). `more` says whether matching jobs are left.
-#[utoipa::path(delete, path = "/api/v1/admin/jobs", tag = "admin", params(BulkQuery),
+#[utoipa::path(delete, path = "/api/v1/admin/jobs", operation_id = "discardAdminJobs", tag = "admin", params(BulkQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Bulk),

@@ -46,7 +46,7 @@ pub struct JobQuery {
 /// The jobs, newest first, with their state, attempts, last error, due time, next retry,
 /// lease holder and its heartbeat's age, request id and booking. `count` stops at 10 000
 /// (narrow the filter to see further).
-#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin", params(JobQuery),
+#[utoipa::path(get, path = "/api/v1/admin/jobs", operation_id = "listAdminJobs", tag = "admin", params(JobQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Page<JobView>),

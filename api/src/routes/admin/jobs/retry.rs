@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// count is kept (a transient failure past its type's limit makes it dead again); a dead
 /// message job's message is reopened. Atomic against a worker ending the job at the same
 /// moment; audited (`job.retried`).
-#[utoipa::path(post, path = "/api/v1/admin/jobs/{queue}/{job_id}/retry", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{queue}/{job_id}/retry", operation_id = "retryAdminJob", tag = "admin",
     params(
         ("queue" = orderly_shared::jobs::Queue, Path, description = "the job's queue"),
         ("job_id" = uuid::Uuid, Path, description = "the job's id"),

@@ -29,7 +29,7 @@ pub struct BulkQuery {
 /// Retries up to 1 000 jobs of a queue that are `dead` or `failed` (waiting for a retry),
 /// oldest first, as the single retry does, in one transaction with one audit row
 /// (`jobs.retried`, entity `queue`). `more` says whether matching jobs are left.
-#[utoipa::path(post, path = "/api/v1/admin/jobs/retry", tag = "admin", params(BulkQuery),
+#[utoipa::path(post, path = "/api/v1/admin/jobs/retry", operation_id = "retryAdminJobs", tag = "admin", params(BulkQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Bulk),

@@ -27,7 +27,7 @@ pub struct QueuesView {
 /// due later; `failed`: waiting for a retry after an error; `running`; `dead`;
 /// `done_last_hour`), the age of its oldest pending job, whether it is paused; the outbox's
 /// backlog; the live workers. Every count is read by a partial index.
-#[utoipa::path(get, path = "/api/v1/admin/queues", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/queues", operation_id = "listAdminQueues", tag = "admin",
     security(("bearer" = [])),
     responses(
         (status = 200, body = QueuesView),

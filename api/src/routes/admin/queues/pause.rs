@@ -25,7 +25,7 @@ pub struct PauseView {
 /// Pauses a queue across every worker process: the relays push none of its jobs to Redis
 /// and workers fetch none of those already there; running jobs finish. Jobs keep being
 /// enqueued (as `pending`). Audited (`queue.paused`).
-#[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/pause", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/pause", operation_id = "pauseAdminQueue", tag = "admin",
     params(("queue" = orderly_shared::jobs::Queue, Path, description = "the queue")),
     security(("bearer" = [])),
     responses(

@@ -9,7 +9,7 @@ use crate::state::AppState;
 
 /// Resumes a paused queue: the relays push its backlog again and its workers are woken.
 /// Audited (`queue.resumed`).
-#[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/resume", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/resume", operation_id = "resumeAdminQueue", tag = "admin",
     params(("queue" = orderly_shared::jobs::Queue, Path, description = "the queue")),
     security(("bearer" = [])),
     responses(
