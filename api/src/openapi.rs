@@ -9,16 +9,22 @@ use utoipa::{Modify, OpenApi};
 pub use self::common_errors::{CommonErrors, PROBLEM_JSON};
 use crate::problem::Problem;
 use crate::routes::listings::list::ListingOrdering;
-use crate::routes::{admin, auth, bookings, health, listings, webhooks};
+use crate::routes::{admin, auth, bookings, health, listings, openapi_document, webhooks};
 
 /// The whole API.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Orderly API", version = "1", description = "Bookings and orders, with the work that follows them done reliably in the background."),
+    // Relative: the document is served by the API it describes, so its paths resolve against
+    // wherever it was fetched from (a generated client is given its base URL).
+    servers((url = "/", description = "the server that serves this document")),
+    // No credentials unless an operation asks for them (`bearer`).
+    security(()),
     paths(
         health::health,
         health::ready,
         health::metrics,
+        openapi_document::document,
         auth::register::register,
         auth::login::login,
         auth::refresh::refresh,
@@ -50,7 +56,7 @@ use crate::routes::{admin, auth, bookings, health, listings, webhooks};
     components(schemas(ListingOrdering, Problem)),
     modifiers(&BearerAuth, &CommonErrors),
     tags(
-        (name = "service", description = "Health, readiness and metrics"),
+        (name = "service", description = "Health, readiness, metrics and this document"),
         (name = "auth", description = "Accounts and tokens"),
         (name = "listings", description = "What gets booked"),
         (name = "bookings", description = "Orders for seats, paid and followed up in the background"),

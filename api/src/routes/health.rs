@@ -22,7 +22,7 @@ pub struct Health {
 }
 
 /// Liveness: answers while the process runs.
-#[utoipa::path(get, path = "/health", operation_id = "getHealth", tag = "service", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/health", operation_id = "getHealth", tag = "service", responses((status = 200, description = "the process runs", body = Health)))]
 #[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
@@ -58,7 +58,7 @@ pub struct NotReady {
 
 /// Readiness: `200` when PostgreSQL and Redis answer, else `503` naming the one that failed.
 #[utoipa::path(get, path = "/ready", operation_id = "getReadiness", tag = "service", responses(
-    (status = 200, body = Readiness),
+    (status = 200, description = "PostgreSQL and Redis answer", body = Readiness),
     (status = 503, description = "a dependency is down", body = NotReady, content_type = "application/problem+json",
         headers(("Retry-After" = String, description = "seconds to wait before asking again"))),
 ))]
@@ -116,7 +116,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics in the text format (this app's registry).
-#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "service", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "service", responses((status = 200, description = "the metrics, in Prometheus's text format", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn metrics(recorder: web::Data<PrometheusRecorder>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()

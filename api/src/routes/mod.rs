@@ -7,6 +7,7 @@ pub mod bookings;
 pub mod endpoint;
 pub mod health;
 pub mod listings;
+pub mod openapi_document;
 pub mod unmatched;
 pub mod webhooks;
 
@@ -14,12 +15,14 @@ use actix_web::web;
 
 pub use endpoint::Endpoint;
 
-/// The endpoints served at the root: health, readiness, metrics.
+/// The endpoints served at the root: health, readiness, metrics, and the OpenAPI document
+/// (registered before the `/docs` page, whose own copy of it this one shadows).
 pub fn service() -> Vec<Endpoint> {
     vec![
         Endpoint::new(health::health),
         Endpoint::new(health::ready),
         Endpoint::new(health::metrics),
+        Endpoint::new(openapi_document::document),
     ]
 }
 

@@ -251,3 +251,24 @@ async fn every_operation_has_its_own_camel_case_operation_id_and_a_tag() {
         assert!(seen.contains(id), "no operation `{id}`: {seen:?}");
     }
 }
+
+#[tokio::test]
+async fn every_response_is_described_and_the_document_lists_itself_and_its_server() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    for (path, method, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let response = resolve(&doc, response);
+            let description = response["description"].as_str().unwrap_or_default();
+            assert!(
+                !description.trim().is_empty(),
+                "{method} {path}: the {status} response has no description"
+            );
+        }
+    }
+    assert_eq!(
+        doc["paths"]["/api/v1/openapi.json"]["get"]["operationId"],
+        "getOpenApiDocument"
+    );
+    assert_eq!(doc["servers"][0]["url"], "/", "{}", doc["servers"]);
+}

@@ -82,7 +82,7 @@ pub async fn request_daily(
 #[utoipa::path(get, path = "/api/v1/admin/reports/daily", operation_id = "getDailyReport", tag = "admin", params(DayQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Report),
+        (status = 200, description = "the stored report of the day", body = Report),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no report is stored for the day", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`date` is missing or not a day", body = Problem, content_type = "application/problem+json"),

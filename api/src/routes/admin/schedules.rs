@@ -87,7 +87,7 @@ impl From<schedule_runs::Model> for RunView {
 #[utoipa::path(get, path = "/api/v1/admin/schedules", operation_id = "listAdminSchedules", tag = "admin",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = SchedulesView),
+        (status = 200, description = "every entry of the table, and the leader", body = SchedulesView),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/schedules")]

@@ -32,7 +32,7 @@ pub struct LoginRequest {
 
 /// Signs in with e-mail and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "logIn", tag = "auth", request_body = LoginRequest, responses(
-    (status = 200, body = Session),
+    (status = 200, description = "signed in", body = Session),
     (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
     (status = 429, description = "`rate_limited`: too many failures for this e-mail or client address", body = Problem, content_type = "application/problem+json",
         headers(("Retry-After" = String, description = "seconds until the next attempt is counted"))),

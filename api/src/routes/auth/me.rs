@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/api/v1/me", operation_id = "getCurrentUser", tag = "auth", security(("bearer" = [])), responses(
-    (status = 200, body = UserView),
+    (status = 200, description = "the signed-in user", body = UserView),
 ))]
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {

@@ -24,7 +24,7 @@ pub struct RefreshRequest {
 
 /// Exchanges a refresh token for a new pair; the old one stops working.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", operation_id = "refreshTokens", tag = "auth", request_body = RefreshRequest, responses(
-    (status = 200, body = TokenPair),
+    (status = 200, description = "a new token pair", body = TokenPair),
     (status = 401, description = "`invalid_token`, `token_expired`, `token_revoked` or `token_reused` (a used token presented again: every token of that login is revoked)", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/refresh")]

@@ -53,7 +53,7 @@ pub struct RegisterRequest {
 
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/api/v1/auth/register", operation_id = "registerUser", tag = "auth", request_body = RegisterRequest, responses(
-    (status = 201, body = Session),
+    (status = 201, description = "registered and signed in", body = Session),
     (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "`validation_failed`: a short password, a bad e-mail or phone, an unknown role, or unknown, missing or wrongly typed fields", body = Problem, content_type = "application/problem+json"),
 ))]

@@ -21,7 +21,7 @@ use crate::state::AppState;
     params(("id" = Uuid, Path, description = "booking id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = BookingView),
+        (status = 200, description = "the booking, cancelled", body = BookingView),
         (status = 403, description = "the listing's provider may see but not cancel", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: already expired, cancelled or refunded; `cancellation_closed`: the customer's booking is confirmed or paid and its listing starts within `CANCELLATION_CUTOFF_HOURS` (an admin may still cancel it)", body = Problem, content_type = "application/problem+json"),

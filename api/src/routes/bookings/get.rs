@@ -14,7 +14,7 @@ use crate::state::AppState;
     params(("id" = Uuid, Path, description = "booking id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = BookingView),
+        (status = 200, description = "the booking", body = BookingView),
         (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/bookings/{id}")]

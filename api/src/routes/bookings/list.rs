@@ -35,7 +35,7 @@ pub struct BookingQuery {
 /// Lists bookings: a customer's own, those on a provider's listings, or all (admins).
 /// Newest first.
 #[utoipa::path(get, path = "/api/v1/bookings", operation_id = "listBookings", tag = "bookings", params(BookingQuery), security(("bearer" = [])), responses(
-    (status = 200, body = Page<BookingView>),
+    (status = 200, description = "a page of bookings, newest first", body = Page<BookingView>),
 ))]
 #[get("/bookings")]
 pub async fn list(

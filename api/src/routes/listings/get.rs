@@ -13,7 +13,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/v1/listings/{id}", operation_id = "getListing", tag = "listings",
     params(("id" = Uuid, Path, description = "listing id")),
     responses(
-        (status = 200, body = ListingView),
+        (status = 200, description = "the listing", body = ListingView),
         (status = 404, description = "no such listing (also for a malformed id)", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/listings/{id}")]

@@ -66,7 +66,7 @@ pub struct ListingQuery {
 
 /// Lists listings (anyone).
 #[utoipa::path(get, path = "/api/v1/listings", operation_id = "listListings", tag = "listings", params(ListingQuery), responses(
-    (status = 200, body = Page<ListingView>),
+    (status = 200, description = "a page of listings", body = Page<ListingView>),
 ))]
 #[get("/listings")]
 pub async fn list(

@@ -44,7 +44,7 @@ pub struct UpdateListing {
     params(("id" = Uuid, Path, description = "listing id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = ListingView),
+        (status = 200, description = "the listing, changed", body = ListingView),
         (status = 403, description = "another provider's listing", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such listing (also for a malformed id)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "capacity below the seats already booked", body = Problem, content_type = "application/problem+json"),

@@ -16,7 +16,7 @@ use crate::state::AppState;
 #[utoipa::path(delete, path = "/api/v1/admin/jobs", operation_id = "discardAdminJobs", tag = "admin", params(BulkQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Bulk),
+        (status = 200, description = "the jobs discarded, and whether more are left", body = Bulk),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "an unknown queue, or a `running` or `done` state", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -49,7 +49,7 @@ pub struct JobQuery {
 #[utoipa::path(get, path = "/api/v1/admin/jobs", operation_id = "listAdminJobs", tag = "admin", params(JobQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Page<JobView>),
+        (status = 200, description = "a page of jobs, newest first", body = Page<JobView>),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "an unknown queue, state or type, or a bad page", body = Problem, content_type = "application/problem+json"),
     ))]

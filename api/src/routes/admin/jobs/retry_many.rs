@@ -32,7 +32,7 @@ pub struct BulkQuery {
 #[utoipa::path(post, path = "/api/v1/admin/jobs/retry", operation_id = "retryAdminJobs", tag = "admin", params(BulkQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Bulk),
+        (status = 200, description = "the jobs put back to pending, and whether more are left", body = Bulk),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "an unknown queue, or a state other than `dead` or `failed`", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -30,7 +30,7 @@ pub struct QueuesView {
 #[utoipa::path(get, path = "/api/v1/admin/queues", operation_id = "listAdminQueues", tag = "admin",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = QueuesView),
+        (status = 200, description = "every queue's counts, the outbox's backlog and the live workers", body = QueuesView),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/queues")]

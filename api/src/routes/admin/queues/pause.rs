@@ -29,7 +29,7 @@ pub struct PauseView {
     params(("queue" = orderly_shared::jobs::Queue, Path, description = "the queue")),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = PauseView),
+        (status = 200, description = "the queue, paused (`changed: false` if it already was)", body = PauseView),
         (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
     ))]
