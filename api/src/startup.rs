@@ -3,14 +3,16 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_cors::{Cors, CorsError};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
-use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpRequest, HttpServer, web};
+use actix_web::middleware::{ErrorHandlers, Next, from_fn};
+use actix_web::{App, HttpRequest, HttpServer, ResponseError, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusRecorder;
 use orderly_shared::Settings;
+use orderly_shared::config::CorsSettings;
 use orderly_shared::providers::Providers;
 use orderly_shared::telemetry::meter::{Meter, prometheus_recorder};
 use utoipa::OpenApi;
@@ -76,22 +78,21 @@ impl Application {
     }
 }
 
-fn cors(origins: &[String]) -> Cors {
+/// The CORS policy for browser frontends (`CORS_ALLOWED_ORIGINS`, `CORS_ALLOWED_HEADERS`),
+/// exposing the headers a frontend reads: the request id, a replay, when to retry, and why a
+/// token was refused.
+fn cors(settings: &CorsSettings) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::HeaderName::from_static("idempotency-key"),
-            header::HeaderName::from_static("x-request-id"),
-        ])
+        .allowed_methods(CORS_METHODS)
+        .allowed_headers(settings.allowed_headers.iter().map(String::as_str))
         .expose_headers([
             header::HeaderName::from_static("x-request-id"),
             header::HeaderName::from_static("idempotent-replayed"),
             header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
         ])
         .max_age(3600);
-    for origin in origins {
+    for origin in &settings.allowed_origins {
         cors = if origin == "*" {
             cors.allow_any_origin()
         } else {
@@ -101,19 +102,87 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
+/// The methods a cross-origin call may use.
+const CORS_METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PATCH, Method::DELETE];
+
+/// Answers what `actix-cors` refused (in plain text, `400`) as problem JSON: `403 forbidden`
+/// when the origin, method or headers are not allowed, `400 bad_request` when the preflight
+/// itself is malformed. Browsers fail any preflight that is not `2xx`; the body is for the
+/// developer reading the network tab.
+async fn cors_refusal_as_problem(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let refusal = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<CorsError>())
+        .cloned();
+    let Some(refusal) = refusal else {
+        return Ok(res.map_into_boxed_body());
+    };
+    let error = cors_refusal(&refusal, res.request());
+    let (req, _) = res.into_parts();
+    Ok(ServiceResponse::new(req, error.error_response()))
+}
+
+/// What a refused cross-origin request is told.
+fn cors_refusal(refusal: &CorsError, req: &HttpRequest) -> ApiError {
+    let requested = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let allowed_headers = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.settings.cors.allowed_headers.clone())
+        .unwrap_or_default();
+    match refusal {
+        CorsError::OriginNotAllowed => ApiError::Forbidden(format!(
+            "CORS: the origin `{}` may not call this API from a browser (not in CORS_ALLOWED_ORIGINS)",
+            requested(header::ORIGIN)
+        )),
+        CorsError::MethodNotAllowed => ApiError::Forbidden(format!(
+            "CORS: the method `{}` is not allowed cross-origin; allowed: {}",
+            requested(header::ACCESS_CONTROL_REQUEST_METHOD),
+            CORS_METHODS.map(|m| m.to_string()).join(", ")
+        )),
+        CorsError::HeadersNotAllowed => {
+            let refused: Vec<String> = requested(header::ACCESS_CONTROL_REQUEST_HEADERS)
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty() && !allowed_headers.contains(h))
+                .map(|h| format!("`{h}`"))
+                .collect();
+            ApiError::Forbidden(format!(
+                "CORS: the request header(s) {} may not be sent cross-origin; allowed: {} (CORS_ALLOWED_HEADERS)",
+                refused.join(", "),
+                allowed_headers.join(", ")
+            ))
+        }
+        malformed => {
+            ApiError::BadRequest(format!("CORS: malformed preflight request: {malformed}"))
+        }
+    }
+}
+
 fn serve(
     listener: TcpListener,
     state: AppState,
     metrics: web::Data<PrometheusRecorder>,
 ) -> anyhow::Result<Server> {
-    let origins = state.settings.cors_allowed_origins.clone();
+    let cors_settings = state.settings.cors.clone();
     let state = web::Data::new(state);
     let openapi = ApiDoc::openapi();
     let unmatched = Arc::new(Unmatched::new(&routes::all()));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(plain_error_to_problem))
-            .wrap(cors(&origins))
+            .wrap(cors(&cors_settings))
+            .wrap(from_fn(cors_refusal_as_problem))
             .wrap(from_fn(request_context))
             // A hub per request, tagged with its id by `request_context`. A 500 reaches Sentry
             // once, as the `request failed` error event with its chain (`problem`).

@@ -207,8 +207,8 @@ pub struct Settings {
     pub sentry_dsn: Option<SecretString>,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
-    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins of the frontend.
-    pub cors_allowed_origins: Vec<String>,
+    /// `CORS_ALLOWED_ORIGINS`, `CORS_ALLOWED_HEADERS`: what browsers on other origins may do.
+    pub cors: CorsSettings,
     /// `LOGIN_MAX_FAILURES_PER_EMAIL`, `LOGIN_MAX_FAILURES_PER_CLIENT`, `LOGIN_WINDOW_SECONDS`.
     pub login_limits: LoginLimits,
     /// `TRUST_PROXY_HEADERS`: take the client address from `X-Forwarded-For`.
@@ -219,6 +219,28 @@ pub struct Settings {
     /// `JOB_*`: `orderly-worker` (its flags override them).
     pub worker: WorkerSettings,
 }
+
+/// Cross-origin access for browser frontends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsSettings {
+    /// `CORS_ALLOWED_ORIGINS`: origins as browsers send them (`https://shop.example`), or `*`;
+    /// empty allows no cross-origin call.
+    pub allowed_origins: Vec<String>,
+    /// `CORS_ALLOWED_HEADERS`: request headers a cross-origin call may carry, lower case;
+    /// [`DEFAULT_CORS_ALLOWED_HEADERS`] when unset.
+    pub allowed_headers: Vec<String>,
+}
+
+/// The request headers a frontend may send by default: what the API reads, and the tracing
+/// headers of Sentry's browser SDK.
+pub const DEFAULT_CORS_ALLOWED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-request-id",
+    "sentry-trace",
+    "baggage",
+];
 
 /// A cron entry's expression (seconds first) and the time zone it is read in.
 #[derive(Debug, Clone)]
@@ -506,7 +528,7 @@ impl Settings {
             admin_emails: env.list("ADMIN_EMAILS"),
             sentry_dsn: env.get("SENTRY_DSN").map(SecretString::from),
             log_format: log_format(&env, app_env)?,
-            cors_allowed_origins: env.list("CORS_ALLOWED_ORIGINS"),
+            cors: cors(&env)?,
             login_limits: LoginLimits {
                 per_email: env.positive("LOGIN_MAX_FAILURES_PER_EMAIL", 5)?,
                 per_client: env.positive("LOGIN_MAX_FAILURES_PER_CLIENT", 50)?,
@@ -612,6 +634,64 @@ impl Env<'_> {
             })
             .unwrap_or_default()
     }
+}
+
+fn cors(env: &Env<'_>) -> Result<CorsSettings, ConfigError> {
+    let allowed_origins = env.list("CORS_ALLOWED_ORIGINS");
+    if let Some(problem) = allowed_origins.iter().find_map(|o| origin_problem(o)) {
+        return Err(ConfigError::new("CORS_ALLOWED_ORIGINS", problem));
+    }
+    let allowed_headers: Vec<String> = match env.get("CORS_ALLOWED_HEADERS") {
+        None => DEFAULT_CORS_ALLOWED_HEADERS
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
+        Some(_) => env
+            .list("CORS_ALLOWED_HEADERS")
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+    };
+    // RFC 9110 field names are tokens; `*` would be the wildcard, which we do not offer.
+    let is_token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'+-.^_`|~".contains(&b);
+    if let Some(bad) = allowed_headers
+        .iter()
+        .find(|h| !h.bytes().all(is_token_char))
+    {
+        return Err(ConfigError::new(
+            "CORS_ALLOWED_HEADERS",
+            format!(
+                "`{bad}` is not a header name (expected a comma-separated list such as `authorization, content-type`)"
+            ),
+        ));
+    }
+    Ok(CorsSettings {
+        allowed_origins,
+        allowed_headers,
+    })
+}
+
+/// Why `origin` can never match a browser's `Origin` header, if it cannot.
+fn origin_problem(origin: &str) -> Option<String> {
+    if origin == "*" {
+        return None;
+    }
+    let url = match url::Url::parse(origin) {
+        Ok(url) => url,
+        Err(e) => return Some(format!("`{origin}` is not an origin ({e})")),
+    };
+    let expected = match url.origin() {
+        url::Origin::Tuple(..) => url.origin().ascii_serialization(),
+        // An app's own scheme (`capacitor://localhost`): taken as written when it names a host.
+        url::Origin::Opaque(_) if url.has_host() && url.path().is_empty() => origin.to_owned(),
+        url::Origin::Opaque(_) => return Some(format!("`{origin}` is not an origin")),
+    };
+    (expected != origin).then(|| {
+        format!(
+            "`{origin}` is not an origin as browsers send it (scheme://host[:port], no path): \
+             did you mean `{expected}`?"
+        )
+    })
 }
 
 fn jwt_secret(env: &Env<'_>, app_env: AppEnv) -> Result<SecretString, ConfigError> {
@@ -1081,5 +1161,78 @@ mod tests {
         let shown = format!("{:?}", Settings::from_map(&vars).unwrap());
         assert!(!shown.contains("a-very-secret-value"));
         assert!(!shown.contains("postgres://u@"));
+    }
+
+    #[test]
+    fn cors_allows_the_api_headers_and_sentry_tracing_by_default() {
+        let s = Settings::from_map(&base()).unwrap().cors;
+        assert!(s.allowed_origins.is_empty());
+        for header in [
+            "authorization",
+            "content-type",
+            "idempotency-key",
+            "x-request-id",
+            "sentry-trace",
+            "baggage",
+        ] {
+            assert!(s.allowed_headers.iter().any(|h| h == header), "{header}");
+        }
+    }
+
+    #[test]
+    fn cors_reads_origins_and_headers_from_comma_separated_lists() {
+        let mut vars = base();
+        vars.insert(
+            "CORS_ALLOWED_ORIGINS".into(),
+            "https://shop.example, http://localhost:5173".into(),
+        );
+        vars.insert(
+            "CORS_ALLOWED_HEADERS".into(),
+            "Content-Type, X-Custom".into(),
+        );
+        let s = Settings::from_map(&vars).unwrap().cors;
+        assert_eq!(
+            s.allowed_origins,
+            ["https://shop.example", "http://localhost:5173"]
+        );
+        assert_eq!(s.allowed_headers, ["content-type", "x-custom"]);
+    }
+
+    #[test]
+    fn a_malformed_cors_header_list_is_named() {
+        let mut vars = base();
+        vars.insert(
+            "CORS_ALLOWED_HEADERS".into(),
+            "authorization; content-type".into(),
+        );
+        let err = error_of(&vars);
+        assert_eq!(err.var, "CORS_ALLOWED_HEADERS");
+        assert!(
+            err.problem.contains("`authorization; content-type`"),
+            "{err}"
+        );
+        vars.insert("CORS_ALLOWED_HEADERS".into(), "*".into());
+        assert_eq!(error_of(&vars).var, "CORS_ALLOWED_HEADERS");
+    }
+
+    #[test]
+    fn an_origin_no_browser_sends_is_named() {
+        let mut vars = base();
+        for (origin, hint) in [
+            (
+                "https://shop.example/",
+                "did you mean `https://shop.example`?",
+            ),
+            (
+                "https://shop.example:443",
+                "did you mean `https://shop.example`?",
+            ),
+            ("shop.example", "is not an origin"),
+        ] {
+            vars.insert("CORS_ALLOWED_ORIGINS".into(), format!("*, {origin}"));
+            let err = error_of(&vars);
+            assert_eq!(err.var, "CORS_ALLOWED_ORIGINS");
+            assert!(err.problem.contains(hint), "{err}");
+        }
     }
 }

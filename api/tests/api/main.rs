@@ -6,6 +6,7 @@ mod admin_reports;
 mod admin_schedules;
 mod auth;
 mod bookings;
+mod cors;
 mod dashboard;
 mod helpers;
 mod idempotency;
