@@ -1,12 +1,13 @@
-//! `orderly-api` flags: `serve` (default) and `create-admin`.
+//! `orderly-api` flags: `serve` (default), `create-admin` and `openapi`.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderly_shared::Settings;
 use orderly_shared::entities::users::Role;
 use secrecy::{ExposeSecret, SecretString};
+use utoipa::OpenApi;
 
 use crate::routes::auth::register::create_user;
 use crate::validation::{email_address, password_length};
@@ -37,6 +38,28 @@ pub enum Command {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Print the OpenAPI document as JSON and exit (needs no configuration, database or
+    /// Redis: `deploy/openapi-lint.sh` lints what this prints).
+    Openapi,
+}
+
+/// Runs a command that needs no settings (`openapi`), before any are read; `None` for
+/// the others, which [`run`] serves.
+pub fn run_without_settings(cli: &Cli) -> Option<anyhow::Result<()>> {
+    match cli.command {
+        Some(Command::Openapi) => Some(print_openapi()),
+        _ => None,
+    }
+}
+
+/// Writes the OpenAPI document, as served at `/api/v1/openapi.json`, to standard output.
+pub fn print_openapi() -> anyhow::Result<()> {
+    let json = crate::openapi::ApiDoc::openapi()
+        .to_pretty_json()
+        .context("serialising the OpenAPI document")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{json}").context("writing the OpenAPI document")?;
+    Ok(())
 }
 
 /// Runs the parsed command.
@@ -50,6 +73,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 .context("the HTTP server failed")
         }
         Command::CreateAdmin { email, name, .. } => create_admin(settings, &email, &name).await,
+        Command::Openapi => print_openapi(),
     }
 }
 

@@ -9,6 +9,15 @@ use orderly_shared::{Settings, telemetry};
 async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Some(done) = cli::run_without_settings(&cli) {
+        return match done {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("orderly-api: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::from_env(Binary::Api) {
         Ok(settings) => settings,
         Err(e) => {

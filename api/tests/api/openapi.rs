@@ -272,3 +272,21 @@ async fn every_response_is_described_and_the_document_lists_itself_and_its_serve
     );
     assert_eq!(doc["servers"][0]["url"], "/", "{}", doc["servers"]);
 }
+
+#[tokio::test]
+async fn orderly_api_openapi_prints_the_served_document_without_any_configuration() {
+    let app = spawn_app().await;
+    let served = document(&app).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderly-api"))
+        .arg("openapi")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, served);
+}
