@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::extract::json::BodyFingerprint;
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::{ApiError, ApiResult, ErrorCode};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -164,7 +164,7 @@ pub async fn begin(
             Seen::Answered(response) => return Ok(Outcome::Replay(response)),
             Seen::InFlight | Seen::Gone if waited => {
                 return Err(ApiError::conflict(
-                    "conflict",
+                    ErrorCode::Conflict,
                     "a request with this Idempotency-Key is still being processed",
                 ));
             }

@@ -1,13 +1,15 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, with the error
-//! answers every operation shares added by [`CommonErrors`].
+//! answers every operation shares added by [`CommonErrors`], and each problem answer's
+//! `code` narrowed to the codes it can carry ([`problems`]).
 
 mod common_errors;
+pub mod problems;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 pub use self::common_errors::{CommonErrors, PROBLEM_JSON};
-use crate::problem::Problem;
+use crate::problem::{ErrorCode, Problem};
 use crate::routes::listings::list::ListingOrdering;
 use crate::routes::{admin, auth, bookings, health, listings, openapi_document, webhooks};
 
@@ -53,7 +55,7 @@ use crate::routes::{admin, auth, bookings, health, listings, openapi_document, w
     ),
     // Schemas that only parameters name (utoipa collects those of bodies by itself), and
     // the body of every shared error answer.
-    components(schemas(ListingOrdering, Problem)),
+    components(schemas(ListingOrdering, Problem, ErrorCode)),
     modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "service", description = "Health, readiness, metrics and this document"),

@@ -32,7 +32,96 @@ impl FieldError {
     }
 }
 
-/// The body of every error response (`application/problem+json`).
+/// Declares [`ErrorCode`]: each code once, with its spelling on the wire.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $code:literal,)+) => {
+        /// Every stable machine-readable `code` a problem can carry: the one list that the
+        /// answers ([`ApiError::code`]) and the OpenAPI document (each operation's problem
+        /// schemas, `openapi::problems`) are both made from.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ #[serde(rename = $code)] $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[ErrorCode] = &[$(Self::$variant),+];
+
+            /// The code as written in a problem's `code`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+        }
+    };
+}
+
+/// A string enum of every code, as written.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("Stable machine-readable code of a problem."))
+            .enum_values(Some(Self::ALL.iter().map(|code| code.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
+
+error_codes! {
+    /// `400`: the body is not JSON.
+    MalformedJson = "malformed_json",
+    /// `400`: a request that cannot be understood for another reason (a bad webhook
+    /// signature, a body that could not be read).
+    BadRequest = "bad_request",
+    /// `401`: no bearer token.
+    NotAuthenticated = "not_authenticated",
+    /// `401`: a token that is not one of ours, or whose user is gone.
+    InvalidToken = "invalid_token",
+    /// `401`: a token past its expiry.
+    TokenExpired = "token_expired",
+    /// `401`: a refresh token revoked by a logout.
+    TokenRevoked = "token_revoked",
+    /// `401`: a refresh token presented again after its rotation.
+    TokenReused = "token_reused",
+    /// `401`: wrong e-mail or password.
+    InvalidCredentials = "invalid_credentials",
+    /// `402`: the payment provider refused the payment.
+    PaymentFailed = "payment_failed",
+    /// `403`: visible, but not the caller's to change.
+    Forbidden = "forbidden",
+    /// `404`: absent, or not the caller's to see.
+    NotFound = "not_found",
+    /// `405`: the path is served under other methods (`Allow`).
+    MethodNotAllowed = "method_not_allowed",
+    /// `409`: the request conflicts with the current state.
+    Conflict = "conflict",
+    /// `409`: the e-mail address has an account already.
+    EmailTaken = "email_taken",
+    /// `409`: not enough seats left.
+    SoldOut = "sold_out",
+    /// `409`: a customer's cancel of a paid booking inside `CANCELLATION_CUTOFF_HOURS`.
+    CancellationClosed = "cancellation_closed",
+    /// `413`: the body is over its limit.
+    PayloadTooLarge = "payload_too_large",
+    /// `415`: the body is not sent as `application/json`.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// `422`: fields or parameters at fault, named in `errors`.
+    ValidationFailed = "validation_failed",
+    /// `422`: an `Idempotency-Key` used before with a different request.
+    IdempotencyKeyReused = "idempotency_key_reused",
+    /// `429`: too many attempts (`Retry-After`).
+    RateLimited = "rate_limited",
+    /// `500`: something unforeseen; the body carries no cause.
+    InternalError = "internal_error",
+    /// `503`: a dependency is down (`Retry-After`).
+    Unavailable = "unavailable",
+}
+
+/// The body of every error response (`application/problem+json`). Each operation's
+/// answers narrow `code` to the codes it can give (`openapi::problems`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.
@@ -44,8 +133,8 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
-    /// Stable machine-readable code (`validation_failed`, `sold_out`, ...).
-    pub code: String,
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
     /// The fields at fault, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -63,8 +152,8 @@ pub enum ApiError {
     /// `401`: no or bad credentials.
     #[error("{detail}")]
     Unauthorized {
-        /// Stable code: `not_authenticated`, `invalid_token`, `token_expired`, `invalid_credentials`...
-        code: &'static str,
+        /// `not_authenticated`, `invalid_token`, `token_expired`, `invalid_credentials`...
+        code: ErrorCode,
         /// Human-readable detail.
         detail: String,
     },
@@ -83,8 +172,8 @@ pub enum ApiError {
     /// `409`: the request conflicts with current state.
     #[error("{detail}")]
     Conflict {
-        /// Stable code: `conflict`, `email_taken`, `sold_out`...
-        code: &'static str,
+        /// `conflict`, `email_taken`, `sold_out`...
+        code: ErrorCode,
         /// Human-readable detail.
         detail: String,
     },
@@ -103,8 +192,8 @@ pub enum ApiError {
     /// `422`: fields at fault.
     #[error("{detail}")]
     Validation {
-        /// Stable code: usually `validation_failed`.
-        code: &'static str,
+        /// `validation_failed` or `idempotency_key_reused`.
+        code: ErrorCode,
         /// Human-readable detail.
         detail: String,
         /// The fields at fault.
@@ -132,7 +221,7 @@ impl ApiError {
             _ => format!("{} fields are invalid", errors.len()),
         };
         Self::Validation {
-            code: "validation_failed",
+            code: ErrorCode::ValidationFailed,
             detail,
             errors,
         }
@@ -146,7 +235,7 @@ impl ApiError {
     /// `422 idempotency_key_reused`: the key came with a different request before.
     pub fn idempotency_key_reused() -> Self {
         Self::Validation {
-            code: "idempotency_key_reused",
+            code: ErrorCode::IdempotencyKeyReused,
             detail: "this Idempotency-Key was used with a different request".into(),
             errors: vec![FieldError::new(
                 "Idempotency-Key",
@@ -156,7 +245,7 @@ impl ApiError {
     }
 
     /// `401` with the given code.
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Unauthorized {
             code,
             detail: detail.into(),
@@ -164,7 +253,7 @@ impl ApiError {
     }
 
     /// `409 conflict` with a specific code.
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             detail: detail.into(),
@@ -172,21 +261,22 @@ impl ApiError {
     }
 
     /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::MalformedJson(_) => "malformed_json",
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthorized { code, .. } | Self::Conflict { code, .. } => code,
-            Self::Validation { code, .. } => code,
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::PaymentFailed(_) => "payment_failed",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal_error",
+            Self::MalformedJson(_) => ErrorCode::MalformedJson,
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Unauthorized { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Validation { code, .. } => *code,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::PaymentFailed(_) => ErrorCode::PaymentFailed,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -203,11 +293,14 @@ impl ApiError {
         };
         let code = self.code();
         Problem {
-            kind: format!("https://orderly.dev/problems/{}", code.replace('_', "-")),
+            kind: format!(
+                "https://orderly.dev/problems/{}",
+                code.as_str().replace('_', "-")
+            ),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
-            code: code.to_owned(),
+            code,
             errors,
         }
     }
@@ -355,18 +448,20 @@ impl From<BookingError> for ApiError {
         match error {
             BookingError::ListingNotFound => Self::NotFound("no such listing".into()),
             BookingError::NotFound => Self::NotFound("no such booking".into()),
-            BookingError::SoldOut(seats) => Self::conflict("sold_out", seats.to_string()),
-            BookingError::ListingUnavailable(why) => Self::conflict("conflict", why),
-            BookingError::WrongStatus(_) => Self::conflict("conflict", error.to_string()),
+            BookingError::SoldOut(seats) => Self::conflict(ErrorCode::SoldOut, seats.to_string()),
+            BookingError::ListingUnavailable(why) => Self::conflict(ErrorCode::Conflict, why),
+            BookingError::WrongStatus(_) => Self::conflict(ErrorCode::Conflict, error.to_string()),
             BookingError::CancellationClosed => {
-                Self::conflict("cancellation_closed", error.to_string())
+                Self::conflict(ErrorCode::CancellationClosed, error.to_string())
             }
             BookingError::DuplicateKey => Self::conflict(
-                "conflict",
+                ErrorCode::Conflict,
                 "a booking with this Idempotency-Key is being made",
             ),
             BookingError::Payment(ProviderError::Permanent(why)) => Self::PaymentFailed(why),
-            BookingError::Payment(ProviderError::State(why)) => Self::conflict("conflict", why),
+            BookingError::Payment(ProviderError::State(why)) => {
+                Self::conflict(ErrorCode::Conflict, why)
+            }
             BookingError::Payment(ProviderError::Transient(why)) => {
                 tracing::warn!(error = %why, "payment provider unavailable while booking");
                 Self::Unavailable(
@@ -383,7 +478,9 @@ impl From<ActionError> for ApiError {
     fn from(error: ActionError) -> Self {
         match error {
             ActionError::NotFound(_) => Self::NotFound(error.to_string()),
-            ActionError::WrongState { .. } => Self::conflict("conflict", error.to_string()),
+            ActionError::WrongState { .. } => {
+                Self::conflict(ErrorCode::Conflict, error.to_string())
+            }
             ActionError::Db(db) => db.into(),
         }
     }
@@ -399,6 +496,19 @@ impl From<PaymentError> for ApiError {
             PaymentError::Inconsistent(_) | PaymentError::Unreadable(_) => {
                 Self::Internal(anyhow::Error::new(error))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_written_in_json_as_the_document_lists_it() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str(), "{code:?}");
         }
     }
 }

@@ -8,7 +8,7 @@ use orderly_shared::entities::users::Role;
 use uuid::Uuid;
 
 use crate::auth::tokens::TokenError;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// An authenticated caller.
@@ -47,7 +47,7 @@ impl FromRequest for AuthUser {
         ready(authenticate(req).and_then(|user| {
             user.ok_or_else(|| {
                 ApiError::unauthorized(
-                    "not_authenticated",
+                    ErrorCode::NotAuthenticated,
                     "this endpoint needs a bearer access token",
                 )
             })
@@ -69,14 +69,17 @@ fn authenticate(req: &HttpRequest) -> Result<Option<AuthUser>, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            ApiError::unauthorized("invalid_token", "expected `Authorization: Bearer <token>`")
+            ApiError::unauthorized(
+                ErrorCode::InvalidToken,
+                "expected `Authorization: Bearer <token>`",
+            )
         })?;
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState is not registered")))?;
     let claims = state.tokens.verify_access(token).map_err(|e| match e {
-        TokenError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
-        TokenError::Invalid => ApiError::unauthorized("invalid_token", e.to_string()),
+        TokenError::Expired => ApiError::unauthorized(ErrorCode::TokenExpired, e.to_string()),
+        TokenError::Invalid => ApiError::unauthorized(ErrorCode::InvalidToken, e.to_string()),
     })?;
     Ok(Some(AuthUser {
         id: claims.sub,

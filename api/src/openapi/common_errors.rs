@@ -24,6 +24,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
 
+use super::problems::narrowed;
+use crate::problem::ErrorCode;
+
 /// The content type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -34,6 +37,8 @@ struct CommonError {
     name: &'static str,
     status: u16,
     description: &'static str,
+    /// The codes its problem can carry.
+    codes: &'static [ErrorCode],
     /// A header it always carries: name and meaning.
     header: Option<(&'static str, &'static str)>,
 }
@@ -41,7 +46,8 @@ struct CommonError {
 const MALFORMED_JSON: CommonError = CommonError {
     name: "MalformedJson",
     status: 400,
-    description: "`malformed_json`: the body is not JSON",
+    description: "`malformed_json`: the body is not JSON (`bad_request`: it could not be read)",
+    codes: &[ErrorCode::MalformedJson, ErrorCode::BadRequest],
     header: None,
 };
 
@@ -49,6 +55,11 @@ const UNAUTHORIZED: CommonError = CommonError {
     name: "Unauthorized",
     status: 401,
     description: "`not_authenticated` (no bearer token), `invalid_token` or `token_expired`",
+    codes: &[
+        ErrorCode::NotAuthenticated,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+    ],
     header: Some(("WWW-Authenticate", "`Bearer`")),
 };
 
@@ -56,6 +67,7 @@ const PAYLOAD_TOO_LARGE: CommonError = CommonError {
     name: "PayloadTooLarge",
     status: 413,
     description: "`payload_too_large`: the body is over its limit (1 MiB for JSON bodies)",
+    codes: &[ErrorCode::PayloadTooLarge],
     header: None,
 };
 
@@ -63,6 +75,7 @@ const UNSUPPORTED_MEDIA_TYPE: CommonError = CommonError {
     name: "UnsupportedMediaType",
     status: 415,
     description: "`unsupported_media_type`: the body is not sent as `application/json`",
+    codes: &[ErrorCode::UnsupportedMediaType],
     header: None,
 };
 
@@ -71,6 +84,7 @@ const VALIDATION_FAILED: CommonError = CommonError {
     status: 422,
     description: "`validation_failed`: unknown, missing or wrongly typed fields or parameters, \
                   or failed rules; `errors` names each field",
+    codes: &[ErrorCode::ValidationFailed],
     header: None,
 };
 
@@ -79,6 +93,7 @@ const INTERNAL_ERROR: CommonError = CommonError {
     status: 500,
     description: "`internal_error`: something unforeseen; the body carries no cause (the log \
                   does, with the request id)",
+    codes: &[ErrorCode::InternalError],
     header: None,
 };
 
@@ -87,6 +102,7 @@ const UNAVAILABLE: CommonError = CommonError {
     status: 503,
     description: "`unavailable`: PostgreSQL, Redis or the payment provider cannot be reached; \
                   service resumes by itself",
+    codes: &[ErrorCode::Unavailable],
     header: Some(("Retry-After", "seconds to wait before trying again")),
 };
 
@@ -103,7 +119,7 @@ const ALL: [CommonError; 7] = [
 impl CommonError {
     fn response(&self) -> utoipa::openapi::Response {
         let problem = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
+            .schema(Some(narrowed(self.codes)))
             .build();
         let mut response = ResponseBuilder::new()
             .description(self.description)

@@ -185,7 +185,7 @@ async fn a_first_request_still_running_after_the_wait_is_a_conflict() {
     let refused = idempotency::begin(&app.db, &booking_request(), customer.id, "k-5".into())
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), "conflict");
+    assert_eq!(refused.code().as_str(), "conflict");
     assert!(started.elapsed() >= WAIT_FOR_FIRST);
 }
 

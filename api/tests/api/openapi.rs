@@ -290,3 +290,77 @@ async fn orderly_api_openapi_prints_the_served_document_without_any_configuratio
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed, served);
 }
+
+/// The codes the problem answered by `operation` with `status` can carry: its `code` enum.
+fn problem_codes(doc: &Value, operation: &Value, status: &str) -> BTreeSet<String> {
+    let response = resolve(doc, &operation["responses"][status]);
+    let schema = resolve(
+        doc,
+        &response["content"]["application/problem+json"]["schema"],
+    );
+    schema["allOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|part| part["properties"]["code"]["enum"].as_array().cloned())
+        .flatten()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_problem_answer_names_the_codes_it_can_carry() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let known: BTreeSet<String> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        known.contains("sold_out") && known.contains("internal_error"),
+        "{known:?}"
+    );
+    for (path, method, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let response = resolve(&doc, response);
+            // `/ready` answers its own problem, with what each dependency said.
+            if response["content"]["application/problem+json"].is_null() || path == "/ready" {
+                continue;
+            }
+            let codes = problem_codes(&doc, operation, status);
+            assert!(
+                !codes.is_empty(),
+                "{method} {path} {status}: no `code` enum"
+            );
+            assert!(
+                codes.is_subset(&known),
+                "{method} {path} {status}: {codes:?}"
+            );
+        }
+    }
+    let booking = &doc["paths"]["/api/v1/bookings"]["post"];
+    let cancel = &doc["paths"]["/api/v1/bookings/{id}/cancel"]["post"];
+    let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        problem_codes(&doc, booking, "409"),
+        set(&["sold_out", "conflict"])
+    );
+    assert_eq!(
+        problem_codes(&doc, booking, "402"),
+        set(&["payment_failed"])
+    );
+    assert_eq!(
+        problem_codes(&doc, booking, "422"),
+        set(&["validation_failed", "idempotency_key_reused"])
+    );
+    assert_eq!(
+        problem_codes(&doc, booking, "401"),
+        set(&["not_authenticated", "invalid_token", "token_expired"])
+    );
+    assert_eq!(
+        problem_codes(&doc, cancel, "409"),
+        set(&["conflict", "cancellation_closed"])
+    );
+}

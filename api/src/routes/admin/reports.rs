@@ -12,7 +12,8 @@ use validator::Validate;
 use crate::extract::AuthUser;
 use crate::extract::query::parse;
 use crate::middleware::RequestId;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{ForbiddenProblem, NotFoundProblem, ValidationProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Which day.
@@ -50,8 +51,8 @@ pub struct ReportRequested {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "the report job is enqueued", body = ReportRequested),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`date` is missing, not a day, or in the future", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 422, description = "`date` is missing, not a day, or in the future", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/admin/reports/daily")]
 pub async fn request_daily(
@@ -83,9 +84,9 @@ pub async fn request_daily(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the stored report of the day", body = Report),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no report is stored for the day", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`date` is missing or not a day", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 404, description = "no report is stored for the day", body = NotFoundProblem, content_type = "application/problem+json"),
+        (status = 422, description = "`date` is missing or not a day", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/reports/daily")]
 pub async fn daily(

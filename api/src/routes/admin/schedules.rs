@@ -10,7 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::extract::AuthUser;
-use crate::problem::{ApiResult, Problem};
+use crate::openapi::problems::ForbiddenProblem;
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// The table, and who runs it.
@@ -88,7 +89,7 @@ impl From<schedule_runs::Model> for RunView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "every entry of the table, and the leader", body = SchedulesView),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/schedules")]
 pub async fn list(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {

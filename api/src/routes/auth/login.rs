@@ -13,7 +13,8 @@ use super::views::Session;
 use crate::auth::login_limit::LoginLimiter;
 use crate::auth::password;
 use crate::extract::StrictJson;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{InvalidCredentialsProblem, RateLimitedProblem};
+use crate::problem::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
 /// Credentials.
@@ -33,8 +34,8 @@ pub struct LoginRequest {
 /// Signs in with e-mail and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "logIn", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, description = "signed in", body = Session),
-    (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
-    (status = 429, description = "`rate_limited`: too many failures for this e-mail or client address", body = Problem, content_type = "application/problem+json",
+    (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = InvalidCredentialsProblem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`: too many failures for this e-mail or client address", body = RateLimitedProblem, content_type = "application/problem+json",
         headers(("Retry-After" = String, description = "seconds until the next attempt is counted"))),
 ))]
 #[post("/auth/login")]
@@ -64,7 +65,7 @@ pub async fn login(
     let valid = password::verify(credentials.password, stored).await?;
     let Some(user) = user.filter(|_| valid) else {
         return Err(ApiError::unauthorized(
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             "wrong e-mail or password",
         ));
     };

@@ -6,7 +6,7 @@ use sea_orm::EntityTrait;
 
 use super::views::UserView;
 use crate::extract::AuthUser;
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
 /// The signed-in user.
@@ -19,7 +19,7 @@ pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpR
         .one(&state.db)
         .await?
         .ok_or_else(|| {
-            ApiError::unauthorized("invalid_token", "the token's user no longer exists")
+            ApiError::unauthorized(ErrorCode::InvalidToken, "the token's user no longer exists")
         })?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }

@@ -9,7 +9,8 @@ use validator::Validate;
 use super::views::TokenPair;
 use crate::auth::refresh::{RefreshError, rotate};
 use crate::extract::StrictJson;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::RefreshRefusedProblem;
+use crate::problem::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
 /// A refresh token to exchange (or revoke).
@@ -25,7 +26,7 @@ pub struct RefreshRequest {
 /// Exchanges a refresh token for a new pair; the old one stops working.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", operation_id = "refreshTokens", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, description = "a new token pair", body = TokenPair),
-    (status = 401, description = "`invalid_token`, `token_expired`, `token_revoked` or `token_reused` (a used token presented again: every token of that login is revoked)", body = Problem, content_type = "application/problem+json"),
+    (status = 401, description = "`invalid_token`, `token_expired`, `token_revoked` or `token_reused` (a used token presented again: every token of that login is revoked)", body = RefreshRefusedProblem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/refresh")]
 pub async fn refresh(
@@ -36,10 +37,10 @@ pub async fn refresh(
     let (user, refresh) = rotate(&state.db, &body.0.refresh, now)
         .await
         .map_err(|e| match e {
-            RefreshError::Unknown => ApiError::unauthorized("invalid_token", e.to_string()),
-            RefreshError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
-            RefreshError::Revoked => ApiError::unauthorized("token_revoked", e.to_string()),
-            RefreshError::Reused => ApiError::unauthorized("token_reused", e.to_string()),
+            RefreshError::Unknown => ApiError::unauthorized(ErrorCode::InvalidToken, e.to_string()),
+            RefreshError::Expired => ApiError::unauthorized(ErrorCode::TokenExpired, e.to_string()),
+            RefreshError::Revoked => ApiError::unauthorized(ErrorCode::TokenRevoked, e.to_string()),
+            RefreshError::Reused => ApiError::unauthorized(ErrorCode::TokenReused, e.to_string()),
             RefreshError::Db(db) => db.into(),
         })?;
     let access = state.tokens.issue_access(user.id, user.role, now)?;

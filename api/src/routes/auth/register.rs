@@ -13,7 +13,8 @@ use super::session;
 use super::views::Session;
 use crate::auth::password;
 use crate::extract::StrictJson;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{EmailTakenProblem, ValidationProblem};
+use crate::problem::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::validation::{E164, email_address, password_length, valid_name};
 
@@ -54,8 +55,8 @@ pub struct RegisterRequest {
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/api/v1/auth/register", operation_id = "registerUser", tag = "auth", request_body = RegisterRequest, responses(
     (status = 201, description = "registered and signed in", body = Session),
-    (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "`validation_failed`: a short password, a bad e-mail or phone, an unknown role, or unknown, missing or wrongly typed fields", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "`email_taken`", body = EmailTakenProblem, content_type = "application/problem+json"),
+    (status = 422, description = "`validation_failed`: a short password, a bad e-mail or phone, an unknown role, or unknown, missing or wrongly typed fields", body = ValidationProblem, content_type = "application/problem+json"),
 ))]
 #[post("/auth/register")]
 pub async fn register(
@@ -108,9 +109,12 @@ pub async fn create_user(
             tracing::info!(user.id = %user.id, user.role = user.role.as_str(), "user registered");
             Ok(user)
         }
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(
-            ApiError::conflict("email_taken", "an account with this e-mail already exists"),
-        ),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(ApiError::conflict(
+                ErrorCode::EmailTaken,
+                "an account with this e-mail already exists",
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }

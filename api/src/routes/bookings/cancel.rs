@@ -9,7 +9,8 @@ use super::access::{Access, access_of, not_found};
 use super::views::BookingView;
 use crate::extract::AuthUser;
 use crate::middleware::RequestId;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{CancelConflictProblem, ForbiddenProblem, NotFoundProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Cancels a booking (its customer or an admin): seats return, an authorised payment is
@@ -22,9 +23,9 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the booking, cancelled", body = BookingView),
-        (status = 403, description = "the listing's provider may see but not cancel", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: already expired, cancelled or refunded; `cancellation_closed`: the customer's booking is confirmed or paid and its listing starts within `CANCELLATION_CUTOFF_HOURS` (an admin may still cancel it)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the listing's provider may see but not cancel", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = NotFoundProblem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: already expired, cancelled or refunded; `cancellation_closed`: the customer's booking is confirmed or paid and its listing starts within `CANCELLATION_CUTOFF_HOURS` (an admin may still cancel it)", body = CancelConflictProblem, content_type = "application/problem+json"),
     ))]
 #[post("/bookings/{id}/cancel")]
 pub async fn cancel(

@@ -16,7 +16,11 @@ use super::views::BookingView;
 use crate::extract::{AuthUser, StrictJson};
 use crate::idempotency;
 use crate::middleware::RequestId;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{
+    BookingConflictProblem, ForbiddenProblem, IdempotentValidationProblem, NotFoundProblem,
+    PaymentFailedProblem,
+};
+use crate::problem::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
 /// An order for seats.
@@ -38,11 +42,11 @@ pub struct CreateBooking {
     security(("bearer" = [])),
     responses(
         (status = 201, body = BookingView, description = "booked; replays carry `Idempotent-Replayed: true`"),
-        (status = 403, description = "only customers book", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "unknown listing", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`sold_out`; or `conflict`: the listing cannot be booked, or the first request with this `Idempotency-Key` was still being served after this one waited 2 s for its answer (a first request that ended in an error, a `503` included, leaves the key free)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`, or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "only customers book", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown listing", body = NotFoundProblem, content_type = "application/problem+json"),
+        (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = PaymentFailedProblem, content_type = "application/problem+json"),
+        (status = 409, description = "`sold_out`; or `conflict`: the listing cannot be booked, or the first request with this `Idempotency-Key` was still being served after this one waited 2 s for its answer (a first request that ended in an error, a `503` included, leaves the key free)", body = BookingConflictProblem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, or `idempotency_key_reused`", body = IdempotentValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/bookings")]
 pub async fn create(
@@ -125,7 +129,7 @@ async fn earlier_booking(
         .await?
         .ok_or_else(|| {
             ApiError::conflict(
-                "conflict",
+                ErrorCode::Conflict,
                 "a booking with this Idempotency-Key is being made",
             )
         })?;

@@ -6,7 +6,8 @@ use uuid::Uuid;
 use super::access::{access_of, not_found};
 use super::views::BookingView;
 use crate::extract::AuthUser;
-use crate::problem::{ApiResult, Problem};
+use crate::openapi::problems::NotFoundProblem;
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// One booking (its customer, the listing's provider, admins).
@@ -15,7 +16,7 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the booking", body = BookingView),
-        (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "unknown (also for a malformed id), or not the caller's to see", body = NotFoundProblem, content_type = "application/problem+json"),
     ))]
 #[get("/bookings/{id}")]
 pub async fn get(

@@ -14,7 +14,8 @@ use validator::Validate;
 use super::views::ListingView;
 use crate::extract::{AuthUser, StrictJson};
 use crate::idempotency;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{ConflictProblem, ForbiddenProblem, IdempotentValidationProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::validation::CURRENCY;
 
@@ -53,9 +54,9 @@ pub struct CreateListing {
     security(("bearer" = [])),
     responses(
         (status = 201, body = ListingView, description = "created; replays carry `Idempotent-Replayed: true`"),
-        (status = 403, description = "customers cannot create listings", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "a request with this `Idempotency-Key` is still being served", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (`starts_at` must be in the future), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "customers cannot create listings", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 409, description = "a request with this `Idempotency-Key` is still being served", body = ConflictProblem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`starts_at` must be in the future), or `idempotency_key_reused`", body = IdempotentValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/listings")]
 pub async fn create(

@@ -6,7 +6,8 @@ use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use super::views::ListingView;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::NotFoundProblem;
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// One listing (anyone).
@@ -14,7 +15,7 @@ use crate::state::AppState;
     params(("id" = Uuid, Path, description = "listing id")),
     responses(
         (status = 200, description = "the listing", body = ListingView),
-        (status = 404, description = "no such listing (also for a malformed id)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such listing (also for a malformed id)", body = NotFoundProblem, content_type = "application/problem+json"),
     ))]
 #[get("/listings/{id}")]
 pub async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {

@@ -12,7 +12,8 @@ use validator::Validate;
 
 use super::views::ListingView;
 use crate::extract::{AuthUser, StrictJson};
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{ConflictProblem, ForbiddenProblem, NotFoundProblem};
+use crate::problem::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
 /// The fields to change; absent fields stay as they are.
@@ -45,9 +46,9 @@ pub struct UpdateListing {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the listing, changed", body = ListingView),
-        (status = 403, description = "another provider's listing", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such listing (also for a malformed id)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "capacity below the seats already booked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "another provider's listing", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 404, description = "no such listing (also for a malformed id)", body = NotFoundProblem, content_type = "application/problem+json"),
+        (status = 409, description = "capacity below the seats already booked", body = ConflictProblem, content_type = "application/problem+json"),
     ))]
 #[patch("/listings/{id}")]
 pub async fn update(
@@ -76,7 +77,7 @@ pub async fn update(
         Some(capacity) => {
             seats::resize(listing.capacity, listing.seats_left, capacity).map_err(|e| {
                 ApiError::conflict(
-                    "conflict",
+                    ErrorCode::Conflict,
                     format!("capacity cannot drop below booked seats: {e}"),
                 )
             })?

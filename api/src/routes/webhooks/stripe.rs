@@ -10,7 +10,8 @@ use orderly_shared::providers::stripe::verify_signature;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{BadRequestProblem, NotFoundProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The answer to an accepted event.
@@ -29,8 +30,8 @@ pub struct Received {
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<HMAC-SHA256>`")),
     responses(
         (status = 200, body = Received, description = "accepted: stored for a job to apply, or seen before"),
-        (status = 400, description = "missing, malformed, wrong or stale signature; nothing changed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Stripe is not configured", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "missing, malformed, wrong or stale signature; nothing changed", body = BadRequestProblem, content_type = "application/problem+json"),
+        (status = 404, description = "Stripe is not configured", body = NotFoundProblem, content_type = "application/problem+json"),
     ))]
 #[post("/webhooks/stripe")]
 pub async fn stripe(

@@ -5,7 +5,10 @@ use orderly_shared::jobs::admin;
 
 use super::super::operator;
 use crate::extract::AuthUser;
-use crate::problem::{ApiResult, Problem};
+use crate::openapi::problems::{
+    ConflictProblem, ForbiddenProblem, NotFoundProblem, ValidationProblem,
+};
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// Discards a dead, failed, scheduled or pending job: its row is deleted (a copy waiting
@@ -19,10 +22,10 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 204, description = "discarded"),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such job in that queue", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "the job is running or done", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 404, description = "no such job in that queue", body = NotFoundProblem, content_type = "application/problem+json"),
+        (status = 409, description = "the job is running or done", body = ConflictProblem, content_type = "application/problem+json"),
+        (status = 422, description = "no such queue", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[delete("/admin/jobs/{queue}/{job_id}")]
 pub async fn discard(

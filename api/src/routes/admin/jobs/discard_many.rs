@@ -7,7 +7,8 @@ use super::super::operator;
 use super::retry_many::BulkQuery;
 use crate::extract::AuthUser;
 use crate::extract::query::parse;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{ForbiddenProblem, ValidationProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Discards up to 1 000 jobs of a queue that are `dead`, `failed`, `scheduled` or
@@ -17,8 +18,8 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the jobs discarded, and whether more are left", body = Bulk),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "an unknown queue, or a `running` or `done` state", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 422, description = "an unknown queue, or a `running` or `done` state", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[delete("/admin/jobs")]
 pub async fn discard_many(

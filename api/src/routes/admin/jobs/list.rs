@@ -11,7 +11,8 @@ use validator::Validate;
 
 use crate::extract::query::parse;
 use crate::extract::{AuthUser, Page, PageParams};
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{ForbiddenProblem, ValidationProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Filters and page.
@@ -50,8 +51,8 @@ pub struct JobQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "a page of jobs, newest first", body = Page<JobView>),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "an unknown queue, state or type, or a bad page", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 422, description = "an unknown queue, state or type, or a bad page", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/jobs")]
 pub async fn list(

@@ -5,7 +5,10 @@ use orderly_shared::jobs::admin::{self, JobView};
 
 use super::super::operator;
 use crate::extract::AuthUser;
-use crate::problem::{ApiResult, Problem};
+use crate::openapi::problems::{
+    ConflictProblem, ForbiddenProblem, NotFoundProblem, ValidationProblem,
+};
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// Puts a dead job, or one waiting for a retry, back to `pending`, due now. Its attempt
@@ -20,10 +23,10 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the job, back to pending", body = JobView),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such job in that queue", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "the job is not dead or failed (pending, running, done)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 404, description = "no such job in that queue", body = NotFoundProblem, content_type = "application/problem+json"),
+        (status = 409, description = "the job is not dead or failed (pending, running, done)", body = ConflictProblem, content_type = "application/problem+json"),
+        (status = 422, description = "no such queue", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/admin/jobs/{queue}/{job_id}/retry")]
 pub async fn retry(

@@ -10,7 +10,8 @@ use validator::Validate;
 use super::super::operator;
 use crate::extract::AuthUser;
 use crate::extract::query::parse;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{ForbiddenProblem, ValidationProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Which jobs.
@@ -33,8 +34,8 @@ pub struct BulkQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the jobs put back to pending, and whether more are left", body = Bulk),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "an unknown queue, or a state other than `dead` or `failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 422, description = "an unknown queue, or a state other than `dead` or `failed`", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/admin/jobs/retry")]
 pub async fn retry_many(

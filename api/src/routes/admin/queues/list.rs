@@ -9,7 +9,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::extract::AuthUser;
-use crate::problem::{ApiResult, Problem};
+use crate::openapi::problems::ForbiddenProblem;
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// Every queue, the outbox's backlog and the workers.
@@ -31,7 +32,7 @@ pub struct QueuesView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "every queue's counts, the outbox's backlog and the live workers", body = QueuesView),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
     ))]
 #[get("/admin/queues")]
 pub async fn list(state: web::Data<AppState>, caller: AuthUser) -> ApiResult<HttpResponse> {

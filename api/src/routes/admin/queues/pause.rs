@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 
 use super::super::operator;
 use crate::extract::AuthUser;
-use crate::problem::{ApiError, ApiResult, Problem};
+use crate::openapi::problems::{ForbiddenProblem, ValidationProblem};
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// A queue's paused state after the action.
@@ -30,8 +31,8 @@ pub struct PauseView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the queue, paused (`changed: false` if it already was)", body = PauseView),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 422, description = "no such queue", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/admin/queues/{queue}/pause")]
 pub async fn pause(

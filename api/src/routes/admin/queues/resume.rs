@@ -4,7 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 
 use super::pause::{PauseView, set};
 use crate::extract::AuthUser;
-use crate::problem::{ApiResult, Problem};
+use crate::openapi::problems::{ForbiddenProblem, ValidationProblem};
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// Resumes a paused queue: the relays push its backlog again and its workers are woken.
@@ -14,8 +15,8 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the queue, resumed (`changed: false` if it was not paused)", body = PauseView),
-        (status = 403, description = "not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "no such queue", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not an admin", body = ForbiddenProblem, content_type = "application/problem+json"),
+        (status = 422, description = "no such queue", body = ValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/admin/queues/{queue}/resume")]
 pub async fn resume(
