@@ -29,18 +29,21 @@ export function expectOk<D, E>(result: Result<D, E>, status: number, what: strin
   return data;
 }
 
-/** The problem body of an error answer with `status` and `code`. */
+/**
+ * The problem body of an error answer with `status` and `code`; `code` must be one of the
+ * codes the document lists for this operation's errors.
+ */
 export function expectProblem<D, E extends Problem>(
   result: Result<D, E>,
   status: number,
-  code: string,
+  code: E["code"],
   what: string,
-): Problem {
+): E {
   const got = result.response.status;
   if (result.error === undefined) {
     throw new Failure(`${what}: expected ${status} ${code}, got ${got} with ${JSON.stringify(result.data)}`);
   }
-  const problem: Problem = result.error;
+  const problem: E = result.error;
   const contentType = result.response.headers.get("content-type") ?? "";
   check(
     got === status && problem.status === status && problem.code === code,

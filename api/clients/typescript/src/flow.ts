@@ -158,8 +158,8 @@ export async function bookingFlow(target: Target): Promise<void> {
   passed("book with an Idempotency-Key and see the replay");
 
   const sold = await customer.POST("/api/v1/bookings", { body: { listing_id: listing.id, quantity: 2 } });
-  const soldOut = expectProblem(sold, 409, "sold_out", "booking more seats than are left");
-  check(soldOut.code === "sold_out", "sold_out is a code a frontend can branch on");
+  // `code` is typed: a code the document does not list for this operation fails tsc.
+  expectProblem(sold, 409, "sold_out", "booking more seats than are left");
   passed("409 sold_out when the seats are gone");
 
   const paid = await waitForPayment(target, refreshed.access, booking.id);
