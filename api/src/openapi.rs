@@ -3,12 +3,16 @@
 //! `code` narrowed to the codes it can carry ([`problems`]).
 
 mod common_errors;
+mod pages;
 pub mod problems;
+mod request_id;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 pub use self::common_errors::{CommonErrors, PROBLEM_JSON};
+pub use self::pages::PageItemsByReference;
+pub use self::request_id::RequestIdHeader;
 use crate::problem::{ErrorCode, Problem};
 use crate::routes::listings::list::ListingOrdering;
 use crate::routes::{admin, auth, bookings, health, listings, openapi_document, webhooks};
@@ -56,7 +60,7 @@ use crate::routes::{admin, auth, bookings, health, listings, openapi_document, w
     // Schemas that only parameters name (utoipa collects those of bodies by itself), and
     // the body of every shared error answer.
     components(schemas(ListingOrdering, Problem, ErrorCode)),
-    modifiers(&BearerAuth, &CommonErrors),
+    modifiers(&BearerAuth, &CommonErrors, &RequestIdHeader, &PageItemsByReference),
     tags(
         (name = "service", description = "Health, readiness, metrics and this document"),
         (name = "auth", description = "Accounts and tokens"),

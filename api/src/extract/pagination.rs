@@ -41,8 +41,10 @@ pub struct Page<T> {
     /// Items in the whole list.
     pub count: u64,
     /// URL of the next page, or null.
+    #[schema(required = true)]
     pub next: Option<String>,
     /// URL of the previous page, or null.
+    #[schema(required = true)]
     pub previous: Option<String>,
     /// Items on this page.
     pub results: Vec<T>,

@@ -321,6 +321,44 @@ async fn the_owner_patches_a_listing_and_others_get_403() {
 }
 
 #[tokio::test]
+async fn a_null_description_clears_it_and_an_absent_one_keeps_it() {
+    let app = spawn_app().await;
+    let owner = app.register("provider").await;
+    let listing = app
+        .create_listing(&owner, json!({"description": "Bring an apron"}))
+        .await;
+    let path = format!("/api/v1/listings/{}", listing["id"].as_str().unwrap());
+    assert_eq!(listing["description"], "Bring an apron");
+
+    let kept: Value = app
+        .patch_json(&path, &json!({"title": "Pottery"}), Some(&owner.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["description"], "Bring an apron");
+
+    let resp = app
+        .patch_json(&path, &json!({"description": null}), Some(&owner.access))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cleared: Value = resp.json().await.unwrap();
+    assert_eq!(cleared["description"], "");
+    assert_eq!(app.get_json(&path, None).await["description"], "");
+
+    let too_long = "x".repeat(10_001);
+    let resp = app
+        .patch_json(
+            &path,
+            &json!({"description": too_long}),
+            Some(&owner.access),
+        )
+        .await;
+    let problem = assert_problem(resp, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(fields(&problem), ["description"]);
+}
+
+#[tokio::test]
 async fn capacity_cannot_drop_below_the_seats_already_booked() {
     let app = spawn_app().await;
     let owner = app.register("provider").await;

@@ -364,3 +364,87 @@ async fn every_problem_answer_names_the_codes_it_can_carry() {
         set(&["conflict", "cancellation_closed"])
     );
 }
+
+#[tokio::test]
+async fn every_response_declares_x_request_id_and_creates_declare_idempotent_replayed() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    for (path, method, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let header = resolve(&doc, &resolve(&doc, response)["headers"]["X-Request-Id"]);
+            assert!(
+                header["schema"].is_object(),
+                "{method} {path} {status}: no X-Request-Id header"
+            );
+        }
+    }
+    for path in ["/api/v1/bookings", "/api/v1/listings"] {
+        let created = &doc["paths"][path]["post"]["responses"]["201"];
+        assert!(
+            created["headers"]["Idempotent-Replayed"].is_object(),
+            "POST {path}: {created}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn response_schemas_require_what_is_always_sent_and_name_their_values() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    // Sent as `null` when unknown: required, and nullable.
+    for (schema, field) in [
+        ("UserView", "phone"),
+        ("JobView", "last_error"),
+        ("JobView", "booking_id"),
+        ("AttemptView", "worker"),
+        ("QueueStats", "paused_at"),
+        ("ScheduleView", "last_run"),
+        ("NotificationView", "sent_at"),
+        ("Page_BookingView", "next"),
+    ] {
+        let required = schemas[schema]["required"].as_array().unwrap();
+        assert!(required.iter().any(|r| r == field), "{schema}.{field}");
+    }
+    // Only shown to the booking's customer: optional.
+    let payment = schemas["PaymentView"]["required"].as_array().unwrap();
+    assert!(!payment.iter().any(|r| r == "client_secret"), "{payment:?}");
+    // Fixed value sets are enums.
+    for (schema, field, value) in [
+        ("JobView", "status", "enqueued"),
+        ("AttemptView", "outcome", "lost"),
+        ("WorkerQueue", "queue", "payments"),
+        ("Readiness", "status", "unavailable"),
+        ("Received", "outcome", "replayed"),
+        ("ScheduleView", "name", "daily_report"),
+    ] {
+        let values = resolve(&doc, &schemas[schema]["properties"][field])["enum"].clone();
+        let values = values
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}.{field}"));
+        assert!(
+            values.iter().any(|v| v == value),
+            "{schema}.{field}: {values:?}"
+        );
+    }
+    // Pages reference their item schema rather than copying it.
+    for (page, item) in [
+        ("Page_ListingView", "ListingView"),
+        ("Page_BookingView", "BookingView"),
+        ("Page_JobView", "JobView"),
+    ] {
+        assert_eq!(
+            schemas[page]["properties"]["results"]["items"]["$ref"],
+            format!("#/components/schemas/{item}"),
+            "{page}"
+        );
+    }
+    // `null` clears a listing's description.
+    let description = &schemas["UpdateListing"]["properties"]["description"];
+    assert!(
+        description["type"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "null")),
+        "{description}"
+    );
+}

@@ -134,6 +134,7 @@ pub struct QueueStats {
     /// Whether an operator paused the queue.
     pub paused: bool,
     /// Since when, if paused.
+    #[schema(required = true)]
     pub paused_at: Option<DateTime<Utc>>,
 }
 
@@ -248,6 +249,7 @@ pub struct LiveWorker {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkerQueue {
     /// The queue.
+    #[schema(value_type = Queue)]
     pub queue: String,
     /// Jobs it runs at once.
     pub concurrency: i32,
@@ -349,37 +351,48 @@ pub struct JobView {
     /// Its state (see `GET /api/v1/admin/jobs`).
     pub state: JobState,
     /// The outbox row's own status: `pending`, `enqueued` (in Redis), `running`, `done`, `dead`.
+    #[schema(value_type = crate::entities::outbox::OutboxStatus)]
     pub status: String,
     /// Attempts started so far (a retry by an operator keeps counting).
     pub attempts: i32,
     /// Of those, attempts whose worker was lost (killed, out of memory).
     pub worker_losses: i32,
     /// The error of the last failed attempt.
+    #[schema(required = true)]
     pub last_error: Option<String>,
     /// When it is (or was) due.
     pub run_at: DateTime<Utc>,
     /// When its next retry falls due, for a job waiting for one.
+    #[schema(required = true)]
     pub next_retry_at: Option<DateTime<Utc>>,
     /// When it was enqueued.
     pub created_at: DateTime<Utc>,
     /// Its row's last change.
     pub updated_at: DateTime<Utc>,
     /// When a relay last pushed it to Redis.
+    #[schema(required = true)]
     pub enqueued_at: Option<DateTime<Utc>>,
     /// When its current or last attempt started.
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended (`done` or `dead`).
+    #[schema(required = true)]
     pub completed_at: Option<DateTime<Utc>>,
     /// The worker process running it.
+    #[schema(required = true)]
     pub locked_by: Option<String>,
     /// Until when its run's lease holds (the worker renews it while it runs).
+    #[schema(required = true)]
     pub lease_until: Option<DateTime<Utc>>,
     /// Seconds since the running worker's last heartbeat (`null` when not running, or when
     /// the worker is no longer registered).
+    #[schema(required = true)]
     pub heartbeat_age_s: Option<f64>,
     /// The `X-Request-Id` of the request that caused it.
+    #[schema(required = true)]
     pub request_id: Option<String>,
     /// The booking it is about (directly, or through its message).
+    #[schema(required = true)]
     pub booking_id: Option<Uuid>,
     /// Its payload (IDs only).
     pub payload: serde_json::Value,
@@ -394,16 +407,41 @@ pub struct AttemptView {
     /// 1 for the first.
     pub attempt: i32,
     /// When it started.
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
     /// When its end was recorded.
     pub finished_at: DateTime<Utc>,
-    /// `retry` (failed, retried later), `dead` (failed, given up) or `lost` (its worker
-    /// stopped renewing the lease: killed, out of memory).
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
     /// What went wrong.
     pub error: String,
     /// The worker process that ran it.
+    #[schema(required = true)]
     pub worker: Option<String>,
+}
+
+/// How a failed attempt ended: `outbox_attempts.outcome`, whose `CHECK` allows these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// Failed; retried later.
+    Retry,
+    /// Failed; given up.
+    Dead,
+    /// Its worker stopped renewing the lease (killed, out of memory).
+    Lost,
+}
+
+impl AttemptOutcome {
+    /// The outcome stored as `text`.
+    fn parse(text: &str) -> Result<Self, DbErr> {
+        match text {
+            "retry" => Ok(Self::Retry),
+            "dead" => Ok(Self::Dead),
+            "lost" => Ok(Self::Lost),
+            other => Err(DbErr::Custom(format!("unknown attempt outcome `{other}`"))),
+        }
+    }
 }
 
 /// Fills in each job's failed attempts with one read.
@@ -426,7 +464,7 @@ async fn attach_history(db: &impl ConnectionTrait, jobs: &mut [JobView]) -> Resu
             attempt: row.try_get("", "attempt")?,
             started_at: row.try_get("", "started_at")?,
             finished_at: row.try_get("", "finished_at")?,
-            outcome: row.try_get("", "outcome")?,
+            outcome: AttemptOutcome::parse(&row.try_get::<String>("", "outcome")?)?,
             error: row.try_get("", "error")?,
             worker: row.try_get("", "worker")?,
         };

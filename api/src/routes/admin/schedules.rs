@@ -5,9 +5,11 @@ use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use orderly_shared::entities::schedule_runs::{self, ScheduleRunStatus};
 use orderly_shared::entities::users::Role;
-use orderly_shared::schedules::{self, Table};
+use orderly_shared::schedules::{self, Entry, Table};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::extract::AuthUser;
 use crate::openapi::problems::ForbiddenProblem;
@@ -18,6 +20,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SchedulesView {
     /// The scheduler replica that leads; `null` when none runs.
+    #[schema(required = true)]
     pub leader: Option<LeaderView>,
     /// Every entry of the table.
     pub schedules: Vec<ScheduleView>,
@@ -37,7 +40,8 @@ pub struct LeaderView {
 /// One entry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScheduleView {
-    /// `daily_report`, `reminders`, `sweep` or `retention`.
+    /// Which entry.
+    #[schema(value_type = ScheduleName)]
     pub name: &'static str,
     /// What its job does.
     pub description: &'static str,
@@ -45,11 +49,29 @@ pub struct ScheduleView {
     pub expression: String,
     /// The IANA time zone the expression is read in.
     pub timezone: String,
-    /// Its next tick.
+    /// Its next tick; `null` if the expression has none left.
+    #[schema(required = true)]
     pub next_run: Option<DateTime<Utc>>,
     /// Its latest tick that fired; `null` if none did.
+    #[schema(required = true)]
     pub last_run: Option<RunView>,
 }
+
+/// The name of a schedule entry: one of the scheduler's table (`Entry::ALL`).
+#[derive(Debug)]
+pub struct ScheduleName;
+
+impl PartialSchema for ScheduleName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The name of an entry of the scheduler's table."))
+            .enum_values(Some(Entry::ALL.iter().map(|entry| entry.name())))
+            .into()
+    }
+}
+
+impl ToSchema for ScheduleName {}
 
 /// A tick that fired.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,15 +80,18 @@ pub struct RunView {
     pub scheduled_for: DateTime<Utc>,
     /// When the leader fired it.
     pub started_at: DateTime<Utc>,
-    /// When its job ended.
+    /// When its job ended; `null` while it runs.
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// `running` until its job ends, then `done`, or `failed` (the job died).
     pub status: ScheduleRunStatus,
     /// The job's last error when it failed.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// The replica that fired it.
     pub leader: String,
     /// The dedup key of the job it enqueued (`daily_report:2026-11-20`).
+    #[schema(required = true)]
     pub job: Option<String>,
 }
 

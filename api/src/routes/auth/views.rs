@@ -16,6 +16,7 @@ pub struct UserView {
     /// Display name.
     pub name: String,
     /// E.164 phone number, if given.
+    #[schema(required = true)]
     pub phone: Option<String>,
     /// `customer`, `provider` or `admin`.
     pub role: Role,

@@ -41,7 +41,8 @@ pub struct CreateBooking {
         description = "replays the first answer for the same key and body")),
     security(("bearer" = [])),
     responses(
-        (status = 201, body = BookingView, description = "booked; replays carry `Idempotent-Replayed: true`"),
+        (status = 201, body = BookingView, description = "booked; replays carry `Idempotent-Replayed: true`",
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`; absent otherwise"))),
         (status = 403, description = "only customers book", body = ForbiddenProblem, content_type = "application/problem+json"),
         (status = 404, description = "unknown listing", body = NotFoundProblem, content_type = "application/problem+json"),
         (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = PaymentFailedProblem, content_type = "application/problem+json"),

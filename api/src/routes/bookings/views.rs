@@ -25,7 +25,8 @@ pub struct BookingView {
     pub customer_id: Uuid,
     /// Seats.
     pub quantity: i32,
-    /// Price × quantity, minor units.
+    /// Price × quantity, in the currency's minor unit (cents for `eur`; `jpy` has none, so
+    /// 1 yen is 1).
     pub amount_cents: i64,
     /// ISO 4217, lower case.
     pub currency: String,
@@ -64,7 +65,8 @@ pub struct NotificationView {
     pub kind: NotificationKind,
     /// `pending`, `sending`, `sent` or `failed`.
     pub status: NotificationStatus,
-    /// When it went out.
+    /// When it went out; `null` until then.
+    #[schema(required = true)]
     pub sent_at: Option<DateTime<Utc>>,
 }
 

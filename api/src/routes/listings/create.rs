@@ -37,7 +37,8 @@ pub struct CreateListing {
     #[validate(range(min = 1, max = 100000, message = "must be between 1 and 100000"))]
     #[schema(minimum = 1, maximum = 100000)]
     pub capacity: i32,
-    /// Price per seat in minor units.
+    /// Price per seat in the currency's minor unit (cents for `eur`; `jpy` has none, so
+    /// 1 yen is 1).
     #[validate(range(min = 0, max = 100000000, message = "must be between 0 and 100000000"))]
     #[schema(minimum = 0, maximum = 100000000)]
     pub price_cents: i64,
@@ -53,7 +54,8 @@ pub struct CreateListing {
         description = "replays the first answer for the same key and body")),
     security(("bearer" = [])),
     responses(
-        (status = 201, body = ListingView, description = "created; replays carry `Idempotent-Replayed: true`"),
+        (status = 201, body = ListingView, description = "created; replays carry `Idempotent-Replayed: true`",
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`; absent otherwise"))),
         (status = 403, description = "customers cannot create listings", body = ForbiddenProblem, content_type = "application/problem+json"),
         (status = 409, description = "a request with this `Idempotency-Key` is still being served", body = ConflictProblem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (`starts_at` must be in the future), or `idempotency_key_reused`", body = IdempotentValidationProblem, content_type = "application/problem+json"),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use orderly_shared::domain::seats;
 use orderly_shared::entities::listings;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QuerySelect, Set, TransactionTrait};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
@@ -16,7 +16,8 @@ use crate::openapi::problems::{ConflictProblem, ForbiddenProblem, NotFoundProble
 use crate::problem::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
-/// The fields to change; absent fields stay as they are.
+/// The fields to change; absent fields stay as they are, and `description: null` clears
+/// the description.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateListing {
@@ -24,20 +25,32 @@ pub struct UpdateListing {
     #[validate(custom(function = "crate::validation::valid_title"))]
     #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
-    /// Description, up to 10,000 characters.
+    /// Description, up to 10,000 characters; `null` clears it (to empty).
+    #[serde(default, deserialize_with = "present")]
     #[validate(length(max = 10000, message = "must be at most 10000 characters"))]
-    #[schema(max_length = 10000)]
-    pub description: Option<String>,
+    #[schema(value_type = Option<String>, max_length = 10000)]
+    pub description: Option<Option<String>>,
     /// When it starts; must be in the future.
     pub starts_at: Option<DateTime<Utc>>,
     /// Seats in all, 1 to 100,000; not below the seats already booked (`409`).
     #[validate(range(min = 1, max = 100000, message = "must be between 1 and 100000"))]
     #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<i32>,
-    /// Price per seat in minor units (applies to new bookings).
+    /// Price per seat in the currency's minor unit (cents for `eur`; `jpy` has none, so
+    /// 1 yen is 1); applies to new bookings.
     #[validate(range(min = 0, max = 100000000, message = "must be between 0 and 100000000"))]
     #[schema(minimum = 0, maximum = 100000000)]
     pub price_cents: Option<i64>,
+}
+
+/// A member that is present, `null` included: absent is `None` (by `serde(default)`),
+/// `null` is `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Changes a listing (its provider, or an admin).
@@ -89,7 +102,7 @@ pub async fn update(
         active.title = Set(title.trim().to_owned());
     }
     if let Some(description) = change.description {
-        active.description = Set(description);
+        active.description = Set(description.unwrap_or_default());
     }
     if let Some(starts_at) = change.starts_at {
         active.starts_at = Set(starts_at.into());

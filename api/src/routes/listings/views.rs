@@ -23,7 +23,8 @@ pub struct ListingView {
     pub capacity: i32,
     /// Seats not held by a booking.
     pub seats_left: i32,
-    /// Price per seat in minor units.
+    /// Price per seat in the currency's minor unit (cents for `eur`; `jpy` has none, so
+    /// 1 yen is 1).
     pub price_cents: i64,
     /// ISO 4217, lower case.
     pub currency: String,

@@ -19,9 +19,18 @@ use crate::state::AppState;
 pub struct Received {
     /// Always `true`.
     pub received: bool,
-    /// `stored` (kept, and applied by a job shortly) or `replayed` (seen before, nothing
-    /// done).
-    pub outcome: &'static str,
+    /// What became of the event.
+    pub outcome: EventOutcome,
+}
+
+/// What became of an accepted event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// Kept, and applied by a job shortly.
+    Stored,
+    /// Seen before; nothing done.
+    Replayed,
 }
 
 /// Receives a Stripe event (Stripe only; verified with `STRIPE_WEBHOOK_SECRET`).
@@ -54,8 +63,8 @@ pub async fn stripe(
     let payload = String::from_utf8_lossy(&body);
     let outcome =
         match payment_events::receive(&state.db, &event.id, &event.event_type, &payload).await? {
-            Stored::Stored => "stored",
-            Stored::Replayed => "replayed",
+            Stored::Stored => EventOutcome::Stored,
+            Stored::Replayed => EventOutcome::Replayed,
         };
     Ok(HttpResponse::Ok().json(Received {
         received: true,

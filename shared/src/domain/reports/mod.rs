@@ -41,7 +41,8 @@ pub struct Report {
     pub listings: Vec<ListingTotals>,
 }
 
-/// A day's figures in one currency.
+/// A day's figures in one currency. Amounts (`*_cents`) are in the currency's minor unit:
+/// cents for `eur`, while `jpy` has none, so 1 yen is 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CurrencyTotals {
     /// ISO 4217 code, lower case.
