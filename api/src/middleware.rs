@@ -20,7 +20,7 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RequestId(pub String);
 
 /// Accepts a caller's id when it is short printable ASCII; otherwise makes one.
-fn request_id_of(req: &ServiceRequest) -> String {
+pub(crate) fn request_id_of(req: &ServiceRequest) -> String {
     req.headers()
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -43,7 +43,8 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let recorder = req.app_data::<web::Data<PrometheusRecorder>>().cloned();
-    let span = tracing::info_span!("http", request.id = %request_id, http.method = %method, http.route = %route);
+    let client = crate::client_addr::ClientAddr::of(req.request());
+    let span = tracing::info_span!("http", request.id = %request_id, http.method = %method, http.route = %route, client.address = %client);
     let started = Instant::now();
 
     let mut response = next.call(req).instrument(span.clone()).await?;

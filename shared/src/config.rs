@@ -162,6 +162,15 @@ pub struct LoginLimits {
     pub window: Duration,
 }
 
+/// Request rates limited where abuse costs money, counted in Redis across replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Bookings a user may make per minute.
+    pub bookings_per_minute: u32,
+    /// Registrations a client address may make per hour.
+    pub registrations_per_hour: u32,
+}
+
 /// Every setting of every binary; each binary reads the part it needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -211,8 +220,13 @@ pub struct Settings {
     pub cors: CorsSettings,
     /// `LOGIN_MAX_FAILURES_PER_EMAIL`, `LOGIN_MAX_FAILURES_PER_CLIENT`, `LOGIN_WINDOW_SECONDS`.
     pub login_limits: LoginLimits,
-    /// `TRUST_PROXY_HEADERS`: take the client address from `X-Forwarded-For`.
-    pub trust_proxy_headers: bool,
+    /// `TRUSTED_PROXIES`: the proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` hops
+    /// are believed; empty, the socket peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `RATE_LIMIT_BOOKINGS_PER_MINUTE`, `RATE_LIMIT_REGISTRATIONS_PER_HOUR`.
+    pub rate_limits: RateLimits,
+    /// `MAX_OPEN_HOLDS_PER_CUSTOMER`: unpaid (`pending_payment`) bookings a customer may hold.
+    pub max_open_holds_per_customer: u32,
     /// `HOSTNAME`: names this process to its peers (worker lists, lease holders).
     pub hostname: String,
     /// `WORKER_*`, `OUTBOX_LEASE_SECONDS`, `RECONCILE_INTERVAL_SECONDS`, `QUEUE_WINDOW_*`,
@@ -534,7 +548,12 @@ impl Settings {
                 per_client: env.positive("LOGIN_MAX_FAILURES_PER_CLIENT", 50)?,
                 window: Duration::from_secs(env.positive("LOGIN_WINDOW_SECONDS", 900)?),
             },
-            trust_proxy_headers: env.flag("TRUST_PROXY_HEADERS")?,
+            trusted_proxies: trusted_proxies(&env)?,
+            rate_limits: RateLimits {
+                bookings_per_minute: env.positive("RATE_LIMIT_BOOKINGS_PER_MINUTE", 30)?,
+                registrations_per_hour: env.positive("RATE_LIMIT_REGISTRATIONS_PER_HOUR", 10)?,
+            },
+            max_open_holds_per_customer: env.positive("MAX_OPEN_HOLDS_PER_CUSTOMER", 5)?,
             hostname: env.get("HOSTNAME").unwrap_or_else(|| "localhost".into()),
             worker: worker(&env)?,
             data_dir,
@@ -634,6 +653,32 @@ impl Env<'_> {
             })
             .unwrap_or_default()
     }
+}
+
+/// `TRUSTED_PROXIES`: comma-separated CIDRs (a bare address is one host). The old
+/// `TRUST_PROXY_HEADERS` trusted any peer's first `X-Forwarded-For` hop, which the client
+/// writes; set, it stops the start so that a deployment cannot keep it by mistake.
+fn trusted_proxies(env: &Env<'_>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    if env.get("TRUST_PROXY_HEADERS").is_some() {
+        return Err(ConfigError::new(
+            "TRUST_PROXY_HEADERS",
+            "is no longer read: set TRUSTED_PROXIES to the CIDRs of your proxies instead \
+             (e.g. TRUSTED_PROXIES=10.0.0.0/8)",
+        ));
+    }
+    env.list("TRUSTED_PROXIES")
+        .iter()
+        .map(|raw| {
+            raw.parse::<ipnet::IpNet>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "TRUSTED_PROXIES",
+                        format!("expected comma-separated CIDRs such as 10.0.0.0/8, got `{raw}`"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn cors(env: &Env<'_>) -> Result<CorsSettings, ConfigError> {
@@ -861,6 +906,34 @@ mod tests {
             Ok(_) => panic!("settings were accepted"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_and_the_old_flag_stops_the_start() {
+        let s = Settings::from_map(&base()).unwrap();
+        assert!(s.trusted_proxies.is_empty());
+        assert_eq!(s.rate_limits.bookings_per_minute, 30);
+        assert_eq!(s.rate_limits.registrations_per_hour, 10);
+        assert_eq!(s.max_open_holds_per_customer, 5);
+        let mut vars = base();
+        vars.insert(
+            "TRUSTED_PROXIES".into(),
+            "10.0.0.0/8, 192.0.2.7, ::1".into(),
+        );
+        let s = Settings::from_map(&vars).unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]);
+        vars.insert("TRUSTED_PROXIES".into(), "10.0.0.0/33".into());
+        assert_eq!(error_of(&vars).var, "TRUSTED_PROXIES");
+        let mut vars = base();
+        vars.insert("TRUST_PROXY_HEADERS".into(), "true".into());
+        let error = error_of(&vars);
+        assert_eq!(error.var, "TRUST_PROXY_HEADERS");
+        assert!(
+            error.problem.contains("TRUSTED_PROXIES"),
+            "{}",
+            error.problem
+        );
     }
 
     #[test]

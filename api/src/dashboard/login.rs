@@ -12,7 +12,7 @@ use super::views::{DashboardError, html, render, see_other};
 use super::{csrf, is_dashboard_path, session};
 use crate::auth::login_limit::LoginLimiter;
 use crate::auth::password;
-use crate::routes::auth::login::client_address;
+use crate::client_addr::ClientAddr;
 use crate::routes::auth::register::normalise_email;
 use crate::state::AppState;
 
@@ -80,7 +80,7 @@ pub async fn submit(
             Some("Enter your e-mail address and password."),
         );
     }
-    let client = client_address(&req, state.settings.trust_proxy_headers);
+    let client = ClientAddr::of(&req).to_string();
     let limiter = LoginLimiter::new(
         &state.redis,
         &state.settings.redis_prefix,

@@ -201,6 +201,54 @@ async fn failures_from_one_client_address_are_limited_across_e_mails() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_and_spoofed_hops_change_nothing() {
+    // The test client's loopback address plays the ingress.
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.0/8, ::1")]).await;
+    let user = app.register("customer").await;
+    let mut limited = 0;
+    for i in 0..60 {
+        // The attacker rotates the leftmost hop, which it writes itself.
+        let forwarded = format!("198.51.100.{i}, 203.0.113.7");
+        let resp = app
+            .try_login_via(&forwarded, &format!("guess{i}@example.com"), "whatever pw")
+            .await;
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => assert!(i < 50, "attempt {i} was not limited"),
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("attempt {i}: {other}"),
+        }
+    }
+    assert_eq!(limited, 10, "the 51st to 60th failures are refused");
+    let spoofed = app
+        .try_login_via("192.0.2.200, 203.0.113.7", &user.email, &user.password)
+        .await;
+    assert_problem(spoofed, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let other_client = app
+        .try_login_via("203.0.113.8", &user.email, &user.password)
+        .await;
+    assert_eq!(other_client.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
+    let app = spawn_app_with(&[("LOGIN_MAX_FAILURES_PER_CLIENT", "2")]).await;
+    for i in 0..2 {
+        let resp = app
+            .try_login_via(
+                &format!("203.0.113.{i}"),
+                &format!("u{i}@example.com"),
+                "whatever pw",
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = app
+        .try_login_via("203.0.113.99", "fresh@example.com", "whatever pw")
+        .await;
+    assert_problem(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
 async fn the_login_limit_holds_across_api_replicas_sharing_redis() {
     let first = spawn_app().await;
     let prefix = first.settings.redis_prefix.clone();

@@ -199,6 +199,22 @@ impl TestApp {
         .await
     }
 
+    /// A login attempt sent through a proxy that wrote `x_forwarded_for`.
+    pub async fn try_login_via(
+        &self,
+        x_forwarded_for: &str,
+        email: &str,
+        password: &str,
+    ) -> Response {
+        self.client
+            .post(self.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", x_forwarded_for)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Logs in, asserting it succeeds.
     pub async fn login(&self, email: &str, password: &str) -> TestUser {
         let resp = self.try_login(email, password).await;

@@ -1,6 +1,6 @@
 //! `POST /api/v1/auth/login`.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpResponse, post, web};
 use orderly_shared::entities::users;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use super::session;
 use super::views::Session;
 use crate::auth::login_limit::LoginLimiter;
 use crate::auth::password;
+use crate::client_addr::ClientAddr;
 use crate::extract::StrictJson;
 use crate::openapi::problems::{InvalidCredentialsProblem, RateLimitedProblem};
 use crate::problem::{ApiError, ApiResult, ErrorCode};
@@ -40,13 +41,13 @@ pub struct LoginRequest {
 ))]
 #[post("/auth/login")]
 pub async fn login(
-    req: HttpRequest,
+    client: ClientAddr,
     state: web::Data<AppState>,
     body: StrictJson<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
     let StrictJson(credentials) = body;
     let email = normalise_email(&credentials.email);
-    let client = client_address(&req, state.settings.trust_proxy_headers);
+    let client = client.to_string();
     let limiter = LoginLimiter::new(
         &state.redis,
         &state.settings.redis_prefix,
@@ -72,15 +73,4 @@ pub async fn login(
     limiter.succeeded().await?;
     let session = session::start(&state.db, &state.tokens, user).await?;
     Ok(HttpResponse::Ok().json(session))
-}
-
-/// The caller's address: the socket peer, or the first `X-Forwarded-For` hop behind a
-/// trusted proxy.
-pub(crate) fn client_address(req: &HttpRequest, trust_proxy_headers: bool) -> String {
-    if trust_proxy_headers && let Some(ip) = req.connection_info().realip_remote_addr() {
-        return ip.to_owned();
-    }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
