@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod deadline;
 pub mod client_addr;
 pub mod dashboard;
 pub mod errors_fallback;

@@ -104,6 +104,8 @@ error_codes! {
     SoldOut = "sold_out",
     /// `409`: a customer's cancel of a paid booking inside `CANCELLATION_CUTOFF_HOURS`.
     CancellationClosed = "cancellation_closed",
+    /// `409`: a booking past `MAX_OPEN_HOLDS_PER_CUSTOMER` unpaid ones.
+    TooManyHolds = "too_many_holds",
     /// `413`: the body is over its limit.
     PayloadTooLarge = "payload_too_large",
     /// `415`: the body is not sent as `application/json`.
@@ -356,9 +358,15 @@ fn is_sqlx_outage(error: &sea_orm::sqlx::Error) -> bool {
         | Error::PoolClosed
         | Error::WorkerCrashed => true,
         // Connection exceptions (08…), the server shutting down or starting (57P01-57P03),
-        // too many connections (53300).
+        // too many connections (53300); and a statement past `statement_timeout` (57014,
+        // query_canceled) or a lock not granted within `lock_timeout` (55P03,
+        // lock_not_available): the database is too busy right now, worth a retry.
         Error::Database(e) => e.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "53300" | "57014" | "55P03"
+                )
         }),
         _ => false,
     }
@@ -391,8 +399,9 @@ impl ResponseError for ApiError {
             if let Self::Internal(error) = self {
                 tracing::warn!(error = ?error, "a dependency is down; answered 503");
             }
-            let unavailable =
-                Self::Unavailable("a service Orderly depends on is down; try again shortly".into());
+            let unavailable = Self::Unavailable(
+                "a service Orderly depends on is down or too busy; try again shortly".into(),
+            );
             let mut response = HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE);
             response.insert_header((
                 header::CONTENT_TYPE,
@@ -453,6 +462,9 @@ impl From<BookingError> for ApiError {
             BookingError::WrongStatus(_) => Self::conflict(ErrorCode::Conflict, error.to_string()),
             BookingError::CancellationClosed => {
                 Self::conflict(ErrorCode::CancellationClosed, error.to_string())
+            }
+            BookingError::TooManyHolds(_) => {
+                Self::conflict(ErrorCode::TooManyHolds, error.to_string())
             }
             BookingError::DuplicateKey => Self::conflict(
                 ErrorCode::Conflict,

@@ -191,6 +191,8 @@ fn serve(
                     .capture_server_errors(false)
                     .finish(),
             )
+            // Outermost: past the deadline nothing inside runs on.
+            .wrap(from_fn(crate::deadline::request_deadline))
             .app_data(state.clone())
             .app_data(metrics.clone())
             .app_data(web::PathConfig::default().error_handler(|err, _| {

@@ -18,6 +18,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use orderly_shared::Settings;
+use orderly_shared::config::Binary;
 use orderly_shared::schedules::{Entry, Table};
 use tokio_util::sync::CancellationToken;
 
@@ -62,11 +63,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => return serve(settings, table).await,
         Command::List => {
-            let db = orderly_shared::db::connect(&settings, 1).await?;
+            let db = orderly_shared::db::connect(&settings, Binary::Scheduler, 1).await?;
             commands::list(&db, &table, &mut answer).await?;
         }
         Command::RunNow { entry, date } => {
-            let db = orderly_shared::db::connect(&settings, 1).await?;
+            let db = orderly_shared::db::connect(&settings, Binary::Scheduler, 1).await?;
             commands::run_now(&db, &table, entry, date, &mut answer).await?;
         }
     }
@@ -83,7 +84,7 @@ async fn serve(settings: Settings, table: Table) -> anyhow::Result<()> {
         handle,
     )
     .await?;
-    let db = orderly_shared::db::connect(&settings, 2)
+    let db = orderly_shared::db::connect(&settings, Binary::Scheduler, 2)
         .await
         .context("connecting to PostgreSQL")?;
     let nonce = uuid::Uuid::new_v4().simple().to_string();

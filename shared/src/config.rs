@@ -17,6 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::entities::outbox::Queue;
 
+mod db_timeouts;
+pub use db_timeouts::{DbTimeoutOverrides, DbTimeouts};
+
 /// A configuration problem, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {var}: {problem}")]
@@ -180,6 +183,13 @@ pub struct Settings {
     pub database_url: SecretString,
     /// `DATABASE_POOL_SIZE`: most PostgreSQL connections of an API process.
     pub database_pool_size: u32,
+    /// `DB_STATEMENT_TIMEOUT_MS`, `DB_LOCK_TIMEOUT_MS`, `DB_IDLE_IN_TRANSACTION_TIMEOUT_MS`:
+    /// overrides of each binary's limits on its PostgreSQL sessions.
+    pub db_timeouts: DbTimeoutOverrides,
+    /// `REQUEST_TIMEOUT_SECONDS` (30): an API request still unanswered after it gets `503`.
+    pub request_timeout: Duration,
+    /// `PASSWORD_HASH_QUEUE` (32): password hashes an API process queues; past them, `503`.
+    pub password_hash_queue: usize,
     /// `REDIS_URL`.
     pub redis_url: SecretString,
     /// `REDIS_PREFIX`: namespace of every Redis key (tests use one per test).
@@ -513,6 +523,9 @@ impl Settings {
             app_env,
             database_url: env.url("DATABASE_URL", &["postgres", "postgresql"])?,
             database_pool_size: env.positive("DATABASE_POOL_SIZE", 16)?,
+            db_timeouts: db_timeouts::db_timeouts(&env)?,
+            request_timeout: Duration::from_secs(env.positive("REQUEST_TIMEOUT_SECONDS", 30)?),
+            password_hash_queue: env.positive("PASSWORD_HASH_QUEUE", 32)?,
             redis_url: env.redis_url("REDIS_URL")?,
             redis_prefix: env.get("REDIS_PREFIX").unwrap_or_else(|| "orderly".into()),
             api_addr: env.parse(

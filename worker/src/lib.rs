@@ -32,7 +32,7 @@ use anyhow::Context;
 use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use clap::Parser;
 use orderly_shared::Settings;
-use orderly_shared::config::{WorkerSettings, parse_queue, parse_queue_concurrency};
+use orderly_shared::config::{Binary, WorkerSettings, parse_queue, parse_queue_concurrency};
 use orderly_shared::jobs::{Envelope, Queue};
 use orderly_shared::providers::Providers;
 use orderly_shared::telemetry::{meter, metrics_endpoint};
@@ -123,7 +123,9 @@ pub async fn run_until(
     // The relay, its LISTEN, the reconciler and the batch writers need a few at least.
     let cli = &settings.worker;
     let pool = cli.db_pool_size.max(8);
-    let db = orderly_shared::db::connect_with(&settings, pool, Duration::from_secs(30)).await?;
+    let db =
+        orderly_shared::db::connect_with(&settings, Binary::Worker, pool, Duration::from_secs(30))
+            .await?;
     let redis = orderly_shared::redis_conn::connect(&settings).await?;
     let providers = Providers::from_settings(&settings)?;
     let host = settings.hostname.clone();

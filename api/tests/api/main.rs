@@ -16,3 +16,4 @@ mod outage;
 mod service;
 mod stripe;
 mod terminated;
+mod time_limits;

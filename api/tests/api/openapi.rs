@@ -5,10 +5,11 @@
 
 use std::collections::BTreeSet;
 
+use orderly_shared::testing::PgServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{RedisServer, TestApp, assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with};
 
 /// The served document.
 pub async fn document(app: &TestApp) -> Value {
@@ -178,10 +179,11 @@ fn has_type(value: &Value, kind: &str) -> bool {
 
 #[tokio::test]
 async fn a_not_ready_answer_is_the_problem_the_document_describes() {
-    let mut redis = RedisServer::start().await;
-    let app = spawn_app_with(&[("REDIS_URL", &redis.url.clone())]).await;
+    // Only PostgreSQL decides readiness (Redis being down is reported, not refused).
+    let pg = PgServer::start().await;
+    let app = spawn_app_with(&[("DATABASE_URL", pg.url.as_str())]).await;
     let doc = document(&app).await;
-    redis.stop();
+    pg.stop();
 
     let resp = app.get("/ready", None).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -30,21 +30,17 @@ async fn ready_answers_ok_when_postgres_and_redis_answer() {
 }
 
 #[tokio::test]
-async fn ready_names_redis_when_redis_stops_answering() {
+async fn ready_stays_ok_without_redis_and_names_it_in_its_checks() {
     let mut redis = RedisServer::start().await;
     let app = spawn_app_with(&[("REDIS_URL", &redis.url.clone())]).await;
     assert_eq!(app.get("/ready", None).await.status(), StatusCode::OK);
 
     redis.stop();
-    let body = assert_problem(
-        app.get("/ready", None).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-    )
-    .await;
-    assert_eq!(body["checks"]["postgres"], "ok");
-    assert_ne!(body["checks"]["redis"], "ok");
-    assert!(body["detail"].as_str().unwrap().contains("Redis"), "{body}");
+    let resp = app.get("/ready", None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["postgres"], "ok", "{body}");
+    assert_ne!(body["checks"]["redis"], "ok", "{body}");
 }
 
 /// The value of one series in a Prometheus text scrape, if present.
