@@ -12,7 +12,7 @@ use actix_web::{App, HttpRequest, HttpServer, ResponseError, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusRecorder;
 use orderly_shared::Settings;
-use orderly_shared::config::CorsSettings;
+use orderly_shared::config::{Binary, CorsSettings};
 use orderly_shared::providers::Providers;
 use orderly_shared::telemetry::meter::{Meter, prometheus_recorder};
 use utoipa::OpenApi;
@@ -44,7 +44,8 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects to PostgreSQL and Redis and binds `API_ADDR` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = orderly_shared::db::connect(&settings, settings.database_pool_size).await?;
+        let db = orderly_shared::db::connect(&settings, Binary::Api, settings.database_pool_size)
+            .await?;
         let redis = orderly_shared::redis_conn::connect(&settings).await?;
         let listener = TcpListener::bind(settings.api_addr)
             .with_context(|| format!("cannot listen on API_ADDR={}", settings.api_addr))?;
