@@ -70,8 +70,8 @@ problems! {
     ConflictProblem = [Conflict];
     /// `409` of a registration: `email_taken`.
     EmailTakenProblem = [EmailTaken];
-    /// `409` of a booking: `sold_out` or `conflict`.
-    BookingConflictProblem = [SoldOut, Conflict];
+    /// `409` of a booking: `sold_out`, `too_many_holds` or `conflict`.
+    BookingConflictProblem = [SoldOut, TooManyHolds, Conflict];
     /// `409` of a cancel: `conflict` or `cancellation_closed`.
     CancelConflictProblem = [Conflict, CancellationClosed];
     /// `422`: `validation_failed`.

@@ -10,6 +10,7 @@ mod cors;
 mod dashboard;
 mod helpers;
 mod idempotency;
+mod limits;
 mod listings;
 mod openapi;
 mod outage;

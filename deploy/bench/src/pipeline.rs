@@ -349,6 +349,7 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
                 quantity: 1,
                 idempotency_key: None,
                 request_id: None,
+                max_open_holds: None,
             },
         )
         .await

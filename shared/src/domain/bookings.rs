@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, IntoActiveModel, JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
-    TransactionTrait,
+    EntityTrait, IntoActiveModel, JoinType, PaginatorTrait, QueryFilter, QuerySelect,
+    RelationTrait, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ use crate::entities::bookings::{self, BookingStatus};
 use crate::entities::listings::{self, ListingStatus};
 use crate::entities::notifications::{self, NotificationChannel, NotificationKind};
 use crate::entities::payments::{self, PaymentStatus};
+use crate::entities::users;
 use crate::jobs::outbox::NewJob;
 use crate::jobs::wake;
 use crate::jobs::{
@@ -49,6 +50,9 @@ pub enum BookingError {
     /// listing's start (`CANCELLATION_CUTOFF_HOURS`).
     #[error("the booking can no longer be cancelled: the listing starts too soon")]
     CancellationClosed,
+    /// The customer already holds as many unpaid bookings as allowed.
+    #[error("you already hold {0} unpaid bookings; pay or cancel one first")]
+    TooManyHolds(u32),
     /// The customer already made a booking with this idempotency key.
     #[error("a booking with this idempotency key already exists")]
     DuplicateKey,
@@ -77,6 +81,9 @@ pub struct NewBooking {
     pub idempotency_key: Option<String>,
     /// The request's `X-Request-Id`.
     pub request_id: Option<String>,
+    /// Unpaid (`pending_payment`) bookings the customer may already hold
+    /// (`MAX_OPEN_HOLDS_PER_CUSTOMER`); `None` for no cap.
+    pub max_open_holds: Option<u32>,
 }
 
 /// A booking just made.
@@ -89,6 +96,29 @@ pub struct Created {
     pub payment: payments::Model,
     /// The messages the booking asked for (its confirmation, when it is confirmed).
     pub notifications: Vec<notifications::Model>,
+}
+
+/// Refuses a customer who already holds `max` unpaid bookings. The customer's row is locked
+/// first (before any listing, always in that order), so two bookings racing for the last
+/// hold are counted one after the other: the cap is exact.
+async fn check_open_holds(
+    txn: &DatabaseTransaction,
+    customer_id: Uuid,
+    max: u32,
+) -> Result<(), BookingError> {
+    users::Entity::find_by_id(customer_id)
+        .lock_exclusive()
+        .one(txn)
+        .await?;
+    let open = bookings::Entity::find()
+        .filter(bookings::Column::CustomerId.eq(customer_id))
+        .filter(bookings::Column::Status.eq(BookingStatus::PendingPayment))
+        .count(txn)
+        .await?;
+    if open >= u64::from(max) {
+        return Err(BookingError::TooManyHolds(max));
+    }
+    Ok(())
 }
 
 /// Takes the seats and records the booking, its payment and its expiry job, in one
@@ -104,6 +134,9 @@ pub async fn create(
     new: NewBooking,
 ) -> Result<Created, BookingError> {
     let txn = db.begin().await?;
+    if let Some(max) = new.max_open_holds {
+        check_open_holds(&txn, new.customer_id, max).await?;
+    }
     let listing = listings::Entity::find_by_id(new.listing_id)
         .lock_exclusive()
         .one(&txn)

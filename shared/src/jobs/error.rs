@@ -49,6 +49,7 @@ impl From<BookingError> for JobError {
             | BookingError::NotFound
             | BookingError::WrongStatus(_)
             | BookingError::CancellationClosed
+            | BookingError::TooManyHolds(_)
             | BookingError::DuplicateKey => Self::Permanent(e.to_string()),
         }
     }

@@ -218,6 +218,7 @@ impl Pipeline {
                 quantity,
                 idempotency_key: None,
                 request_id: Some(format!("req-{}", Uuid::new_v4().simple())),
+                max_open_holds: None,
             },
         )
         .await

@@ -46,7 +46,7 @@ pub struct CreateBooking {
         (status = 403, description = "only customers book", body = ForbiddenProblem, content_type = "application/problem+json"),
         (status = 404, description = "unknown listing", body = NotFoundProblem, content_type = "application/problem+json"),
         (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = PaymentFailedProblem, content_type = "application/problem+json"),
-        (status = 409, description = "`sold_out`; or `conflict`: the listing cannot be booked, or the first request with this `Idempotency-Key` was still being served after this one waited 2 s for its answer (a first request that ended in an error, a `503` included, leaves the key free)", body = BookingConflictProblem, content_type = "application/problem+json"),
+        (status = 409, description = "`sold_out`; `too_many_holds`: the customer already holds `MAX_OPEN_HOLDS_PER_CUSTOMER` unpaid bookings (nothing changes); or `conflict`: the listing cannot be booked, or the first request with this `Idempotency-Key` was still being served after this one waited 2 s for its answer (a first request that ended in an error, a `503` included, leaves the key free)", body = BookingConflictProblem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, or `idempotency_key_reused`", body = IdempotentValidationProblem, content_type = "application/problem+json"),
     ))]
 #[post("/bookings")]
@@ -83,6 +83,7 @@ async fn book(
         quantity: order.quantity,
         idempotency_key,
         request_id: request_id.clone(),
+        max_open_holds: Some(state.settings.max_open_holds_per_customer),
     };
     let listing_id = new.listing_id;
     let quantity = new.quantity;
