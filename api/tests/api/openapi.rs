@@ -347,7 +347,7 @@ async fn every_problem_answer_names_the_codes_it_can_carry() {
     let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         problem_codes(&doc, booking, "409"),
-        set(&["sold_out", "conflict"])
+        set(&["sold_out", "too_many_holds", "conflict"])
     );
     assert_eq!(
         problem_codes(&doc, booking, "402"),
