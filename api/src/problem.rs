@@ -329,6 +329,10 @@ impl ApiError {
 /// A connection-level failure: the server is down, restarting, refusing or unreachable.
 fn is_outage_cause(error: &(dyn std::error::Error + 'static)) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
+    // Too many passwords being hashed: as busy as a database past its time limits.
+    if error.is::<crate::auth::password::HashQueueFull>() {
+        return true;
+    }
     if let Some(db) = error.downcast_ref::<DbErr>() {
         return match db {
             DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,

@@ -44,6 +44,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects to PostgreSQL and Redis and binds `API_ADDR` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::auth::password::set_queue_limit(settings.password_hash_queue);
         let db = orderly_shared::db::connect(&settings, Binary::Api, settings.database_pool_size)
             .await?;
         let redis = orderly_shared::redis_conn::connect(&settings).await?;

@@ -3,8 +3,12 @@
 //! Hashes run on a small pool of dedicated threads, not on tokio's blocking pool: each
 //! hash takes 19 MiB, and the allocator keeps that memory per thread, so a few long-lived
 //! threads keep the API's memory bounded (and a burst of logins cannot take every core).
+//! In front of them is a bounded queue (`PASSWORD_HASH_QUEUE`): past it a hash is refused
+//! at once ([`HashQueueFull`], answered `503` with `Retry-After`) instead of waiting behind
+//! a burst, and a hash whose caller went away (its request dropped) is skipped.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,6 +28,43 @@ fn argon2() -> Argon2<'static> {
 
 /// Threads that hash passwords.
 const HASH_THREADS: usize = 2;
+
+/// A hash refused because `PASSWORD_HASH_QUEUE` hashes are already waiting or running.
+#[derive(Debug, thiserror::Error)]
+#[error("too many passwords are being checked; try again shortly")]
+pub struct HashQueueFull;
+
+/// The most hashes the process holds, waiting or running (`PASSWORD_HASH_QUEUE`).
+static QUEUE_LIMIT: AtomicUsize = AtomicUsize::new(32);
+/// Hashes waiting or running now.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many hashes the process holds, waiting or running, before it refuses more
+/// (`PASSWORD_HASH_QUEUE`; the queue is the process's, like its hashing threads).
+pub fn set_queue_limit(limit: usize) {
+    QUEUE_LIMIT.store(limit.max(1), Ordering::Relaxed);
+}
+
+/// A place in the queue, given back when the hash is done or dropped.
+struct Place;
+
+impl Place {
+    fn take() -> Result<Self, HashQueueFull> {
+        let limit = QUEUE_LIMIT.load(Ordering::Relaxed);
+        QUEUED
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map(|_| Self)
+            .map_err(|_| HashQueueFull)
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        QUEUED.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 type Work = Box<dyn FnOnce() + Send>;
 
@@ -59,17 +100,28 @@ fn pool() -> Option<&'static mpsc::Sender<Work>> {
     .as_ref()
 }
 
-/// Runs `f` on the hashing threads (or tokio's blocking pool if they could not start).
+/// Runs `f` on the hashing threads (or tokio's blocking pool if they could not start), or
+/// refuses it with [`HashQueueFull`] when the queue is full.
 async fn on_hash_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
+    let place = Place::take()?;
     let Some(pool) = pool() else {
-        return tokio::task::spawn_blocking(f)
-            .await
-            .context("password hashing task");
+        return tokio::task::spawn_blocking(move || {
+            let _place = place;
+            f()
+        })
+        .await
+        .context("password hashing task");
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     pool.send(Box::new(move || {
+        let _place = place;
+        // Nobody waits for this hash any more (the request was dropped: the client went
+        // away or its deadline passed): skip its 19 MiB and tens of milliseconds.
+        if tx.is_closed() {
+            return;
+        }
         let _ = tx.send(f());
     }))
     .map_err(|_| anyhow::anyhow!("the password hashing threads stopped"))?;
@@ -213,6 +265,48 @@ mod tests {
                 "{stored}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_work_nobody_waits_for_is_skipped() {
+        set_queue_limit(HASH_THREADS + 1);
+        // Both threads busy until released.
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        let busy: Vec<_> = (0..HASH_THREADS)
+            .map(|_| {
+                let released = released.clone();
+                tokio::spawn(on_hash_thread(move || {
+                    let _ = released.lock().map(|r| r.recv());
+                }))
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The last place: queued, then its caller gives up before a thread is free.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let given_up = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            on_hash_thread(move || flag.store(true, Ordering::SeqCst)),
+        )
+        .await;
+        assert!(given_up.is_err(), "still queued behind the busy threads");
+        // Its place is held until a thread drops the work, so the queue is full now.
+        let refused = on_hash_thread(|| ()).await.unwrap_err();
+        assert!(
+            refused.downcast_ref::<HashQueueFull>().is_some(),
+            "{refused}"
+        );
+
+        for _ in 0..HASH_THREADS {
+            release.send(()).unwrap();
+        }
+        for task in busy {
+            task.await.unwrap().unwrap();
+        }
+        // Served again once the queue drains; the abandoned work never ran.
+        assert_eq!(on_hash_thread(|| 7).await.unwrap(), 7);
+        assert!(!ran.load(Ordering::SeqCst));
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ mod limits;
 mod listings;
 mod openapi;
 mod outage;
+mod password_queue;
 mod service;
 mod stripe;
 mod terminated;
