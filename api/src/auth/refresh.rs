@@ -8,7 +8,7 @@ use orderly_shared::entities::{refresh_tokens, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -60,30 +60,29 @@ pub async fn issue(
 }
 
 /// Exchanges a refresh token for its successor; returns the user and the new token.
+///
+/// The token is claimed by one conditional `UPDATE … WHERE used_at IS NULL`: of two
+/// concurrent refreshes of one token exactly one claims it; the other finds it used, which
+/// is reuse, and revokes the whole login (the winner's successor included).
 pub async fn rotate(
     db: &DatabaseConnection,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<(users::Model, String), RefreshError> {
+    let hash = hash_refresh_token(token);
     let txn = db.begin().await?;
-    let row = refresh_tokens::Entity::find()
-        .filter(refresh_tokens::Column::TokenHash.eq(hash_refresh_token(token)))
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(RefreshError::Unknown)?;
-    if row.revoked_at.is_some() {
-        return Err(RefreshError::Revoked);
-    }
-    if row.used_at.is_some() {
-        revoke_family(&txn, row.family_id, now).await?;
-        txn.commit().await?;
-        tracing::warn!(user.id = %row.user_id, token.family_id = %row.family_id, "refresh token reused; family revoked");
-        return Err(RefreshError::Reused);
-    }
-    if row.expires_at < now {
-        return Err(RefreshError::Expired);
-    }
+    let claimed = refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::UsedAt, Expr::value(now))
+        .filter(refresh_tokens::Column::TokenHash.eq(hash.clone()))
+        .filter(refresh_tokens::Column::UsedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .filter(refresh_tokens::Column::ExpiresAt.gte(now))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(row) = claimed.into_iter().next() else {
+        drop(txn);
+        return Err(refused(db, &hash, now).await?);
+    };
     let user = users::Entity::find_by_id(row.user_id)
         .one(&txn)
         .await?
@@ -91,7 +90,6 @@ pub async fn rotate(
     let (next_id, next) = issue(&txn, row.user_id, row.family_id, now).await?;
     refresh_tokens::ActiveModel {
         id: Set(row.id),
-        used_at: Set(Some(now.into())),
         replaced_by: Set(Some(next_id)),
         ..Default::default()
     }
@@ -99,6 +97,30 @@ pub async fn rotate(
     .await?;
     txn.commit().await?;
     Ok((user, next))
+}
+
+/// Why a token that could not be claimed is refused; a used one revokes its family.
+async fn refused(
+    db: &DatabaseConnection,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<RefreshError, sea_orm::DbErr> {
+    let Some(row) = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::TokenHash.eq(hash))
+        .one(db)
+        .await?
+    else {
+        return Ok(RefreshError::Unknown);
+    };
+    if row.revoked_at.is_some() {
+        return Ok(RefreshError::Revoked);
+    }
+    if row.used_at.is_some() {
+        revoke_family(db, row.family_id, now).await?;
+        tracing::warn!(user.id = %row.user_id, token.family_id = %row.family_id, "refresh token reused; family revoked");
+        return Ok(RefreshError::Reused);
+    }
+    Ok(RefreshError::Expired)
 }
 
 /// Revokes the family of `token` (logout). Unknown tokens are ignored.

@@ -275,6 +275,32 @@ async fn the_login_limit_holds_across_api_replicas_sharing_redis() {
 }
 
 #[tokio::test]
+async fn of_two_concurrent_refreshes_of_one_token_exactly_one_succeeds_and_the_login_is_revoked() {
+    let app = spawn_app().await;
+    let user = app.register("customer").await;
+    for _ in 0..5 {
+        let login = app.login(&user.email, &user.password).await;
+        let (a, b) = tokio::join!(app.refresh(&login.refresh), app.refresh(&login.refresh));
+        let statuses = [a.status(), b.status()];
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(ok, 1, "{statuses:?}");
+        let (winner, loser) = if a.status() == StatusCode::OK {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        assert_problem(loser, StatusCode::UNAUTHORIZED, "token_reused").await;
+        let next: Value = winner.json().await.unwrap();
+        let after = app.refresh(next["refresh"].as_str().unwrap()).await;
+        assert_eq!(
+            after.status(),
+            StatusCode::UNAUTHORIZED,
+            "the reuse revoked the winner's successor too"
+        );
+    }
+}
+
+#[tokio::test]
 async fn refresh_rotates_and_the_old_token_stops_working() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
