@@ -106,8 +106,6 @@ error_codes! {
     CancellationClosed = "cancellation_closed",
     /// `409`: a booking past `MAX_OPEN_HOLDS_PER_CUSTOMER` unpaid ones.
     TooManyHolds = "too_many_holds",
-    /// `409`: a booking past `MAX_OPEN_HOLDS_PER_CUSTOMER` unpaid ones.
-    TooManyHolds = "too_many_holds",
     /// `413`: the body is over its limit.
     PayloadTooLarge = "payload_too_large",
     /// `415`: the body is not sent as `application/json`.
@@ -468,9 +466,6 @@ impl From<BookingError> for ApiError {
             BookingError::WrongStatus(_) => Self::conflict(ErrorCode::Conflict, error.to_string()),
             BookingError::CancellationClosed => {
                 Self::conflict(ErrorCode::CancellationClosed, error.to_string())
-            }
-            BookingError::TooManyHolds(_) => {
-                Self::conflict(ErrorCode::TooManyHolds, error.to_string())
             }
             BookingError::TooManyHolds(_) => {
                 Self::conflict(ErrorCode::TooManyHolds, error.to_string())
