@@ -201,11 +201,13 @@ pub enum ApiError {
         /// The fields at fault.
         errors: Vec<FieldError>,
     },
-    /// `429`, with `Retry-After`.
+    /// `429`, with `Retry-After` (and the `RateLimit` headers of a request-rate policy).
     #[error("too many attempts; retry in {retry_after_s} s")]
     RateLimited {
         /// Seconds until the caller may try again.
         retry_after_s: u64,
+        /// The policy and where the caller stands against it, when one was exceeded.
+        standing: Option<crate::rate_limit::Standing>,
     },
     /// `503`: a dependency is down.
     #[error("{0}")]
@@ -428,8 +430,15 @@ impl ResponseError for ApiError {
         if let Self::Unauthorized { .. } = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Self::RateLimited { retry_after_s } = self {
+        if let Self::RateLimited {
+            retry_after_s,
+            standing,
+        } = self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            if let Some(standing) = standing {
+                standing.apply(&mut response);
+            }
         }
         if let Self::MethodNotAllowed { allowed } = self {
             let allowed: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();

@@ -64,6 +64,7 @@ impl Application {
             tokens: TokenKeys::new(settings.jwt_key()),
             providers: Providers::metered(&settings, Meter::local(metrics.clone()))?,
             settings: Arc::new(settings),
+            local_counters: Arc::default(),
         };
         let server = serve(listener, state, web::Data::from(metrics))?;
         Ok(Self { port, server })

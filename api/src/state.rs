@@ -8,6 +8,7 @@ use orderly_shared::redis_conn::RedisConn;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::TokenKeys;
+use crate::rate_limit::LocalCounters;
 
 /// Shared application state, cloned into each worker thread.
 #[derive(Clone, Debug)]
@@ -22,4 +23,6 @@ pub struct AppState {
     pub tokens: TokenKeys,
     /// Payment, mail and SMS clients.
     pub providers: Providers,
+    /// The request-rate and login counters of this process, used while Redis is unreachable.
+    pub local_counters: Arc<LocalCounters>,
 }

@@ -67,6 +67,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
             "test-secret-that-is-at-least-32-bytes-long".into(),
         ),
         ("DATA_DIR".into(), data_dir.display().to_string()),
+        // Tests register and book from one address faster than the production limits
+        // allow; the tests of those limits set their own.
+        ("RATE_LIMIT_REGISTRATIONS_PER_HOUR".into(), "10000".into()),
+        ("RATE_LIMIT_BOOKINGS_PER_MINUTE".into(), "10000".into()),
     ]);
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());

@@ -56,7 +56,10 @@ pub async fn login(
         &client,
     );
     if let Some(retry_after_s) = limiter.attempt().await? {
-        return Err(ApiError::RateLimited { retry_after_s });
+        return Err(ApiError::RateLimited {
+            retry_after_s,
+            standing: None,
+        });
     }
     let user = users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))

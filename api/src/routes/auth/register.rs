@@ -1,5 +1,7 @@
 //! `POST /api/v1/auth/register`.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
 use orderly_shared::entities::users::{self, Role};
@@ -12,9 +14,11 @@ use validator::Validate;
 use super::session;
 use super::views::Session;
 use crate::auth::password;
+use crate::client_addr::ClientAddr;
 use crate::extract::StrictJson;
-use crate::openapi::problems::{EmailTakenProblem, ValidationProblem};
+use crate::openapi::problems::{EmailTakenProblem, RateLimitedProblem, ValidationProblem};
 use crate::problem::{ApiError, ApiResult, ErrorCode};
+use crate::rate_limit::{self, Policy};
 use crate::state::AppState;
 use crate::validation::{E164, email_address, password_length, valid_name};
 
@@ -57,12 +61,25 @@ pub struct RegisterRequest {
     (status = 201, description = "registered and signed in", body = Session),
     (status = 409, description = "`email_taken`", body = EmailTakenProblem, content_type = "application/problem+json"),
     (status = 422, description = "`validation_failed`: a short password, a bad e-mail or phone, an unknown role, or unknown, missing or wrongly typed fields", body = ValidationProblem, content_type = "application/problem+json"),
+    (status = 429, description = "`rate_limited`: more than `RATE_LIMIT_REGISTRATIONS_PER_HOUR` (10) registrations from this client address in an hour", body = RateLimitedProblem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "seconds until the window resets"),
+                ("RateLimit-Policy" = String, description = "`\"registrations\";q=<quota>;w=3600`"),
+                ("RateLimit" = String, description = "`\"registrations\";r=<remaining>;t=<seconds to reset>`"))),
 ))]
 #[post("/auth/register")]
 pub async fn register(
+    client: ClientAddr,
     state: web::Data<AppState>,
     body: StrictJson<RegisterRequest>,
 ) -> ApiResult<HttpResponse> {
+    let policy = Policy {
+        name: "registrations",
+        quota: state.settings.rate_limits.registrations_per_hour,
+        window: Duration::from_secs(3600),
+    };
+    let standing = rate_limit::hit(&state, policy, &client.to_string())
+        .await
+        .check()?;
     let StrictJson(req) = body;
     let role = match req.role.unwrap_or(RegisterRole::Customer) {
         RegisterRole::Customer => Role::Customer,
@@ -78,7 +95,9 @@ pub async fn register(
     )
     .await?;
     let session = session::start(&state.db, &state.tokens, user).await?;
-    Ok(HttpResponse::Created().json(session))
+    let mut response = HttpResponse::Created();
+    standing.apply(&mut response);
+    Ok(response.json(session))
 }
 
 /// Creates a user with a hashed password; `409 email_taken` if the e-mail is in use.

@@ -1,5 +1,7 @@
 //! `POST /api/v1/bookings`.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use orderly_shared::domain::bookings::{BookingError, NewBooking};
@@ -18,9 +20,10 @@ use crate::idempotency;
 use crate::middleware::RequestId;
 use crate::openapi::problems::{
     BookingConflictProblem, ForbiddenProblem, IdempotentValidationProblem, NotFoundProblem,
-    PaymentFailedProblem,
+    PaymentFailedProblem, RateLimitedProblem,
 };
 use crate::problem::{ApiError, ApiResult, ErrorCode};
+use crate::rate_limit::{self, Policy};
 use crate::state::AppState;
 
 /// An order for seats.
@@ -48,6 +51,10 @@ pub struct CreateBooking {
         (status = 402, description = "`payment_failed`: the payment provider refused the payment; nothing was kept", body = PaymentFailedProblem, content_type = "application/problem+json"),
         (status = 409, description = "`sold_out`; `too_many_holds`: the customer already holds `MAX_OPEN_HOLDS_PER_CUSTOMER` unpaid bookings (nothing changes); or `conflict`: the listing cannot be booked, or the first request with this `Idempotency-Key` was still being served after this one waited 2 s for its answer (a first request that ended in an error, a `503` included, leaves the key free)", body = BookingConflictProblem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, or `idempotency_key_reused`", body = IdempotentValidationProblem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: more than `RATE_LIMIT_BOOKINGS_PER_MINUTE` (30) booking requests from this user in a minute", body = RateLimitedProblem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "seconds until the window resets"),
+                ("RateLimit-Policy" = String, description = "`\"bookings\";q=<quota>;w=60`"),
+                ("RateLimit" = String, description = "`\"bookings\";r=<remaining>;t=<seconds to reset>`"))),
     ))]
 #[post("/bookings")]
 pub async fn create(
@@ -57,6 +64,14 @@ pub async fn create(
     body: StrictJson<CreateBooking>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Customer])?;
+    let policy = Policy {
+        name: "bookings",
+        quota: state.settings.rate_limits.bookings_per_minute,
+        window: Duration::from_secs(60),
+    };
+    let standing = rate_limit::hit(&state, policy, &caller.id.to_string())
+        .await
+        .check()?;
     let StrictJson(order) = body;
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     idempotency::run(
@@ -67,6 +82,10 @@ pub async fn create(
         |key| async { book(&state, &caller, order, key, request_id).await },
     )
     .await
+    .map(|mut response| {
+        standing.write_to(response.headers_mut());
+        response
+    })
 }
 
 async fn book(
