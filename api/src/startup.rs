@@ -15,6 +15,7 @@ use orderly_shared::Settings;
 use orderly_shared::config::{Binary, CorsSettings};
 use orderly_shared::providers::Providers;
 use orderly_shared::telemetry::meter::{Meter, prometheus_recorder};
+use orderly_shared::telemetry::metrics_endpoint::{self, MetricsEndpoint};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -31,6 +32,8 @@ use crate::state::AppState;
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on `METRICS_ADDR`, when set (served while this lives).
+    metrics_endpoint: Option<MetricsEndpoint>,
 }
 
 impl std::fmt::Debug for Application {
@@ -66,8 +69,18 @@ impl Application {
             settings: Arc::new(settings),
             local_counters: Arc::default(),
         };
+        // With METRICS_ADDR, /metrics is served there only (a port the Service does not
+        // expose); the main port then answers it 404.
+        let metrics_endpoint = match state.settings.metrics_addr {
+            Some(addr) => Some(metrics_endpoint::serve(addr, metrics.handle()).await?),
+            None => None,
+        };
         let server = serve(listener, state, web::Data::from(metrics))?;
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            metrics_endpoint,
+        })
     }
 
     /// The port the server listens on.
@@ -75,8 +88,14 @@ impl Application {
         self.port
     }
 
+    /// Where `/metrics` is served apart from the API, with `METRICS_ADDR`.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_endpoint.as_ref().map(MetricsEndpoint::addr)
+    }
+
     /// Runs until the server stops (SIGINT/SIGTERM: graceful, 30 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _metrics_endpoint = self.metrics_endpoint;
         self.server.await
     }
 }

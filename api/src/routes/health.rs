@@ -133,9 +133,22 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics in the text format (this app's registry).
-#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "service", responses((status = 200, description = "the metrics, in Prometheus's text format", content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "service", responses(
+    (status = 200, description = "the metrics, in Prometheus's text format", content_type = "text/plain", body = String),
+    (status = 404, description = "with `METRICS_ADDR` set, the metrics are served there only", body = crate::openapi::problems::NotFoundProblem, content_type = "application/problem+json"),
+))]
 #[get("/metrics")]
-pub async fn metrics(recorder: web::Data<PrometheusRecorder>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    state: web::Data<AppState>,
+    recorder: web::Data<PrometheusRecorder>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(addr) = state.settings.metrics_addr {
+        // Served apart, on a port the load balancer does not reach.
+        return Err(ApiError::NotFound(format!(
+            "/metrics is served on METRICS_ADDR (port {})",
+            addr.port()
+        )));
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(recorder.handle().render()))

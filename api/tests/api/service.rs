@@ -328,3 +328,43 @@ async fn cors_allows_only_the_configured_origin() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn with_metrics_addr_the_metrics_are_served_there_and_not_on_the_api_port() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let test_id = orderly_shared::testing::test_id();
+    let vars = std::collections::HashMap::from([
+        (
+            "DATABASE_URL".to_owned(),
+            crate::helpers::create_test_database(&test_id).await,
+        ),
+        ("REDIS_URL".to_owned(), crate::helpers::env("REDIS_URL")),
+        ("REDIS_PREFIX".to_owned(), format!("test:{test_id}")),
+        ("API_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+    ]);
+    let settings = orderly_shared::Settings::from_map(&vars).unwrap();
+    let app = orderly_api::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let api = format!("http://127.0.0.1:{}", app.port());
+    let metrics = format!("http://{}/metrics", app.metrics_addr().unwrap());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+
+    assert_eq!(
+        client
+            .get(format!("{api}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let refused = client.get(format!("{api}/metrics")).send().await.unwrap();
+    assert_problem(refused, StatusCode::NOT_FOUND, "not_found").await;
+    let scrape = client.get(&metrics).send().await.unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    let scrape = scrape.text().await.unwrap();
+    assert!(scrape.contains("/health"), "{scrape}");
+}
