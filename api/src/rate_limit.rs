@@ -191,6 +191,18 @@ impl LocalCounters {
         (entry.0, entry.1.duration_since(now).as_secs().max(1))
     }
 
+    /// The count of `counter` in its current window, without counting (0 when none).
+    pub fn peek(&self, counter: &str) -> u64 {
+        let windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match windows.get(counter) {
+            Some((count, ends)) if *ends > Instant::now() => *count,
+            _ => 0,
+        }
+    }
+
     fn adjust(&self, counter: &str, delta: Option<i64>) {
         let mut windows = self
             .windows

@@ -83,12 +83,13 @@ pub async fn submit(
     let client = ClientAddr::of(&req).to_string();
     let limiter = LoginLimiter::new(
         &state.redis,
+        &state.local_counters,
         &state.settings.redis_prefix,
         state.settings.login_limits,
         &email,
         &client,
     );
-    if let Some(wait_s) = limiter.attempt().await? {
+    if let Err(wait_s) = limiter.attempt().await {
         let mut answer = login_page(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
@@ -108,13 +109,14 @@ pub async fn submit(
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let valid = password::verify(form.password, stored).await?;
     let Some(user) = user.filter(|_| valid) else {
+        limiter.failed().await;
         return login_page(
             StatusCode::UNAUTHORIZED,
             &next,
             Some("Wrong e-mail address or password."),
         );
     };
-    limiter.succeeded().await?;
+    limiter.succeeded().await;
     if user.role != Role::Admin {
         return Err(DashboardError::Forbidden(
             "this account is not an admin; the dashboard is for admins only".into(),

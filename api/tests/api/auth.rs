@@ -168,7 +168,7 @@ async fn login_succeeds_with_the_right_password_only() {
 }
 
 #[tokio::test]
-async fn five_failed_logins_for_an_e_mail_lock_it_with_retry_after() {
+async fn five_failed_logins_for_an_e_mail_from_one_client_limit_that_client_with_retry_after() {
     let app = spawn_app().await;
     let user = app.register("customer").await;
     for _ in 0..5 {
@@ -185,6 +185,59 @@ async fn five_failed_logins_for_an_e_mail_lock_it_with_retry_after() {
         .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
     assert_problem(locked, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_for_a_victim_from_one_client_never_stop_the_victim_from_another() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.0/8, ::1")]).await;
+    let victim = app.register("customer").await;
+    let attacker = "203.0.113.66";
+    let mut refused = 0;
+    for _ in 0..12 {
+        let resp = app
+            .try_login_via(attacker, &victim.email, "a wrong guess")
+            .await;
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(refused, 7, "the attacker is refused after 5 failures");
+    // The victim, elsewhere, with the right password: slowed at most, never refused.
+    let started = std::time::Instant::now();
+    let own = app
+        .try_login_via("198.51.100.20", &victim.email, &victim.password)
+        .await;
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_login_limits_count_in_the_process_and_login_works() {
+    let mut redis = crate::helpers::RedisServer::start().await;
+    let app = spawn_app_with(&[
+        ("REDIS_URL", redis.url.clone().as_str()),
+        ("LOGIN_MAX_FAILURES_PER_EMAIL", "2"),
+    ])
+    .await;
+    let user = app.register("customer").await;
+    redis.stop();
+    assert_eq!(
+        app.try_login(&user.email, &user.password).await.status(),
+        StatusCode::OK,
+        "no 503 for want of a counter"
+    );
+    for _ in 0..2 {
+        let resp = app.try_login(&user.email, "wrong password!").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = app.try_login(&user.email, &user.password).await;
+    assert_problem(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "logIn", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, description = "signed in", body = Session),
     (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = InvalidCredentialsProblem, content_type = "application/problem+json"),
-    (status = 429, description = "`rate_limited`: too many failures for this e-mail or client address", body = RateLimitedProblem, content_type = "application/problem+json",
+    (status = 429, description = "`rate_limited`: too many failures for this e-mail from this client address, or from this client address (failures for the e-mail from other clients only slow logins down, never refuse them)", body = RateLimitedProblem, content_type = "application/problem+json",
         headers(("Retry-After" = String, description = "seconds until the next attempt is counted"))),
 ))]
 #[post("/auth/login")]
@@ -50,12 +50,13 @@ pub async fn login(
     let client = client.to_string();
     let limiter = LoginLimiter::new(
         &state.redis,
+        &state.local_counters,
         &state.settings.redis_prefix,
         state.settings.login_limits,
         &email,
         &client,
     );
-    if let Some(retry_after_s) = limiter.attempt().await? {
+    if let Err(retry_after_s) = limiter.attempt().await {
         return Err(ApiError::RateLimited {
             retry_after_s,
             standing: None,
@@ -68,12 +69,13 @@ pub async fn login(
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let valid = password::verify(credentials.password, stored).await?;
     let Some(user) = user.filter(|_| valid) else {
+        limiter.failed().await;
         return Err(ApiError::unauthorized(
             ErrorCode::InvalidCredentials,
             "wrong e-mail or password",
         ));
     };
-    limiter.succeeded().await?;
+    limiter.succeeded().await;
     let session = session::start(&state.db, &state.tokens, user).await?;
     Ok(HttpResponse::Ok().json(session))
 }
