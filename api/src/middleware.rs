@@ -20,7 +20,7 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RequestId(pub String);
 
 /// Accepts a caller's id when it is short printable ASCII; otherwise makes one.
-pub(crate) pub(crate) fn request_id_of(req: &ServiceRequest) -> String {
+pub(crate) fn request_id_of(req: &ServiceRequest) -> String {
     req.headers()
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
