@@ -3,9 +3,9 @@
 
 pub mod auth;
 pub mod cli;
-pub mod deadline;
 pub mod client_addr;
 pub mod dashboard;
+pub mod deadline;
 pub mod errors_fallback;
 pub mod extract;
 pub mod idempotency;
