@@ -33,6 +33,17 @@ pub async fn request_deadline(
         req.headers_mut().insert(X_REQUEST_ID, id.clone());
     }
     let path = req.path().to_owned();
+    let cors = match (
+        req.headers()
+            .get(actix_web::http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok()),
+        req.app_data::<web::Data<AppState>>(),
+    ) {
+        (Some(origin), Some(state)) => {
+            crate::startup::cors_headers_for(&state.settings.cors, origin)
+        }
+        _ => Vec::new(),
+    };
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(answer) => answer,
         Err(_) => {
@@ -49,6 +60,10 @@ pub async fn request_deadline(
             let mut response = error.error_response();
             if let Some(id) = request_id {
                 response.headers_mut().insert(X_REQUEST_ID, id);
+            }
+            // Made outside the CORS layer: its headers are added here.
+            for (name, value) in cors {
+                response.headers_mut().insert(name, value);
             }
             Err(InternalError::from_response(error, response).into())
         }

@@ -107,12 +107,7 @@ fn cors(settings: &CorsSettings) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(CORS_METHODS)
         .allowed_headers(settings.allowed_headers.iter().map(String::as_str))
-        .expose_headers([
-            header::HeaderName::from_static("x-request-id"),
-            header::HeaderName::from_static("idempotent-replayed"),
-            header::RETRY_AFTER,
-            header::WWW_AUTHENTICATE,
-        ])
+        .expose_headers(EXPOSED_HEADERS.map(header::HeaderName::from_static))
         .max_age(3600);
     for origin in &settings.allowed_origins {
         cors = if origin == "*" {
@@ -122,6 +117,45 @@ fn cors(settings: &CorsSettings) -> Cors {
         };
     }
     cors
+}
+
+/// The answer headers a frontend on another origin may read: the request id, a replay,
+/// when to retry, why a token was refused, and where a rate limit stands.
+pub const EXPOSED_HEADERS: [&str; 6] = [
+    "x-request-id",
+    "idempotent-replayed",
+    "retry-after",
+    "www-authenticate",
+    "ratelimit",
+    "ratelimit-policy",
+];
+
+/// The CORS headers of an answer made outside the CORS layer (the request deadline's `503`)
+/// to a request from `origin`, when that origin is allowed: without them a browser shows a
+/// CORS failure instead of the `503` and its `Retry-After`.
+pub fn cors_headers_for(
+    settings: &CorsSettings,
+    origin: &str,
+) -> Vec<(header::HeaderName, header::HeaderValue)> {
+    let allowed = settings
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o == origin);
+    let Ok(origin) = header::HeaderValue::from_str(origin) else {
+        return Vec::new();
+    };
+    if !allowed {
+        return Vec::new();
+    }
+    vec![
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin),
+        (
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::HeaderValue::from_str(&EXPOSED_HEADERS.join(", "))
+                .unwrap_or(header::HeaderValue::from_static("x-request-id")),
+        ),
+        (header::VARY, header::HeaderValue::from_static("Origin")),
+    ]
 }
 
 /// The methods a cross-origin call may use.

@@ -168,3 +168,32 @@ async fn a_request_past_its_deadline_is_a_503_with_retry_after_and_nothing_of_it
         .await;
     assert_eq!(listing["seats_left"], 49, "{listing}");
 }
+
+#[tokio::test]
+async fn a_browser_on_an_allowed_origin_can_read_the_deadlines_503_and_its_retry_after() {
+    let origin = "https://shop.example";
+    let b = Booking::new(&[
+        ("REQUEST_TIMEOUT_SECONDS", "1"),
+        ("DB_LOCK_TIMEOUT_MS", "0"),
+        ("CORS_ALLOWED_ORIGINS", origin),
+    ])
+    .await;
+    let lock = b.lock_listing().await;
+    let resp = b
+        .app
+        .client
+        .post(b.app.url("/api/v1/bookings"))
+        .bearer_auth(&b.customer.access)
+        .header("origin", origin)
+        .json(&json!({"listing_id": b.listing["id"], "quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    lock.rollback().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let headers = resp.headers();
+    assert_eq!(headers["access-control-allow-origin"], origin);
+    let exposed = headers["access-control-expose-headers"].to_str().unwrap();
+    assert!(exposed.contains("retry-after"), "{exposed}");
+    assert!(headers.contains_key("retry-after"));
+}
