@@ -97,6 +97,15 @@ impl<'a> LoginLimiter<'a> {
         );
     }
 
+    /// An attempt that never reached the password (the hashing queue was full): given back
+    /// to both counts, so that a client is not limited for the server's own load.
+    pub async fn given_back(&self) {
+        futures::join!(
+            rate_limit::adjust(self.redis, self.local, &self.pair_key, Some(-1)),
+            rate_limit::adjust(self.redis, self.local, &self.client_key, Some(-1)),
+        );
+    }
+
     /// The e-mail's failures in the window, read without counting (0 when unknown).
     async fn failures_for_email(&self) -> u64 {
         let mut conn = self.redis.clone();

@@ -108,21 +108,25 @@ async fn on_hash_thread<T: Send + 'static>(
     let place = Place::take()?;
     let Some(pool) = pool() else {
         return tokio::task::spawn_blocking(move || {
-            let _place = place;
-            f()
+            let done = f();
+            drop(place);
+            done
         })
         .await
         .context("password hashing task");
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     pool.send(Box::new(move || {
-        let _place = place;
         // Nobody waits for this hash any more (the request was dropped: the client went
         // away or its deadline passed): skip its 19 MiB and tens of milliseconds.
         if tx.is_closed() {
             return;
         }
-        let _ = tx.send(f());
+        let done = f();
+        // The place is free before its caller hears back, so the caller's next request
+        // never finds it still taken.
+        drop(place);
+        let _ = tx.send(done);
     }))
     .map_err(|_| anyhow::anyhow!("the password hashing threads stopped"))?;
     rx.await.context("password hashing thread")

@@ -107,7 +107,13 @@ pub async fn submit(
         .one(&state.db)
         .await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let valid = password::verify(form.password, stored).await?;
+    let valid = match password::verify(form.password, stored).await {
+        Ok(valid) => valid,
+        Err(busy) => {
+            limiter.given_back().await;
+            return Err(busy.into());
+        }
+    };
     let Some(user) = user.filter(|_| valid) else {
         limiter.failed().await;
         return login_page(

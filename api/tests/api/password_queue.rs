@@ -48,3 +48,37 @@ async fn a_flood_of_logins_past_the_hash_queue_gets_503_with_retry_after_then_se
         );
     }
 }
+
+#[tokio::test]
+async fn a_login_refused_for_a_full_hash_queue_does_not_count_against_the_client() {
+    let app = spawn_app_with(&[
+        ("PASSWORD_HASH_QUEUE", "1"),
+        ("LOGIN_MAX_FAILURES_PER_CLIENT", "20"),
+    ])
+    .await;
+    let emails: Vec<String> = (0..16).map(|i| format!("flood-{i}@example.com")).collect();
+    let flood: Vec<_> = emails
+        .iter()
+        .map(|email| app.try_login(email, "whatever pw"))
+        .collect();
+    let refused = futures::future::join_all(flood)
+        .await
+        .iter()
+        .filter(|resp| resp.status() == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(refused > 0, "16 logins at once through a queue of 1");
+    // Only the attempts that reached a password count: the client has this many left.
+    let left = 20 - (16 - refused);
+    for i in 0..left {
+        let resp = app
+            .try_login(&format!("later-{i}@example.com"), "whatever pw")
+            .await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED,
+            "attempt {i} of {left}"
+        );
+    }
+    let past = app.try_login("one-more@example.com", "whatever pw").await;
+    assert_eq!(past.status(), StatusCode::TOO_MANY_REQUESTS);
+}

@@ -67,7 +67,13 @@ pub async fn login(
         .one(&state.db)
         .await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let valid = password::verify(credentials.password, stored).await?;
+    let valid = match password::verify(credentials.password, stored).await {
+        Ok(valid) => valid,
+        Err(busy) => {
+            limiter.given_back().await;
+            return Err(busy.into());
+        }
+    };
     let Some(user) = user.filter(|_| valid) else {
         limiter.failed().await;
         return Err(ApiError::unauthorized(
