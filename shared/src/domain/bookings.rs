@@ -386,23 +386,34 @@ pub async fn authorize(
             p.status = Set(PaymentStatus::Authorized);
             p.updated_at = Set(now.into());
             p.update(txn).await?;
-            outbox::enqueue(
+            outbox::enqueue_next_round(
                 txn,
-                &CancelPayment {
-                    booking_id,
-                    round: 1,
-                },
-                None,
+                |round| CancelPayment { booking_id, round },
                 request_id,
             )
             .await?;
         }
         return Ok(false);
     }
-    let customer_id = booking.customer_id;
+    mark_confirmed(txn, booking, payment, request_id).await?;
+    tracing::info!(booking.id = %booking_id, "booking confirmed");
+    Ok(true)
+}
+
+/// Records a booking confirmed and its payment authorised, with what confirming asks for
+/// (the confirmation e-mail and SMS, the capture). The caller holds both rows' locks.
+async fn mark_confirmed(
+    txn: &DatabaseTransaction,
+    booking: bookings::Model,
+    payment: payments::Model,
+    request_id: Option<&str>,
+) -> Result<(), BookingError> {
+    let now = Utc::now();
+    let (booking_id, customer_id) = (booking.id, booking.customer_id);
     let mut b = booking.into_active_model();
     b.status = Set(BookingStatus::Confirmed);
     b.confirmed_at = Set(Some(now.into()));
+    b.expired_at = Set(None);
     b.updated_at = Set(now.into());
     b.update(txn).await?;
     let mut p = payment.into_active_model();
@@ -410,8 +421,7 @@ pub async fn authorize(
     p.updated_at = Set(now.into());
     p.update(txn).await?;
     confirm(txn, booking_id, customer_id, &[], request_id).await?;
-    tracing::info!(booking.id = %booking_id, "booking confirmed");
-    Ok(true)
+    Ok(())
 }
 
 /// An expired booking whose payment turns out authorised after all (the customer paid as
@@ -444,18 +454,8 @@ pub async fn reinstate(
     l.seats_left = Set(seats_left);
     l.updated_at = Set(now.into());
     l.update(txn).await?;
-    let (booking_id, customer_id) = (booking.id, booking.customer_id);
-    let mut b = booking.into_active_model();
-    b.status = Set(BookingStatus::Confirmed);
-    b.confirmed_at = Set(Some(now.into()));
-    b.expired_at = Set(None);
-    b.updated_at = Set(now.into());
-    b.update(txn).await?;
-    let mut p = payment.into_active_model();
-    p.status = Set(PaymentStatus::Authorized);
-    p.updated_at = Set(now.into());
-    p.update(txn).await?;
-    confirm(txn, booking_id, customer_id, &[], request_id).await?;
+    let booking_id = booking.id;
+    mark_confirmed(txn, booking, payment, request_id).await?;
     tracing::warn!(booking.id = %booking_id, "an expired booking's payment was authorised: seats taken again and the booking confirmed");
     Ok(true)
 }
