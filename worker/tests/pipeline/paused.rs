@@ -153,7 +153,11 @@ const SMS_MAX_IN_FLIGHT: usize = 4;
 /// How long a claimed message stays the paused worker's. The pause lasts until another
 /// worker has claimed again every message the paused one held, so it outlasts this, the
 /// job lease and the missed heartbeats after which the paused worker's jobs go to others.
-const DELIVERY_LEASE_SECONDS: &str = "3";
+/// Long enough that a live worker starved of CPU by the rest of the suite still renews its
+/// claims in time (every third of it): with 3 s, such a starved worker lost claims of its
+/// own, each loss a pause of its own that may repeat what it had in flight again (11
+/// repeats once in a full parallel run).
+const DELIVERY_LEASE_SECONDS: &str = "8";
 
 /// The claims held now on `channel`, as `id/attempt`, comma-separated.
 async fn claims(p: &Pipeline, channel: &str) -> String {
