@@ -25,6 +25,15 @@ use crate::stripe::{
     pipeline, wait_for_booking, wait_until_settled,
 };
 
+/// A fake Stripe, an SMTP server counting what arrives, and a pipeline paying and mailing
+/// through them (with `extra` settings).
+async fn paying(extra: &[(&str, &str)]) -> (FakeStripe, FakeSmtp, Pipeline) {
+    let fake = FakeStripe::start().await;
+    let smtp = FakeSmtp::start(Duration::ZERO).await;
+    let p = pipeline(&fake, &smtp, extra).await;
+    (fake, smtp, p)
+}
+
 async fn seats_left(p: &Pipeline, booking: Uuid) -> i64 {
     p.scalar(&format!(
         "SELECT l.seats_left::bigint FROM listings l JOIN bookings b ON b.listing_id = l.id
@@ -53,9 +62,7 @@ async fn today_refunds_cents(p: &Pipeline) -> i64 {
 
 #[tokio::test]
 async fn a_lost_capture_answer_a_cancel_during_an_outage_and_a_failing_refund_end_in_one_refund() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, smtp, p) = paying(&[]).await;
     let (id, pi) = authorized_booking(&p, &fake).await;
     // The capture is made at Stripe, but its answer never arrives: recorded as authorised.
     fake.lose_answer_after_processing(Kind::Capture, 1);
@@ -93,9 +100,7 @@ async fn a_lost_capture_answer_a_cancel_during_an_outage_and_a_failing_refund_en
 
 #[tokio::test]
 async fn a_full_refund_in_the_stripe_dashboard_refunds_the_booking_and_returns_its_seats() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, smtp, p) = paying(&[]).await;
     let _worker = p.spawn_worker(&[]);
     let (id, pi) = authorized_booking(&p, &fake).await;
     wait_for_booking(&p, id, "paid").await;
@@ -120,9 +125,7 @@ async fn a_full_refund_in_the_stripe_dashboard_refunds_the_booking_and_returns_i
 
 #[tokio::test]
 async fn a_partial_refund_in_the_stripe_dashboard_is_recorded_and_reported_on_its_day() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, _smtp, p) = paying(&[]).await;
     let _worker = p.spawn_worker(&[]);
     let (id, pi) = authorized_booking(&p, &fake).await;
     wait_for_booking(&p, id, "paid").await;
@@ -167,9 +170,7 @@ async fn a_partial_refund_in_the_stripe_dashboard_is_recorded_and_reported_on_it
 
 #[tokio::test]
 async fn an_authorization_just_before_the_hold_ends_with_a_late_webhook_is_paid_not_expired() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[("BOOKING_HOLD_SECONDS", "2")]).await;
+    let (fake, smtp, p) = paying(&[("BOOKING_HOLD_SECONDS", "2")]).await;
     let (id, pi) = book_one(&p, &fake).await;
     let pi = pi.unwrap();
     // The customer pays as the hold ends; Stripe's webhook is still on its way.
@@ -209,9 +210,7 @@ async fn an_authorization_just_before_the_hold_ends_with_a_late_webhook_is_paid_
 
 #[tokio::test]
 async fn a_signed_event_this_version_cannot_read_becomes_a_dead_job_and_applies_once_readable() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, _smtp, p) = paying(&[]).await;
     let (id, pi) = book_one(&p, &fake).await;
     let pi = pi.unwrap();
     let authorized = fake.authorize(&pi);
@@ -299,9 +298,7 @@ async fn a_signed_event_this_version_cannot_read_becomes_a_dead_job_and_applies_
 
 #[tokio::test]
 async fn a_stripe_call_taking_fifteen_seconds_holds_up_no_cancel_or_webhook_and_loses_no_lease() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, _smtp, p) = paying(&[]).await;
     let (slow, slow_pi) = authorized_booking(&p, &fake).await;
     let (other, other_pi) = book_one(&p, &fake).await;
     let other_pi = other_pi.unwrap();
@@ -348,9 +345,7 @@ async fn a_stripe_call_taking_fifteen_seconds_holds_up_no_cancel_or_webhook_and_
 
 #[tokio::test]
 async fn the_reconciliation_repairs_each_seeded_mismatch_once_and_a_clean_database_not_at_all() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, _smtp, p) = paying(&[]).await;
     let gateway = p.providers.payments.clone();
     let now_only = Options {
         settle: Duration::ZERO,
@@ -450,9 +445,7 @@ async fn payments_paid(p: &Pipeline, booking: Uuid) {
 
 #[tokio::test]
 async fn a_customer_cannot_cancel_a_paid_booking_inside_the_cutoff_but_an_admin_can() {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, _smtp, p) = paying(&[]).await;
     let (id, _pi) = authorized_booking(&p, &fake).await;
     let starts_in_hours = |h: i64| Utc::now() + chrono::Duration::hours(h);
     let listing = p
@@ -508,9 +501,7 @@ async fn a_customer_cannot_cancel_a_paid_booking_inside_the_cutoff_but_an_admin_
 #[tokio::test]
 async fn a_refund_retried_after_a_partial_dashboard_refund_uses_a_key_of_its_own_and_refunds_the_rest()
  {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, _smtp, p) = paying(&[]).await;
     let gateway = p.providers.payments.clone();
     let (id, pi) = authorized_booking(&p, &fake).await;
     gateway.capture(&pi, "oob").await.unwrap();
@@ -544,9 +535,7 @@ async fn a_refund_retried_after_a_partial_dashboard_refund_uses_a_key_of_its_own
 #[tokio::test]
 async fn a_booking_confirmed_again_by_the_reconciliation_then_cancelled_gets_its_authorisation_cancelled()
  {
-    let fake = FakeStripe::start().await;
-    let smtp = FakeSmtp::start(Duration::ZERO).await;
-    let p = pipeline(&fake, &smtp, &[]).await;
+    let (fake, _smtp, p) = paying(&[]).await;
     let gateway = p.providers.payments.clone();
     let (id, pi) = book_one(&p, &fake).await;
     let pi = pi.unwrap();
