@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use orderly_shared::Settings;
-use orderly_shared::entities::users::Role;
+use orderly_core::Settings;
+use orderly_db::users::Role;
 use secrecy::{ExposeSecret, SecretString};
 use utoipa::OpenApi;
 
@@ -87,7 +87,7 @@ async fn create_admin(settings: Settings, email: &str, name: &str) -> anyhow::Re
     let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
     password_length(password.expose_secret())
         .map_err(|e| anyhow::anyhow!("password: {}", e.message.unwrap_or_default()))?;
-    let db = orderly_shared::db::connect(&settings, orderly_shared::config::Binary::Api, 2).await?;
+    let db = orderly_core::db::connect(&settings, orderly_core::config::Binary::Api, 2).await?;
     let user = create_user(
         &db,
         email,

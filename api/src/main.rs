@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use orderly_api::cli::{self, Cli};
-use orderly_shared::config::Binary;
-use orderly_shared::{Settings, telemetry};
+use orderly_core::config::Binary;
+use orderly_core::{Settings, telemetry};
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {

@@ -3,13 +3,13 @@
 //! Handlers return [`ApiError`]; a 5xx never carries its cause to the client — the cause goes
 //! to the log (and Sentry) with the request id.
 
+use crate::jobs::admin::ActionError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use orderly_shared::domain::bookings::BookingError;
-use orderly_shared::domain::payments::PaymentError;
-use orderly_shared::jobs::admin::ActionError;
-use orderly_shared::providers::ProviderError;
+use orderly_domain::bookings::BookingError;
+use orderly_domain::payments::PaymentError;
+use orderly_providers::ProviderError;
 use serde::Serialize;
 use utoipa::ToSchema;
 

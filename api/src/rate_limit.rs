@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpResponseBuilder;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use orderly_shared::redis_conn::{RedisConn, key};
+use orderly_core::redis_conn::{RedisConn, key};
 
 use crate::problem::ApiError;
 use crate::state::AppState;

@@ -11,11 +11,11 @@ use actix_web::middleware::{ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, ResponseError, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusRecorder;
-use orderly_shared::Settings;
-use orderly_shared::config::{Binary, CorsSettings};
-use orderly_shared::providers::Providers;
-use orderly_shared::telemetry::meter::{Meter, prometheus_recorder};
-use orderly_shared::telemetry::metrics_endpoint::{self, MetricsEndpoint};
+use orderly_core::Settings;
+use orderly_core::config::{Binary, CorsSettings};
+use orderly_core::telemetry::meter::{Meter, prometheus_recorder};
+use orderly_core::telemetry::metrics_endpoint::{self, MetricsEndpoint};
+use orderly_providers::Providers;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -48,9 +48,9 @@ impl Application {
     /// Connects to PostgreSQL and Redis and binds `API_ADDR` (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::auth::password::set_queue_limit(settings.password_hash_queue);
-        let db = orderly_shared::db::connect(&settings, Binary::Api, settings.database_pool_size)
-            .await?;
-        let redis = orderly_shared::redis_conn::connect(&settings).await?;
+        let db =
+            orderly_core::db::connect(&settings, Binary::Api, settings.database_pool_size).await?;
+        let redis = orderly_core::redis_conn::connect(&settings).await?;
         let listener = TcpListener::bind(settings.api_addr)
             .with_context(|| format!("cannot listen on API_ADDR={}", settings.api_addr))?;
         let port = listener

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use orderly_shared::Settings;
-use orderly_shared::providers::Providers;
-use orderly_shared::redis_conn::RedisConn;
+use orderly_core::Settings;
+use orderly_core::redis_conn::RedisConn;
+use orderly_providers::Providers;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::TokenKeys;

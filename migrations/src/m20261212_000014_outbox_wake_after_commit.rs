@@ -1,6 +1,6 @@
 //! The relays are woken after a commit, not by it: the `NOTIFY` that every transaction
 //! writing outbox rows sent from a trigger made PostgreSQL commit those transactions one at
-//! a time (see `orderly_shared::jobs::wake`).
+//! a time (see `orderly_jobs::wake`).
 
 use sea_orm_migration::prelude::DeriveMigrationName;
 

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Duration, Utc};
-use orderly_shared::schedules::{Entry, Scheduled, ticks};
+use orderly_jobs::schedules::{Entry, Scheduled, ticks};
 
 /// Most ticks one catch-up fires for an entry (the latest ones).
 pub const MOST: usize = 1000;

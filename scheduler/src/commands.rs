@@ -6,8 +6,8 @@ use std::io::Write;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use orderly_shared::jobs::{outbox, wake};
-use orderly_shared::schedules::{self, Entry, Table};
+use orderly_jobs::schedules::{self, Entry, Table};
+use orderly_jobs::{outbox, wake};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 /// How many next runs `list` shows per entry.

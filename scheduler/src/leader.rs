@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orderly_shared::leases;
-use orderly_shared::schedules::{LEASE, Table};
+use orderly_core::leases;
+use orderly_jobs::schedules::{LEASE, Table};
 use sea_orm::DatabaseConnection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

@@ -1,4 +1,4 @@
-//! `orderly-scheduler`: Orderly's cron. It runs the table of `orderly_shared::schedules`
+//! `orderly-scheduler`: Orderly's cron. It runs the table of `orderly_jobs::schedules`
 //! (the one place the entries are defined), and for each tick enqueues one job through the
 //! outbox; the worker does the work. Several replicas may run: one leads at a time.
 //!
@@ -17,9 +17,9 @@ use std::io::Write;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
-use orderly_shared::Settings;
-use orderly_shared::config::Binary;
-use orderly_shared::schedules::{Entry, Table};
+use orderly_core::Settings;
+use orderly_core::config::Binary;
+use orderly_jobs::schedules::{Entry, Table};
 use tokio_util::sync::CancellationToken;
 
 /// Where `/metrics` is served without `METRICS_ADDR`.
@@ -63,11 +63,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => return serve(settings, table).await,
         Command::List => {
-            let db = orderly_shared::db::connect(&settings, Binary::Scheduler, 1).await?;
+            let db = orderly_core::db::connect(&settings, Binary::Scheduler, 1).await?;
             commands::list(&db, &table, &mut answer).await?;
         }
         Command::RunNow { entry, date } => {
-            let db = orderly_shared::db::connect(&settings, Binary::Scheduler, 1).await?;
+            let db = orderly_core::db::connect(&settings, Binary::Scheduler, 1).await?;
             commands::run_now(&db, &table, entry, date, &mut answer).await?;
         }
     }
@@ -78,13 +78,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 
 /// Leads or stands by until SIGTERM or SIGINT.
 async fn serve(settings: Settings, table: Table) -> anyhow::Result<()> {
-    let handle = orderly_shared::telemetry::meter::install_global()?;
-    let _metrics = orderly_shared::telemetry::metrics_endpoint::serve(
+    let handle = orderly_core::telemetry::meter::install_global()?;
+    let _metrics = orderly_core::telemetry::metrics_endpoint::serve(
         settings.metrics_addr.unwrap_or(DEFAULT_METRICS_ADDR),
         handle,
     )
     .await?;
-    let db = orderly_shared::db::connect(&settings, Binary::Scheduler, 2)
+    let db = orderly_core::db::connect(&settings, Binary::Scheduler, 2)
         .await
         .context("connecting to PostgreSQL")?;
     let nonce = uuid::Uuid::new_v4().simple().to_string();
@@ -106,7 +106,7 @@ async fn serve(settings: Settings, table: Table) -> anyhow::Result<()> {
     tracing::info!(scheduler.holder = %holder, lease_s = lease.as_secs(), "orderly-scheduler started");
     let stop = CancellationToken::new();
     let leader = tokio::spawn(leader::run(db, table, holder, lease, stop.clone()));
-    orderly_shared::shutdown::signal().await;
+    orderly_core::shutdown::signal().await;
     stop.cancel();
     let _ = leader.await;
     tracing::info!("orderly-scheduler stopped");

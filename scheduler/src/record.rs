@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use orderly_shared::jobs::{outbox, wake};
-use orderly_shared::schedules::{Entry, LEASE, TickJob};
+use orderly_jobs::schedules::{Entry, LEASE, TickJob};
+use orderly_jobs::{outbox, wake};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait, Value};
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {

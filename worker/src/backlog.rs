@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use orderly_shared::jobs::Queue;
+use orderly_jobs::Queue;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use tokio_util::sync::CancellationToken;
 

@@ -4,11 +4,11 @@
 //! outbox"); while one batch is being written the next fills up, so batches grow with load
 //! and add no delay when idle.
 
-use orderly_shared::jobs::outbox;
+use orderly_jobs::outbox;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use orderly_shared::batcher::Batcher;
+use orderly_core::batcher::Batcher;
 
 /// The most completions written by one statement.
 const MAX_BATCH: usize = 1000;

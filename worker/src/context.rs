@@ -1,7 +1,7 @@
 //! What job handlers are given: the database, the provider clients and the process's runs.
 
-use orderly_shared::jobs::RetryPolicy;
-use orderly_shared::providers::Providers;
+use orderly_jobs::RetryPolicy;
+use orderly_providers::Providers;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +43,7 @@ pub struct JobContext {
     /// Overrides of the retry policies.
     pub policies: PolicyOverrides,
     /// The report time zone and the report's recipients.
-    pub reports: orderly_shared::domain::reports::ReportSettings,
+    pub reports: orderly_domain::reports::ReportSettings,
     /// Cancelled when the process stops: waits for the database give up.
     pub stopping: CancellationToken,
 }

@@ -1,18 +1,18 @@
 //! E-mail and SMS delivery in batches: concurrent `send_email` (or `send_sms`) handlers
 //! share one claim of their notifications, send the messages concurrently and commit each
-//! outcome as it comes (see `orderly_shared::domain::delivery`).
+//! outcome as it comes (see `orderly_domain::delivery`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_shared::domain::delivery::Delivery;
-use orderly_shared::jobs::JobError;
-use orderly_shared::providers::{ProviderError, Providers};
-use orderly_shared::templates::Templates;
+use crate::job_error::JobError;
+use orderly_domain::delivery::Delivery;
+use orderly_domain::templates::Templates;
+use orderly_providers::{ProviderError, Providers};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use orderly_shared::batcher::Batcher;
+use orderly_core::batcher::Batcher;
 
 /// The most messages sent by one batch.
 const MAX_BATCH: usize = 100;

@@ -14,8 +14,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::job_error::JobError;
 use futures::FutureExt;
-use orderly_shared::jobs::{Envelope, JobError, outbox, wake};
+use orderly_jobs::{Envelope, outbox, wake};
 use sea_orm::TransactionTrait;
 use sentry::SentryFutureExt;
 use tracing::Instrument;

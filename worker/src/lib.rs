@@ -15,6 +15,7 @@ pub mod completions;
 pub mod context;
 pub mod deliveries;
 pub mod execute;
+pub mod job_error;
 pub mod jobs;
 pub mod queues;
 pub mod reconciler;
@@ -31,12 +32,12 @@ use std::time::Duration;
 use anyhow::Context;
 use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use clap::Parser;
-use orderly_shared::Settings;
-use orderly_shared::config::{Binary, WorkerSettings, parse_queue, parse_queue_concurrency};
-use orderly_shared::jobs::{Envelope, Queue};
-use orderly_shared::providers::Providers;
-use orderly_shared::telemetry::{meter, metrics_endpoint};
-use orderly_shared::templates::Templates;
+use orderly_core::Settings;
+use orderly_core::config::{Binary, WorkerSettings, parse_queue, parse_queue_concurrency};
+use orderly_core::telemetry::{meter, metrics_endpoint};
+use orderly_domain::templates::Templates;
+use orderly_jobs::{Envelope, Queue};
+use orderly_providers::Providers;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{JobContext, PolicyOverrides};
@@ -108,7 +109,7 @@ fn timings(settings: &WorkerSettings) -> QueueTimings {
 /// Connects, then drains the chosen queues until SIGTERM or SIGINT; running jobs get the
 /// grace period to finish.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    run_until(settings, orderly_shared::shutdown::signal()).await
+    run_until(settings, orderly_core::shutdown::signal()).await
 }
 
 /// [`run`], stopping when `stop` resolves (tests pass their own).
@@ -124,13 +125,13 @@ pub async fn run_until(
     let cli = &settings.worker;
     let pool = cli.db_pool_size.max(8);
     let db =
-        orderly_shared::db::connect_with(&settings, Binary::Worker, pool, Duration::from_secs(30))
+        orderly_core::db::connect_with(&settings, Binary::Worker, pool, Duration::from_secs(30))
             .await?;
-    let redis = orderly_shared::redis_conn::connect(&settings).await?;
+    let redis = orderly_core::redis_conn::connect(&settings).await?;
     let providers = Providers::from_settings(&settings)?;
     let host = settings.hostname.clone();
     let instance = format!("{host}-{}-{}", std::process::id(), ulid::Ulid::generate());
-    let process = orderly_shared::jobs::workers::WorkerProcess {
+    let process = orderly_jobs::workers::WorkerProcess {
         name: instance.clone(),
         host,
         pid: std::process::id(),
@@ -159,7 +160,7 @@ pub async fn run_until(
         ),
         runs: runs.clone(),
         policies,
-        reports: orderly_shared::domain::reports::ReportSettings::from_settings(&settings),
+        reports: orderly_domain::reports::ReportSettings::from_settings(&settings),
         stopping: stopping.clone(),
     };
     let timings = timings(cli);
@@ -178,7 +179,7 @@ pub async fn run_until(
     ))];
     if cli.relay {
         let relay_settings = relay::RelaySettings {
-            window: orderly_shared::jobs::outbox::Window {
+            window: orderly_jobs::outbox::Window {
                 factor: cli.window_factor.max(1),
                 min: cli.window_min.max(1),
                 max: cli.window_max.max(1),

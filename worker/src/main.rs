@@ -1,8 +1,8 @@
 //! `orderly-worker`: parses flags and runs the library.
 
 use clap::Parser;
-use orderly_shared::config::Binary;
-use orderly_shared::{Settings, telemetry};
+use orderly_core::config::Binary;
+use orderly_core::{Settings, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use orderly_shared::jobs::outbox::Pushed;
-use orderly_shared::jobs::{Envelope, Queue};
-use orderly_shared::redis_conn::RedisConn;
+use orderly_core::redis_conn::RedisConn;
+use orderly_jobs::outbox::Pushed;
+use orderly_jobs::{Envelope, Queue};
 
 use crate::storage::{self, QueueKeys, QueueStorage, StorageConfig};
 use crate::transport::Transport;

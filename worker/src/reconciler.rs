@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_shared::jobs::{Queue, outbox, pauses, workers};
+use orderly_jobs::{Queue, outbox, pauses, workers};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
@@ -51,7 +51,7 @@ pub async fn run(
 ) {
     let ttl = settings.interval * 3;
     loop {
-        match orderly_shared::leases::acquire(&db, LEASE, &settings.holder, ttl).await {
+        match orderly_core::leases::acquire(&db, LEASE, &settings.holder, ttl).await {
             Ok(Some(_)) => {
                 if let Err(e) = reconcile_once(&db, transport.as_ref(), &settings).await {
                     tracing::warn!(error = %format!("{e:#}"), "reconciliation failed; retrying next round");
@@ -65,7 +65,7 @@ pub async fn run(
             () = tokio::time::sleep(settings.interval) => {}
         }
     }
-    let _ = orderly_shared::leases::release(&db, LEASE, &settings.holder).await;
+    let _ = orderly_core::leases::release(&db, LEASE, &settings.holder).await;
 }
 
 /// One round; returns how many jobs were handed back or on.

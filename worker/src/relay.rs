@@ -2,7 +2,7 @@
 //! of its workers as its window (`outbox::Window`), and refills a window as runs start.
 //!
 //! Woken at once by `NOTIFY orderly_outbox` (sent just after a transaction that enqueued
-//! commits: `orderly_shared::jobs::wake`) and by this process's runs starting; otherwise
+//! commits: `orderly_jobs::wake`) and by this process's runs starting; otherwise
 //! at the next row's `run_at` (by the database's clock) or after `poll` at the latest. A
 //! lost `LISTEN` connection is rebuilt.
 //! Several relays (one per worker process) are safe: rows are claimed with `FOR UPDATE
@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderly_shared::jobs::outbox::{Cursor, Window};
-use orderly_shared::jobs::{Envelope, Queue, outbox, wake};
+use orderly_jobs::outbox::{Cursor, Window};
+use orderly_jobs::{Envelope, Queue, outbox, wake};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::Notify;

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orderly_shared::batcher::Batcher;
-use orderly_shared::jobs::{outbox, workers};
+use orderly_core::batcher::Batcher;
+use orderly_jobs::{outbox, workers};
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

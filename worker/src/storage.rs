@@ -34,8 +34,8 @@ use apalis_core::backend::future::BoxSyncFuture;
 use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer};
 use apalis_core::backend::{Backend, BackendConfig, WireFormatBackend};
 use futures::FutureExt;
-use orderly_shared::jobs::Queue;
-use orderly_shared::redis_conn::RedisConn;
+use orderly_core::redis_conn::RedisConn;
+use orderly_jobs::Queue;
 use redis::{RedisError, Script};
 use serde_json::Value;
 
@@ -49,7 +49,7 @@ impl QueueKeys {
     /// The keys of `queue` under `prefix`.
     pub fn new(prefix: &str, queue: Queue) -> Self {
         Self {
-            base: orderly_shared::jobs::pauses::queue_tag(prefix, queue),
+            base: orderly_jobs::pauses::queue_tag(prefix, queue),
         }
     }
 

@@ -2,8 +2,8 @@
 //! written once, whatever the queue's storage layout.
 
 use async_trait::async_trait;
-use orderly_shared::jobs::outbox::Pushed;
-use orderly_shared::jobs::{Envelope, Queue};
+use orderly_jobs::outbox::Pushed;
+use orderly_jobs::{Envelope, Queue};
 
 /// A queue transport.
 #[async_trait]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use apalis::prelude::{PollSnapshot, PollStrategy};
 use futures::StreamExt;
-use orderly_shared::redis_conn::RedisConn;
+use orderly_core::redis_conn::RedisConn;
 use tokio::sync::watch;
 use tokio::time::{Sleep, sleep};
 use tokio_stream::wrappers::WatchStream;

@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use orderly_shared::config::LoginLimits;
-use orderly_shared::redis_conn::{RedisConn, key};
+use orderly_core::config::LoginLimits;
+use orderly_core::redis_conn::{RedisConn, key};
 use sha2::{Digest, Sha256};
 
 use crate::rate_limit::{self, LocalCounters};

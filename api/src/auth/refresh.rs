@@ -4,7 +4,7 @@
 //! successor; presenting a used token again means it leaked, so the whole family is revoked.
 
 use chrono::{DateTime, Utc};
-use orderly_shared::entities::{refresh_tokens, users};
+use orderly_db::{refresh_tokens, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,

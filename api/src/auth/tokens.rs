@@ -4,7 +4,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use orderly_shared::entities::users::Role;
+use orderly_db::users::Role;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

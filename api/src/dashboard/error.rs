@@ -54,9 +54,9 @@ impl From<sea_orm::DbErr> for DashboardError {
     }
 }
 
-impl From<orderly_shared::jobs::admin::ActionError> for DashboardError {
-    fn from(error: orderly_shared::jobs::admin::ActionError) -> Self {
-        use orderly_shared::jobs::admin::ActionError;
+impl From<crate::jobs::admin::ActionError> for DashboardError {
+    fn from(error: crate::jobs::admin::ActionError) -> Self {
+        use crate::jobs::admin::ActionError;
         match error {
             ActionError::NotFound(_) => Self::NotFound(error.to_string()),
             ActionError::WrongState { .. } => Self::Conflict(error.to_string()),

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use crate::jobs::admin::{self, JobFilter, JobState, JobView, LIST_CAP};
+use crate::jobs::explain::{self, Limits};
 use actix_web::{HttpRequest, HttpResponse, web};
-use orderly_shared::jobs::admin::{self, JobFilter, JobState, JobView, LIST_CAP};
-use orderly_shared::jobs::explain::{self, Limits};
-use orderly_shared::jobs::outbox::Window;
-use orderly_shared::jobs::{JobKind, Queue};
+use orderly_jobs::outbox::Window;
+use orderly_jobs::{JobKind, Queue};
 use serde::Serialize;
 use uuid::Uuid;
 

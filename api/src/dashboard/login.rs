@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use orderly_shared::entities::users::{self, Role};
+use orderly_db::users::{self, Role};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 

@@ -36,8 +36,8 @@ pub fn is_dashboard_path(path: &str) -> bool {
 }
 
 /// The queue a path names (`404` when there is none).
-pub fn queue_of(name: &str) -> Result<orderly_shared::jobs::Queue, views::DashboardError> {
-    orderly_shared::jobs::Queue::parse(name)
+pub fn queue_of(name: &str) -> Result<orderly_jobs::Queue, views::DashboardError> {
+    orderly_jobs::Queue::parse(name)
         .ok_or_else(|| views::DashboardError::NotFound(format!("there is no queue `{name}`")))
 }
 

@@ -2,10 +2,10 @@
 //! live workers and the throughput chart's sample; pausing, resuming and retrying a
 //! queue's dead jobs.
 
+use crate::jobs::admin::{self, BulkAction, JobState, QueueStats};
 use actix_web::{HttpRequest, HttpResponse, web};
-use orderly_shared::jobs::admin::{self, BulkAction, JobState, QueueStats};
-use orderly_shared::jobs::outbox::Window;
-use orderly_shared::jobs::pauses;
+use orderly_jobs::outbox::Window;
+use orderly_jobs::pauses;
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde::Serialize;
 

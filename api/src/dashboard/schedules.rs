@@ -4,9 +4,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use orderly_shared::jobs::admin::audit;
-use orderly_shared::jobs::{outbox, wake};
-use orderly_shared::schedules::{self, Entry, Table};
+use orderly_db::audit_log;
+use orderly_jobs::schedules::{self, Entry, Table};
+use orderly_jobs::{outbox, wake};
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
@@ -137,7 +137,7 @@ pub async fn run_now(
     let now = db_now(&txn).await?;
     let job = table.job_on_demand(entry, now, date)?;
     let new = outbox::enqueue_many(&txn, std::slice::from_ref(&job.job)).await? == 1;
-    audit(
+    audit_log::record(
         &txn,
         admin.actor(),
         "schedule.run_now",

@@ -11,9 +11,9 @@ use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures::future::LocalBoxFuture;
-use orderly_shared::config::AppEnv;
-use orderly_shared::entities::users::Role;
-use orderly_shared::jobs::pauses::Actor;
+use orderly_core::config::AppEnv;
+use orderly_db::audit_log::Actor;
+use orderly_db::users::Role;
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 use uuid::Uuid;
 

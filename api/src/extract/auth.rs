@@ -4,7 +4,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::{Ready, ready};
-use orderly_shared::entities::users::Role;
+use orderly_db::users::Role;
 use uuid::Uuid;
 
 use crate::auth::tokens::TokenError;

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use orderly_shared::jobs::outbox;
-use orderly_shared::jobs::pauses::flag_key;
-use orderly_shared::jobs::{Queue, outbox::Window};
+use orderly_jobs::outbox;
+use orderly_jobs::pauses::flag_key;
+use orderly_jobs::{Queue, outbox::Window};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement, Value as DbValue};
 use serde_json::{Value, json};
@@ -841,7 +841,7 @@ async fn pausing_a_queue_records_it_flags_it_in_redis_stops_the_relay_claiming_i
  {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let mut redis = orderly_shared::redis_conn::connect(&app.settings)
+    let mut redis = orderly_core::redis_conn::connect(&app.settings)
         .await
         .unwrap();
     let flag = flag_key(&app.settings.redis_prefix, Queue::Email);

@@ -2,7 +2,7 @@
 //! enqueued through the outbox with its audit row, and the stored report served as it is.
 
 use chrono::{NaiveDate, Utc};
-use orderly_shared::domain::reports::{self, CurrencyTotals, ListingTotals, Report};
+use orderly_domain::reports::{self, CurrencyTotals, ListingTotals, Report};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use orderly_api::auth::AccessClaims;
-use orderly_shared::entities::users::Role;
+use orderly_db::users::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

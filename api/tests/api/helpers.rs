@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use orderly_api::auth::TokenKeys;
 use orderly_api::startup::Application;
-use orderly_shared::Settings;
-use orderly_shared::testing::test_id;
-pub use orderly_shared::testing::{RedisServer, create_test_database, env};
+use orderly_core::Settings;
+use orderly_testing::test_id;
+pub use orderly_testing::{RedisServer, create_test_database, env};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
@@ -77,7 +77,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     }
     let settings = Settings::from_map(&vars).expect("test settings");
     if std::env::var("TEST_LOG").is_ok() {
-        let _telemetry = orderly_shared::telemetry::init("orderly-api-test", &settings);
+        let _telemetry = orderly_core::telemetry::init("orderly-api-test", &settings);
     }
     let tokens = TokenKeys::new(settings.jwt_key());
     let app = Application::build(settings.clone())

@@ -44,7 +44,7 @@ async fn kill_connection_of(app: &TestApp, db: &DatabaseConnection) {
     // The pool pings a connection handed back before it is idle again: kill it only once
     // idle, or the ping finds it dead and the pool opens a fresh one.
     let pool = db.get_postgres_connection_pool();
-    orderly_shared::testing::wait_until("the connection is idle", Duration::from_secs(5), || {
+    orderly_testing::wait_until("the connection is idle", Duration::from_secs(5), || {
         let idle = pool.num_idle() == 1;
         async move { idle }
     })
@@ -59,7 +59,7 @@ async fn kill_connection_of(app: &TestApp, db: &DatabaseConnection) {
     alive("SELECT pg_terminate_backend($1) AS done")
         .await
         .unwrap();
-    orderly_shared::testing::wait_until("the backend is gone", Duration::from_secs(5), || {
+    orderly_testing::wait_until("the backend is gone", Duration::from_secs(5), || {
         let query = alive("SELECT 1 AS one FROM pg_stat_activity WHERE pid = $1");
         async move { query.await.unwrap().is_none() }
     })
@@ -220,7 +220,7 @@ async fn a_release_that_cannot_land_at_once_lands_from_the_background() {
     assert_eq!(claims_of(&app, "k-7").await, 1);
 
     blocker.commit().await.unwrap();
-    orderly_shared::testing::wait_until(
+    orderly_testing::wait_until(
         "the background released the key",
         Duration::from_secs(5),
         || async { claims_of(&app, "k-7").await == 0 },

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use orderly_shared::testing::PgServer;
+use orderly_testing::PgServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orderly_shared::testing::{PgServer, wait_until};
+use orderly_testing::{PgServer, wait_until};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -332,7 +332,7 @@ async fn cors_allows_only_the_configured_origin() {
 #[tokio::test]
 async fn with_metrics_addr_the_metrics_are_served_there_and_not_on_the_api_port() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let test_id = orderly_shared::testing::test_id();
+    let test_id = orderly_testing::test_id();
     let vars = std::collections::HashMap::from([
         (
             "DATABASE_URL".to_owned(),
@@ -343,7 +343,7 @@ async fn with_metrics_addr_the_metrics_are_served_there_and_not_on_the_api_port(
         ("API_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("METRICS_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
     ]);
-    let settings = orderly_shared::Settings::from_map(&vars).unwrap();
+    let settings = orderly_core::Settings::from_map(&vars).unwrap();
     let app = orderly_api::startup::Application::build(settings)
         .await
         .unwrap();

@@ -2,9 +2,9 @@
 //! booking (or left to the `create_payment` job when Stripe fails), a declined card that
 //! keeps nothing, and the webhook: refused unless signed, applied once, in any order.
 
-use orderly_shared::domain::payment_events::{self, Applied};
-use orderly_shared::providers::stripe::parse_event;
-use orderly_shared::testing::stripe::{FakeStripe, Kind, WebhookSigner};
+use orderly_domain::payment_events::{self, Applied};
+use orderly_providers::stripe::parse_event;
+use orderly_testing::stripe::{FakeStripe, Kind, WebhookSigner};
 use reqwest::{Response, StatusCode};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};

@@ -185,7 +185,7 @@ async fn clients_retrying_through_terminated_database_connections_each_book_once
         capacity - CLIENTS as i64
     );
     // Every claim ended with its answer stored.
-    orderly_shared::testing::wait_until(
+    orderly_testing::wait_until(
         "every claim has its answer",
         Duration::from_secs(10),
         || async {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::ResponseError;
 use orderly_api::problem::ApiError;
-use orderly_shared::Settings;
-use orderly_shared::config::Binary;
+use orderly_core::Settings;
+use orderly_core::config::Binary;
 use reqwest::{Response, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ async fn a_statement_past_its_timeout_is_cancelled_as_a_503_and_its_connection_s
     ]);
     let settings = Settings::from_map(&vars).unwrap();
     // One connection: the statement after the cancelled one runs on the same session.
-    let db = orderly_shared::db::connect(&settings, Binary::Api, 1)
+    let db = orderly_core::db::connect(&settings, Binary::Api, 1)
         .await
         .unwrap();
 

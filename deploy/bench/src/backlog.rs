@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use orderly_shared::redis_conn::RedisConn;
+use orderly_core::redis_conn::RedisConn;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     let mut redis = RedisConn::open(&redis_url).await?;
     let keys = format!(
         "{{{}}}",
-        orderly_shared::redis_conn::key(&prefix, &["bookings"])
+        orderly_core::redis_conn::key(&prefix, &["bookings"])
     );
     let tag = uuid::Uuid::now_v7().simple().to_string();
     let mut queued = 0;

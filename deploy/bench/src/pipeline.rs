@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use orderly_shared::jobs::outbox::NewJob;
-use orderly_shared::jobs::{Enqueuer, Job, Noop, outbox, wake};
+use orderly_jobs::outbox::NewJob;
+use orderly_jobs::{Enqueuer, Job, Noop, outbox, wake};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -336,14 +336,14 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
     let step = Duration::from_millis(args.spread_seconds * 1000 / args.count.max(1) as u64);
     for i in 0..args.count {
         let hold = Duration::from_secs(args.hold_seconds) + step * i as u32;
-        let gateway = orderly_shared::providers::payments::SimulatedGateway {
-            mode: orderly_shared::config::SimulatedPayments::Never,
+        let gateway = orderly_providers::payments::SimulatedGateway {
+            mode: orderly_core::config::SimulatedPayments::Never,
         };
-        let created = orderly_shared::domain::bookings::create(
+        let created = orderly_domain::bookings::create(
             &db,
             hold,
             &gateway,
-            orderly_shared::domain::bookings::NewBooking {
+            orderly_domain::bookings::NewBooking {
                 customer_id: customer,
                 listing_id: listing,
                 quantity: 1,

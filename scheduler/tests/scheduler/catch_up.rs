@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use orderly_shared::schedules::{Entry, ticks};
-use orderly_shared::testing::wait_until;
+use orderly_jobs::schedules::{Entry, ticks};
+use orderly_testing::wait_until;
 
 use crate::harness::Harness;
 

@@ -4,10 +4,10 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use orderly_shared::config::SimulatedPayments;
-use orderly_shared::domain::{reminders, retention, sweep};
-use orderly_shared::jobs::{Job, Reminders};
-use orderly_shared::providers::payments::SimulatedGateway;
+use orderly_core::config::SimulatedPayments;
+use orderly_domain::{reminders, retention, sweep};
+use orderly_jobs::{Job, Reminders};
+use orderly_providers::payments::SimulatedGateway;
 
 use crate::harness::Harness;
 

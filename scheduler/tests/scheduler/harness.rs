@@ -6,9 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orderly_shared::Settings;
-use orderly_shared::schedules::Table;
-use orderly_shared::testing::{Process, create_test_database, env, test_id, wait_until};
+use orderly_core::Settings;
+use orderly_jobs::schedules::Table;
+use orderly_testing::{Process, create_test_database, env, test_id, wait_until};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, Value};
 use uuid::Uuid;
 
@@ -151,7 +151,7 @@ impl Harness {
 
     /// The holder of the scheduler's lease while it is live.
     pub async fn leader(&self) -> Option<String> {
-        orderly_shared::schedules::leader(&self.db)
+        orderly_jobs::schedules::leader(&self.db)
             .await
             .unwrap()
             .map(|l| l.holder)

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use orderly_shared::testing::metrics::{free_addr, scrape, series};
-use orderly_shared::testing::wait_until;
+use orderly_testing::metrics::{free_addr, scrape, series};
+use orderly_testing::wait_until;
 
 use crate::harness::{Harness, SchedulerProcess, pid_of};
 

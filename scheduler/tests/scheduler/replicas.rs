@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use orderly_shared::testing::wait_until;
+use orderly_testing::wait_until;
 
 use crate::harness::{Harness, Run, pid_of};
 

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
+use orderly_core::leases;
+use orderly_jobs::schedules::{Entry, LEASE};
 use orderly_scheduler::record::{self, Fence, Fired};
-use orderly_shared::leases;
-use orderly_shared::schedules::{Entry, LEASE};
 use sea_orm::ConnectionTrait;
 
 use crate::harness::Harness;

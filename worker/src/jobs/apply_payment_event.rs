@@ -2,9 +2,10 @@
 //! version cannot read dies with the reason, to be retried from the dashboard after an
 //! upgrade.
 
-use orderly_shared::domain::payment_events;
-use orderly_shared::jobs::{ApplyPaymentEvent, JobError};
-use orderly_shared::providers::stripe::parse_event;
+use crate::job_error::JobError;
+use orderly_domain::payment_events;
+use orderly_jobs::ApplyPaymentEvent;
+use orderly_providers::stripe::parse_event;
 
 use super::Handler;
 use crate::context::JobContext;

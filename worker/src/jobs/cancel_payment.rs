@@ -1,7 +1,8 @@
 //! `cancel_payment`: cancels a payment that was never captured.
 
-use orderly_shared::domain::payments;
-use orderly_shared::jobs::{CancelPayment, JobError};
+use crate::job_error::JobError;
+use orderly_domain::payments;
+use orderly_jobs::CancelPayment;
 
 use super::Handler;
 use crate::context::JobContext;

@@ -1,7 +1,8 @@
 //! `capture_payment`: captures a confirmed booking's payment (idempotency key per booking).
 
-use orderly_shared::domain::payments;
-use orderly_shared::jobs::{CapturePayment, JobError};
+use crate::job_error::JobError;
+use orderly_domain::payments;
+use orderly_jobs::CapturePayment;
 
 use super::Handler;
 use crate::context::JobContext;

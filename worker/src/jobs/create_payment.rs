@@ -1,7 +1,8 @@
 //! `create_payment`: creates the payment the booking request could not.
 
-use orderly_shared::domain::payments;
-use orderly_shared::jobs::{CreatePayment, JobError};
+use crate::job_error::JobError;
+use orderly_domain::payments;
+use orderly_jobs::CreatePayment;
 
 use super::Handler;
 use crate::context::JobContext;

@@ -1,7 +1,8 @@
 //! `daily_report`: computes, stores and e-mails one day's report.
 
-use orderly_shared::domain::reports;
-use orderly_shared::jobs::{DailyReport, JobError};
+use crate::job_error::JobError;
+use orderly_domain::reports;
+use orderly_jobs::DailyReport;
 
 use super::Handler;
 use crate::context::JobContext;

@@ -1,8 +1,9 @@
 //! `expire_booking`: an unpaid booking whose hold ran out gives its seats back, unless the
 //! payment provider shows it was paid at the last moment (then it is confirmed).
 
-use orderly_shared::domain::payments;
-use orderly_shared::jobs::{ExpireBooking, JobError};
+use crate::job_error::JobError;
+use orderly_domain::payments;
+use orderly_jobs::ExpireBooking;
 
 use super::Handler;
 use crate::context::JobContext;

@@ -23,14 +23,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use orderly_shared::jobs::{
+use orderly_jobs::{
     ApplyPaymentEvent, CancelPayment, CapturePayment, CreatePayment, DailyReport, Envelope,
-    ExpireBooking, Job, JobError, JobKind, Noop, ReconcilePayments, RefundPayment, Reminders,
-    Retention, RetryPolicy, SendEmail, SendSms, Sweep,
+    ExpireBooking, Job, JobKind, Noop, ReconcilePayments, RefundPayment, Reminders, Retention,
+    RetryPolicy, SendEmail, SendSms, Sweep,
 };
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::context::{JobContext, PolicyOverrides};
+use crate::job_error::JobError;
 
 /// What the worker does with one job type.
 pub trait Handler: Job {

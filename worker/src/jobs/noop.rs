@@ -1,6 +1,7 @@
 //! `noop`: does nothing; a queue health probe and the benchmark's unit of work.
 
-use orderly_shared::jobs::{JobError, Noop};
+use crate::job_error::JobError;
+use orderly_jobs::Noop;
 
 use super::Handler;
 use crate::context::JobContext;

@@ -1,8 +1,9 @@
 //! `reconcile_payments`: a scheduler tick compares bookings with the payment provider and
-//! repairs what disagrees (see `orderly_shared::domain::reconcile`).
+//! repairs what disagrees (see `orderly_domain::reconcile`).
 
-use orderly_shared::domain::reconcile;
-use orderly_shared::jobs::{JobError, ReconcilePayments};
+use crate::job_error::JobError;
+use orderly_domain::reconcile;
+use orderly_jobs::ReconcilePayments;
 
 use super::Handler;
 use crate::context::JobContext;

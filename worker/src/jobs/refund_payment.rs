@@ -1,7 +1,8 @@
 //! `refund_payment`: refunds a cancelled booking's captured payment.
 
-use orderly_shared::domain::payments;
-use orderly_shared::jobs::{JobError, RefundPayment};
+use crate::job_error::JobError;
+use orderly_domain::payments;
+use orderly_jobs::RefundPayment;
 
 use super::Handler;
 use crate::context::JobContext;

@@ -1,8 +1,9 @@
 //! `reminders`: a scheduler tick asks for the reminders of bookings whose listing starts
 //! within the lead; each booking is reminded once, however many ticks ask.
 
-use orderly_shared::domain::reminders;
-use orderly_shared::jobs::{JobError, Reminders};
+use crate::job_error::JobError;
+use orderly_domain::reminders;
+use orderly_jobs::Reminders;
 
 use super::Handler;
 use crate::context::JobContext;

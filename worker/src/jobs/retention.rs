@@ -1,10 +1,11 @@
 //! `retention`: a scheduler tick deletes what is past its keeping, in short batches (the
-//! rules are in `orderly_shared::domain::retention`).
+//! rules are in `orderly_domain::retention`).
 
 use std::time::Duration;
 
-use orderly_shared::domain::retention;
-use orderly_shared::jobs::{JobError, Retention};
+use crate::job_error::JobError;
+use orderly_domain::retention;
+use orderly_jobs::Retention;
 
 use super::Handler;
 use crate::context::JobContext;

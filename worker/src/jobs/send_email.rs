@@ -1,7 +1,8 @@
 //! `send_email`: delivers one e-mail notification, in a batch with concurrent ones.
 
-use orderly_shared::domain::notifications;
-use orderly_shared::jobs::{JobError, SendEmail};
+use crate::job_error::JobError;
+use orderly_domain::notifications;
+use orderly_jobs::SendEmail;
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::Handler;

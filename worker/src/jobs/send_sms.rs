@@ -1,7 +1,8 @@
 //! `send_sms`: delivers one SMS notification, in a batch with concurrent ones.
 
-use orderly_shared::domain::notifications;
-use orderly_shared::jobs::{JobError, SendSms};
+use crate::job_error::JobError;
+use orderly_domain::notifications;
+use orderly_jobs::SendSms;
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::Handler;

@@ -1,8 +1,9 @@
 //! `sweep`: a scheduler tick expires unpaid bookings whose `expire_booking` job was lost or
 //! is far behind, and reports bookings stuck `confirmed` without a capture job.
 
-use orderly_shared::domain::sweep;
-use orderly_shared::jobs::{JobError, Sweep};
+use crate::job_error::JobError;
+use orderly_domain::sweep;
+use orderly_jobs::Sweep;
 
 use super::Handler;
 use crate::context::JobContext;

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use orderly_shared::entities::users::Role;
-use orderly_shared::jobs::Queue;
-use orderly_shared::jobs::pauses::{self, Actor};
-use orderly_shared::testing::wait_until;
+use orderly_db::audit_log::Actor;
+use orderly_db::users::Role;
+use orderly_jobs::Queue;
+use orderly_jobs::pauses;
+use orderly_testing::wait_until;
 use orderly_worker::queues::RedisTransport;
 use orderly_worker::relay::{RelaySettings, relay_once};
 

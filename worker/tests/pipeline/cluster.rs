@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use orderly_shared::jobs::Queue;
-use orderly_shared::redis_conn::RedisConn;
-use orderly_shared::testing::{env, test_id};
+use orderly_core::redis_conn::RedisConn;
+use orderly_jobs::Queue;
+use orderly_testing::{env, test_id};
 use orderly_worker::storage::QueueKeys;
 
 use crate::harness::on_redis;

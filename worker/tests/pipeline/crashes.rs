@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use orderly_shared::entities::users::Role;
-use orderly_shared::testing::{RedisServer, wait_until};
+use orderly_db::users::Role;
+use orderly_testing::{RedisServer, wait_until};
 use orderly_worker::queues::RedisTransport;
 use orderly_worker::relay::{RelaySettings, relay_once};
 

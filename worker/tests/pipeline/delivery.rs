@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderly_shared::domain::delivery::Delivery;
-use orderly_shared::providers::ProviderError;
-use orderly_shared::providers::mail::{Mailer, OutgoingEmail};
+use orderly_domain::delivery::Delivery;
+use orderly_providers::ProviderError;
+use orderly_providers::mail::{Mailer, OutgoingEmail};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
@@ -256,7 +256,7 @@ async fn each_message_is_recorded_sent_while_the_rest_of_its_batch_is_still_in_f
     let both = [quick, slow];
     let batch = delivery.send_emails(&mailer, &p.templates, &both);
     let check = async {
-        orderly_shared::testing::wait_until(
+        orderly_testing::wait_until(
             "the quick message is committed as sent",
             Duration::from_secs(10),
             || async {
@@ -364,7 +364,7 @@ async fn a_late_failure_leaves_a_newer_claim_alone_but_a_late_send_is_recorded()
     let one = [failing];
     let batch = delivery.send_emails(&mailer, &p.templates, &one);
     let meanwhile = async {
-        orderly_shared::testing::wait_until("claimed", Duration::from_secs(10), || async {
+        orderly_testing::wait_until("claimed", Duration::from_secs(10), || async {
             status(failing).await.as_deref() == Some("sending 1")
         })
         .await;
@@ -383,7 +383,7 @@ async fn a_late_failure_leaves_a_newer_claim_alone_but_a_late_send_is_recorded()
     let one = [sending];
     let batch = delivery.send_emails(&mailer, &p.templates, &one);
     let meanwhile = async {
-        orderly_shared::testing::wait_until("claimed", Duration::from_secs(10), || async {
+        orderly_testing::wait_until("claimed", Duration::from_secs(10), || async {
             status(sending).await.as_deref() == Some("sending 1")
         })
         .await;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use orderly_shared::entities::users::Role;
-use orderly_shared::testing::wait_until;
+use orderly_db::users::Role;
+use orderly_testing::wait_until;
 
 use crate::fakes::FakeSmtp;
 use crate::harness::Pipeline;

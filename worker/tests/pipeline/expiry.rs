@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use orderly_shared::domain::bookings;
-use orderly_shared::entities::users::Role;
-use orderly_shared::testing::wait_until;
+use orderly_db::users::Role;
+use orderly_domain::bookings;
+use orderly_testing::wait_until;
 
 use crate::harness::Pipeline;
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use orderly_shared::jobs::Queue;
-use orderly_shared::testing::{RedisServer, wait_until};
+use orderly_jobs::Queue;
+use orderly_testing::{RedisServer, wait_until};
 use redis::AsyncCommands;
 
 use crate::fakes::FakeSmtp;
@@ -194,9 +194,7 @@ async fn a_job_that_kills_its_worker_is_dead_after_its_limit_saying_the_worker_w
     let smtp = FakeSmtp::start(Duration::from_secs(30)).await;
     let p = Pipeline::new(&[("SMTP_URL", smtp.url.as_str())]).await;
     let listing = p.listing(5).await;
-    let customer = p
-        .user(orderly_shared::entities::users::Role::Customer, None)
-        .await;
+    let customer = p.user(orderly_db::users::Role::Customer, None).await;
     p.book(&customer, &listing, 1).await;
     // A message left `sending` by a killed run may go again after a second.
     let settings = [

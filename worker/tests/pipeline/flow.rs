@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use orderly_shared::jobs::{Noop, outbox};
+use orderly_jobs::{Noop, outbox};
 use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
@@ -34,10 +34,7 @@ pub(crate) async fn bookings_become_paid_with_one_confirmation_email_and_sms_eac
     let mut ids = Vec::new();
     for _ in 0..20 {
         let customer = p
-            .user(
-                orderly_shared::entities::users::Role::Customer,
-                Some("+4915112345678"),
-            )
+            .user(orderly_db::users::Role::Customer, Some("+4915112345678"))
             .await;
         ids.push(p.book(&customer, &listing, 2).await);
     }
@@ -89,12 +86,10 @@ pub(crate) async fn bookings_become_paid_with_one_confirmation_email_and_sms_eac
 async fn cancelling_a_paid_booking_refunds_it_once_and_tells_the_customer() {
     let p = Pipeline::new(&[]).await;
     let listing = p.listing(10).await;
-    let customer = p
-        .user(orderly_shared::entities::users::Role::Customer, None)
-        .await;
+    let customer = p.user(orderly_db::users::Role::Customer, None).await;
     let id = p.book(&customer, &listing, 2).await;
     let _worker = p.spawn_worker(&[]);
-    orderly_shared::testing::wait_until("the booking is paid", Duration::from_secs(20), || async {
+    orderly_testing::wait_until("the booking is paid", Duration::from_secs(20), || async {
         p.text(&format!("SELECT status FROM bookings WHERE id = '{id}'"))
             .await
             .as_deref()
@@ -102,15 +97,15 @@ async fn cancelling_a_paid_booking_refunds_it_once_and_tells_the_customer() {
     })
     .await;
 
-    orderly_shared::domain::bookings::cancel(
+    orderly_domain::bookings::cancel(
         &p.db,
         id,
-        orderly_shared::domain::bookings::CancelledBy::Admin,
+        orderly_domain::bookings::CancelledBy::Admin,
         None,
     )
     .await
     .unwrap();
-    orderly_shared::testing::wait_until(
+    orderly_testing::wait_until(
         "the booking is refunded",
         Duration::from_secs(20),
         || async {
@@ -154,7 +149,7 @@ async fn cancelling_a_paid_booking_refunds_it_once_and_tells_the_customer() {
 
 #[tokio::test]
 async fn many_jobs_go_in_with_one_statement_and_repeats_are_skipped() {
-    use orderly_shared::jobs::outbox::NewJob;
+    use orderly_jobs::outbox::NewJob;
     let p = Pipeline::new(&[]).await;
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let first = Noop { id: Uuid::new_v4() };
@@ -194,7 +189,7 @@ async fn many_jobs_go_in_with_one_statement_and_repeats_are_skipped() {
 #[tokio::test]
 async fn concurrent_enqueues_share_commits_and_every_job_runs() {
     let p = Pipeline::new(&[]).await;
-    let enqueuer = orderly_shared::jobs::Enqueuer::start(p.db.clone());
+    let enqueuer = orderly_jobs::Enqueuer::start(p.db.clone());
     let calls = (0..300).map(|_| {
         let enqueuer = enqueuer.clone();
         async move { enqueuer.enqueue(&Noop { id: Uuid::new_v4() }, None).await }

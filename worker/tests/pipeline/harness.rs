@@ -8,16 +8,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use orderly_shared::Settings;
-use orderly_shared::domain::bookings;
-use orderly_shared::entities::listings::{self, ListingStatus};
-use orderly_shared::entities::users::{self, Role};
-use orderly_shared::jobs::outbox::{self, NewJob};
-use orderly_shared::jobs::{Noop, Queue, wake};
-use orderly_shared::providers::Providers;
-use orderly_shared::redis_conn::RedisConn;
-use orderly_shared::templates::Templates;
-use orderly_shared::testing::{Process, create_test_database, env, test_id, wait_until};
+use orderly_core::Settings;
+use orderly_core::redis_conn::RedisConn;
+use orderly_db::listings::{self, ListingStatus};
+use orderly_db::users::{self, Role};
+use orderly_domain::bookings;
+use orderly_domain::templates::Templates;
+use orderly_jobs::outbox::{self, NewJob};
+use orderly_jobs::{Noop, Queue, wake};
+use orderly_providers::Providers;
+use orderly_testing::{Process, create_test_database, env, test_id, wait_until};
 use orderly_worker::storage::QueueKeys;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set, Statement};
 use uuid::Uuid;
@@ -208,7 +208,7 @@ impl Pipeline {
         quantity: i32,
     ) -> Uuid {
         let gateway = self.providers.payments.as_ref();
-        let (created, _) = orderly_shared::domain::checkout::book(
+        let (created, _) = orderly_domain::checkout::book(
             &self.db,
             self.settings.booking_hold,
             gateway,
@@ -252,7 +252,7 @@ impl Pipeline {
 
     /// A Redis connection to this pipeline's server (or cluster, or Sentinel's primary).
     pub async fn redis(&self) -> RedisConn {
-        orderly_shared::redis_conn::connect(&self.settings)
+        orderly_core::redis_conn::connect(&self.settings)
             .await
             .unwrap()
     }

@@ -7,14 +7,14 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use orderly_shared::domain::bookings::{self, CancelledBy};
-use orderly_shared::domain::payment_events::{self, Received};
-use orderly_shared::domain::reconcile::{self, Options};
-use orderly_shared::domain::{payments, reports};
-use orderly_shared::entities::users::Role;
-use orderly_shared::providers::stripe::parse_event;
-use orderly_shared::testing::stripe::{FakeStripe, Kind, event_payload};
-use orderly_shared::testing::wait_until;
+use orderly_db::users::Role;
+use orderly_domain::bookings::{self, CancelledBy};
+use orderly_domain::payment_events::{self, Received};
+use orderly_domain::reconcile::{self, Options};
+use orderly_domain::{payments, reports};
+use orderly_providers::stripe::parse_event;
+use orderly_testing::stripe::{FakeStripe, Kind, event_payload};
+use orderly_testing::wait_until;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
@@ -272,7 +272,7 @@ async fn a_signed_event_this_version_cannot_read_becomes_a_dead_job_and_applies_
     ))
     .await
     .unwrap();
-    let queue = orderly_shared::jobs::Queue::Payments;
+    let queue = orderly_jobs::Queue::Payments;
     let job_id: Uuid = p
         .text(&format!(
             "SELECT id::text FROM outbox WHERE task_id = '{job}'"
@@ -281,11 +281,11 @@ async fn a_signed_event_this_version_cannot_read_becomes_a_dead_job_and_applies_
         .unwrap()
         .parse()
         .unwrap();
-    orderly_shared::jobs::admin::retry(
+    orderly_api::jobs::admin::retry(
         &p.db,
         queue,
         job_id,
-        orderly_shared::jobs::pauses::Actor {
+        orderly_db::audit_log::Actor {
             user_id: p.user(Role::Admin, None).await.id,
             request_id: None,
         },
@@ -437,7 +437,7 @@ async fn payments_paid(p: &Pipeline, booking: Uuid) {
         )
         .await
         .unwrap();
-    orderly_shared::domain::payments::observed(&p.db, booking, &intent, None)
+    orderly_domain::payments::observed(&p.db, booking, &intent, None)
         .await
         .unwrap();
     assert_eq!(booking_status(p, booking).await, "paid");

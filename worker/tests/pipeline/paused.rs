@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use orderly_shared::domain::delivery::Delivery;
-use orderly_shared::providers::ProviderError;
-use orderly_shared::providers::mail::{Mailer, OutgoingEmail, message_id};
-use orderly_shared::testing::wait_until;
+use orderly_domain::delivery::Delivery;
+use orderly_providers::ProviderError;
+use orderly_providers::mail::{Mailer, OutgoingEmail, message_id};
+use orderly_testing::wait_until;
 use sea_orm::ConnectionTrait;
 use tokio::sync::Notify;
 use uuid::Uuid;

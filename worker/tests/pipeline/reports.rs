@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use mail_parser::{MessageParser, MimeHeaders};
-use orderly_shared::domain::reports::{self, CurrencyTotals, Report, ReportSettings};
-use orderly_shared::entities::listings;
-use orderly_shared::entities::users::Role;
-use orderly_shared::jobs::{DailyReport, outbox};
-use orderly_shared::testing::wait_until;
+use orderly_db::listings;
+use orderly_db::users::Role;
+use orderly_domain::reports::{self, CurrencyTotals, Report, ReportSettings};
+use orderly_jobs::{DailyReport, outbox};
+use orderly_testing::wait_until;
 use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use orderly_shared::entities::users::Role;
-use orderly_shared::jobs::outbox::{self, NewJob};
-use orderly_shared::jobs::{Reminders, Sweep};
-use orderly_shared::testing::wait_until;
+use orderly_db::users::Role;
+use orderly_jobs::outbox::{self, NewJob};
+use orderly_jobs::{Reminders, Sweep};
+use orderly_testing::wait_until;
 use sea_orm::ConnectionTrait;
 
 use crate::harness::Pipeline;

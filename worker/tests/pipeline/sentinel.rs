@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use orderly_shared::entities::users::Role;
-use orderly_shared::testing::{Process, test_id, wait_until};
+use orderly_db::users::Role;
+use orderly_testing::{Process, test_id, wait_until};
 
 use crate::fakes::{FakeSmtp, FakeTwilio};
 use crate::harness::Pipeline;
@@ -243,7 +243,7 @@ async fn the_redis_primary_killed_mid_flow_fails_over_through_sentinel_and_every
     let mut conn = p.redis().await;
     let workers: Vec<String> = redis::AsyncCommands::zrange(
         &mut conn,
-        p.keys(orderly_shared::jobs::Queue::Email).workers(),
+        p.keys(orderly_jobs::Queue::Email).workers(),
         0,
         -1,
     )

@@ -53,7 +53,7 @@ fn an_unknown_queue_is_refused_by_name() {
 
 #[test]
 fn a_broken_template_stops_the_worker_before_it_connects_naming_the_file() {
-    let dir = orderly_shared::testing::copy_of_templates();
+    let dir = orderly_testing::copy_of_templates();
     let file = dir.join("email/hold_expired.html");
     std::fs::write(
         &file,

@@ -5,15 +5,15 @@
 
 use std::time::Duration;
 
-use orderly_shared::config::PaymentSettings;
-use orderly_shared::domain::bookings;
-use orderly_shared::domain::bookings::CancelledBy;
-use orderly_shared::domain::payment_events::{self, Applied, Received};
-use orderly_shared::entities::users::Role;
-use orderly_shared::providers::payments::IntentState;
-use orderly_shared::providers::stripe::{parse_event, verify_signature};
-use orderly_shared::testing::stripe::{FakeStripe, Kind, Outcome, RecordedRequest};
-use orderly_shared::testing::wait_until;
+use orderly_core::config::PaymentSettings;
+use orderly_db::users::Role;
+use orderly_domain::bookings;
+use orderly_domain::bookings::CancelledBy;
+use orderly_domain::payment_events::{self, Applied, Received};
+use orderly_providers::payments::IntentState;
+use orderly_providers::stripe::{parse_event, verify_signature};
+use orderly_testing::stripe::{FakeStripe, Kind, Outcome, RecordedRequest};
+use orderly_testing::wait_until;
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_shared::jobs::{Job, Noop, outbox, wake};
-use orderly_shared::testing::wait_until;
+use orderly_jobs::{Job, Noop, outbox, wake};
+use orderly_testing::wait_until;
 use orderly_worker::queues::RedisTransport;
 use orderly_worker::relay::{self, RelaySettings};
 use sea_orm::TransactionTrait;

@@ -2,9 +2,9 @@
 //! job named by the path.
 
 use actix_web::{HttpMessage, HttpRequest};
-use orderly_shared::entities::users::Role;
-use orderly_shared::jobs::Queue;
-use orderly_shared::jobs::pauses::Actor;
+use orderly_db::audit_log::Actor;
+use orderly_db::users::Role;
+use orderly_jobs::Queue;
 use uuid::Uuid;
 
 use crate::extract::AuthUser;

@@ -3,8 +3,8 @@
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use chrono::{Datelike, NaiveDate, Utc};
-use orderly_shared::domain::reports::{self, Report};
-use orderly_shared::entities::users::Role;
+use orderly_db::users::Role;
+use orderly_domain::reports::{self, Report};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;

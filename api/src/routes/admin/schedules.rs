@@ -3,9 +3,9 @@
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
-use orderly_shared::entities::schedule_runs::{self, ScheduleRunStatus};
-use orderly_shared::entities::users::Role;
-use orderly_shared::schedules::{self, Entry, Table};
+use orderly_db::schedule_runs::{self, ScheduleRunStatus};
+use orderly_db::users::Role;
+use orderly_jobs::schedules::{self, Entry, Table};
 use serde::Serialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};

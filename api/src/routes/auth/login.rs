@@ -1,7 +1,7 @@
 //! `POST /api/v1/auth/login`.
 
 use actix_web::{HttpResponse, post, web};
-use orderly_shared::entities::users;
+use orderly_db::users;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use utoipa::ToSchema;

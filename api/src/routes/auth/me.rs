@@ -1,7 +1,7 @@
 //! `GET /api/v1/me`.
 
 use actix_web::{HttpResponse, get, web};
-use orderly_shared::entities::users;
+use orderly_db::users;
 use sea_orm::EntityTrait;
 
 use super::views::UserView;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
-use orderly_shared::entities::users::{self, Role};
+use orderly_db::users::{self, Role};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set, SqlErr};
 use serde::Deserialize;
 use utoipa::ToSchema;

@@ -1,7 +1,7 @@
 //! Starting a session: a new refresh-token family and an access token.
 
 use chrono::Utc;
-use orderly_shared::entities::users;
+use orderly_db::users;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 

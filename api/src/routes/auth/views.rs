@@ -1,7 +1,7 @@
 //! What auth endpoints answer with.
 
 use chrono::{DateTime, Utc};
-use orderly_shared::entities::users::{self, Role};
+use orderly_db::users::{self, Role};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;

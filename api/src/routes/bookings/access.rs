@@ -1,6 +1,6 @@
 //! Who may see and change a booking.
 
-use orderly_shared::entities::users::Role;
+use orderly_db::users::Role;
 use uuid::Uuid;
 
 use crate::extract::AuthUser;

@@ -1,8 +1,8 @@
 //! `POST /api/v1/bookings/{id}/cancel`.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
-use orderly_shared::domain::bookings::{self, CancelledBy};
-use orderly_shared::entities::users::Role;
+use orderly_db::users::Role;
+use orderly_domain::bookings::{self, CancelledBy};
 use uuid::Uuid;
 
 use super::access::{Access, access_of, not_found};

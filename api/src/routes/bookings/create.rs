@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
-use orderly_shared::domain::bookings::{BookingError, NewBooking};
-use orderly_shared::domain::checkout;
-use orderly_shared::entities::bookings as booking_rows;
-use orderly_shared::entities::users::Role;
+use orderly_db::bookings as booking_rows;
+use orderly_db::users::Role;
+use orderly_domain::bookings::{BookingError, NewBooking};
+use orderly_domain::checkout;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use utoipa::ToSchema;

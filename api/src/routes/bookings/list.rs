@@ -1,9 +1,9 @@
 //! `GET /api/v1/bookings`: the caller's bookings, by role.
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use orderly_shared::entities::bookings::{self, BookingStatus};
-use orderly_shared::entities::listings;
-use orderly_shared::entities::users::Role;
+use orderly_db::bookings::{self, BookingStatus};
+use orderly_db::listings;
+use orderly_db::users::Role;
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;

@@ -1,11 +1,9 @@
 //! A booking as the API shows it, with its payment and messages.
 
 use chrono::{DateTime, Utc};
-use orderly_shared::entities::bookings::{self, BookingStatus};
-use orderly_shared::entities::notifications::{
-    self, NotificationChannel, NotificationKind, NotificationStatus,
-};
-use orderly_shared::entities::payments::{self, PaymentProvider, PaymentStatus};
+use orderly_db::bookings::{self, BookingStatus};
+use orderly_db::notifications::{self, NotificationChannel, NotificationKind, NotificationStatus};
+use orderly_db::payments::{self, PaymentProvider, PaymentStatus};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     Statement,

@@ -3,8 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
-use orderly_shared::entities::listings::{self, ListingStatus};
-use orderly_shared::entities::users::Role;
+use orderly_db::listings::{self, ListingStatus};
+use orderly_db::users::Role;
 use sea_orm::{ActiveModelTrait, Set};
 use serde::Deserialize;
 use utoipa::ToSchema;

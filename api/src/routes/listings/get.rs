@@ -1,7 +1,7 @@
 //! `GET /api/v1/listings/{id}`.
 
 use actix_web::{HttpResponse, get, web};
-use orderly_shared::entities::listings;
+use orderly_db::listings;
 use sea_orm::EntityTrait;
 use uuid::Uuid;
 

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
-use orderly_shared::entities::listings::{self, Column};
+use orderly_db::listings::{self, Column};
 use sea_orm::sea_query::extension::postgres::PgExpr;
 use sea_orm::sea_query::{Expr, IntoCondition};
 use sea_orm::{

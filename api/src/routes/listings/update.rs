@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, patch, web};
 use chrono::{DateTime, Utc};
-use orderly_shared::domain::seats;
-use orderly_shared::entities::listings;
+use orderly_db::listings;
+use orderly_domain::seats;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QuerySelect, Set, TransactionTrait};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;

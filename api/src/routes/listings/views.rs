@@ -1,7 +1,7 @@
 //! A listing as the API shows it.
 
 use chrono::{DateTime, Utc};
-use orderly_shared::entities::listings::{self, ListingStatus};
+use orderly_db::listings::{self, ListingStatus};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;

@@ -4,9 +4,9 @@
 //! version cannot read it (its job then dies with the reason, retryable after an upgrade).
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use orderly_shared::config::PaymentSettings;
-use orderly_shared::domain::payment_events::{self, Received as Stored};
-use orderly_shared::providers::stripe::verify_signature;
+use orderly_core::config::PaymentSettings;
+use orderly_domain::payment_events::{self, Received as Stored};
+use orderly_providers::stripe::verify_signature;
 use serde::Serialize;
 use utoipa::ToSchema;
 

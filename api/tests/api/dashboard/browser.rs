@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
-use orderly_shared::jobs::Queue;
-use orderly_shared::testing::Process;
+use orderly_jobs::Queue;
+use orderly_testing::Process;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -108,7 +108,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    orderly_shared::testing::wait_until(what, PATIENCE, check).await;
+    orderly_testing::wait_until(what, PATIENCE, check).await;
 }
 
 /// The text of the first element matching `css`, or `None` while there is none.

@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/admin/jobs/{queue}/{job_id}`: a job that is not running is dropped.
 
+use crate::jobs::admin;
 use actix_web::{HttpRequest, HttpResponse, delete, web};
-use orderly_shared::jobs::admin;
 
 use super::super::operator;
 use crate::extract::AuthUser;
@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// A running or finished job is refused. Audited (`job.discarded`, with its payload).
 #[utoipa::path(delete, path = "/api/v1/admin/jobs/{queue}/{job_id}", operation_id = "discardAdminJob", tag = "admin",
     params(
-        ("queue" = orderly_shared::jobs::Queue, Path, description = "the job's queue"),
+        ("queue" = orderly_jobs::Queue, Path, description = "the job's queue"),
         ("job_id" = uuid::Uuid, Path, description = "the job's id"),
     ),
     security(("bearer" = [])),

@@ -1,9 +1,9 @@
 //! `GET /api/v1/admin/jobs`: the outbox's jobs, filtered, newest first.
 
+use crate::jobs::admin::{self, JobFilter, JobState, JobView};
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use orderly_shared::entities::users::Role;
-use orderly_shared::jobs::admin::{self, JobFilter, JobState, JobView};
-use orderly_shared::jobs::{JobKind, Queue};
+use orderly_db::users::Role;
+use orderly_jobs::{JobKind, Queue};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;

@@ -1,7 +1,7 @@
 //! `POST /api/v1/admin/jobs/{queue}/{job_id}/retry`: a dead or failed job runs again now.
 
+use crate::jobs::admin::{self, JobView};
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use orderly_shared::jobs::admin::{self, JobView};
 
 use super::super::operator;
 use crate::extract::AuthUser;
@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// moment; audited (`job.retried`).
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{queue}/{job_id}/retry", operation_id = "retryAdminJob", tag = "admin",
     params(
-        ("queue" = orderly_shared::jobs::Queue, Path, description = "the job's queue"),
+        ("queue" = orderly_jobs::Queue, Path, description = "the job's queue"),
         ("job_id" = uuid::Uuid, Path, description = "the job's id"),
     ),
     security(("bearer" = [])),

@@ -1,8 +1,8 @@
 //! `POST /api/v1/admin/jobs/retry?queue=&state=dead`: retry a queue's dead or failed jobs.
 
+use crate::jobs::admin::{self, Bulk, BulkAction, JobState};
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use orderly_shared::jobs::Queue;
-use orderly_shared::jobs::admin::{self, Bulk, BulkAction, JobState};
+use orderly_jobs::Queue;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use validator::Validate;

@@ -1,10 +1,10 @@
 //! `GET /api/v1/admin/queues`: per queue its counts, age and paused state, the outbox's
 //! backlog, and the live worker processes.
 
+use crate::jobs::admin::{self, Backlog, LiveWorker, QueueStats};
 use actix_web::{HttpResponse, get, web};
-use orderly_shared::entities::users::Role;
-use orderly_shared::jobs::admin::{self, Backlog, LiveWorker, QueueStats};
-use orderly_shared::jobs::outbox::Window;
+use orderly_db::users::Role;
+use orderly_jobs::outbox::Window;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -1,8 +1,8 @@
 //! `POST /api/v1/admin/queues/{queue}/pause`: workers stop taking the queue's jobs.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use orderly_shared::jobs::Queue;
-use orderly_shared::jobs::pauses;
+use orderly_jobs::Queue;
+use orderly_jobs::pauses;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -27,7 +27,7 @@ pub struct PauseView {
 /// and workers fetch none of those already there; running jobs finish. Jobs keep being
 /// enqueued (as `pending`). Audited (`queue.paused`).
 #[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/pause", operation_id = "pauseAdminQueue", tag = "admin",
-    params(("queue" = orderly_shared::jobs::Queue, Path, description = "the queue")),
+    params(("queue" = orderly_jobs::Queue, Path, description = "the queue")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the queue, paused (`changed: false` if it already was)", body = PauseView),

@@ -11,7 +11,7 @@ use crate::state::AppState;
 /// Resumes a paused queue: the relays push its backlog again and its workers are woken.
 /// Audited (`queue.resumed`).
 #[utoipa::path(post, path = "/api/v1/admin/queues/{queue}/resume", operation_id = "resumeAdminQueue", tag = "admin",
-    params(("queue" = orderly_shared::jobs::Queue, Path, description = "the queue")),
+    params(("queue" = orderly_jobs::Queue, Path, description = "the queue")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the queue, resumed (`changed: false` if it was not paused)", body = PauseView),

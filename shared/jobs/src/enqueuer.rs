@@ -1,0 +1,52 @@
+//! Group commit for jobs that belong to no transaction of the caller (a scheduler's fan-out,
+//! a probe, a script): each call enqueues one job and returns once it is committed, and
+//! calls made at the same time share one `INSERT` and one commit.
+
+use sea_orm::{DatabaseConnection, DbErr};
+
+use super::Job;
+use super::outbox::{self, NewJob};
+use super::wake;
+use orderly_core::batcher::Batcher;
+
+/// The most jobs written by one statement.
+const MAX_BATCH: usize = 1000;
+
+/// A handle to the group-commit writer; clone it freely.
+#[derive(Debug, Clone)]
+pub struct Enqueuer {
+    batcher: Batcher<NewJob, Result<(), String>>,
+}
+
+impl Enqueuer {
+    /// Starts the writer task (at most two statements in flight).
+    pub fn start(db: DatabaseConnection) -> Self {
+        let batcher = Batcher::start(MAX_BATCH, 2, move |jobs: Vec<NewJob>| {
+            let db = db.clone();
+            async move {
+                let result = outbox::enqueue_many(&db, &jobs)
+                    .await
+                    .map(|_| wake::relays(&db))
+                    .map_err(|e| e.to_string());
+                vec![result; jobs.len()]
+            }
+        });
+        Self { batcher }
+    }
+
+    /// Enqueues `job` (now, or at `run_at`) in a transaction of its own, shared with
+    /// concurrent calls; returns once it is committed. A job whose dedup key is already in
+    /// the outbox is not added again.
+    pub async fn enqueue<J: Job>(
+        &self,
+        job: &J,
+        run_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), DbErr> {
+        let job = NewJob::of(job, run_at, None)?;
+        self.batcher
+            .submit(job)
+            .await
+            .ok_or_else(|| DbErr::Custom("the enqueuer stopped".into()))?
+            .map_err(|e| DbErr::Custom(format!("enqueuing: {e}")))
+    }
+}

@@ -1,0 +1,125 @@
+//! Clients of the outside world (payments, e-mail, SMS), each behind a small trait so that
+//! jobs are tested against real local defaults or fake HTTP servers.
+
+pub mod mail;
+pub mod metered;
+pub mod payments;
+pub mod sms;
+pub mod stripe;
+
+use std::sync::Arc;
+
+use orderly_core::config::Settings;
+use orderly_core::telemetry::meter::Meter;
+
+/// How a provider call failed; decides whether a job is retried.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProviderError {
+    /// Retrying cannot help (declined card, invalid phone number, bad address).
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// May work later (timeout, 5xx, connection refused). Whether the call took effect is
+    /// unknown.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Refused because of the object's current state (a payment already captured or
+    /// cancelled): read the object to learn what happened.
+    #[error("state: {0}")]
+    State(String),
+}
+
+impl ProviderError {
+    /// A permanent failure described by a provider's own text, with the e-mail addresses and
+    /// phone numbers it may quote masked: the text goes to the outbox, the log and Sentry.
+    pub fn permanent(text: &str) -> Self {
+        Self::Permanent(redact(text))
+    }
+
+    /// A transient failure described by a provider's own text, masked as [`Self::permanent`].
+    pub fn transient(text: &str) -> Self {
+        Self::Transient(redact(text))
+    }
+}
+
+/// `text` with e-mail addresses and phone numbers replaced by `[address]` and `[number]`.
+/// Providers quote the recipient in their errors (an SMTP 550 echoes `<user@domain>`,
+/// Twilio's 21211 the number), and errors are kept where personal data must not be.
+pub fn redact(text: &str) -> String {
+    static ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::expect_used)] // a constant pattern, checked by the tests below
+        regex::Regex::new(r#"[^\s<>()\[\]"',;:]+@[^\s<>()\[\]"',;:]+"#).expect("a valid pattern")
+    });
+    static NUMBER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        #[allow(clippy::expect_used)] // a constant pattern, checked by the tests below
+        regex::Regex::new(r"\+?\d[\d ().-]{6,}\d").expect("a valid pattern")
+    });
+    let text = ADDRESS.replace_all(text, "[address]");
+    NUMBER.replace_all(&text, "[number]").into_owned()
+}
+
+/// Every provider client, built once from settings and shared by the handlers.
+#[derive(Clone)]
+pub struct Providers {
+    /// Payments (Stripe or simulated).
+    pub payments: Arc<dyn payments::PaymentGateway>,
+    /// E-mail (SMTP or `.eml` files).
+    pub mail: Arc<dyn mail::Mailer>,
+    /// SMS (Twilio or a log file).
+    pub sms: Arc<dyn sms::SmsSender>,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers")
+            .field("payments", &self.payments.name())
+            .field("mail", &self.mail.name())
+            .field("sms", &self.sms.name())
+            .finish()
+    }
+}
+
+impl Providers {
+    /// Builds the clients that the settings name, their calls measured into the process's
+    /// global metrics recorder.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        Self::metered(settings, Meter::global())
+    }
+
+    /// Builds the clients that the settings name, their calls measured into `meter`.
+    pub fn metered(settings: &Settings, meter: Meter) -> anyhow::Result<Self> {
+        Ok(Self {
+            payments: Arc::new(metered::MeteredGateway {
+                inner: payments::from_settings(settings)?,
+                meter: meter.clone(),
+            }),
+            mail: Arc::new(metered::MeteredMailer {
+                inner: mail::from_settings(settings)?,
+                meter: meter.clone(),
+            }),
+            sms: Arc::new(metered::MeteredSms {
+                inner: sms::from_settings(settings)?,
+                meter,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_quoted_by_a_provider_are_masked_and_codes_kept() {
+        let smtp =
+            "permanent error (550): 5.1.1 <jane.doe@example.com>: Recipient address rejected";
+        assert_eq!(
+            redact(smtp),
+            "permanent error (550): 5.1.1 <[address]>: Recipient address rejected"
+        );
+        let twilio = "Twilio 400 Bad Request: code 21211 The 'To' number +1 (555) 010-9999 is not a valid phone number.";
+        assert_eq!(
+            redact(twilio),
+            "Twilio 400 Bad Request: code 21211 The 'To' number [number] is not a valid phone number."
+        );
+    }
+}
