@@ -18,7 +18,7 @@ pub(crate) fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
 pub(crate) async fn connect(max: u32) -> anyhow::Result<DatabaseConnection> {
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set")?;
     let mut options = sea_orm::ConnectOptions::new(url);
-    // As shared/src/db.rs: ping only connections that sat idle long enough to have been dropped.
+    // As shared/core/src/db.rs: ping only connections that sat idle long enough to have been dropped.
     options
         .max_connections(max)
         .test_before_acquire_if_idle_for(Duration::from_secs(10))
