@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # deploy/check-shape.sh: the workspace's shape, as CI holds it.
+#   - every path and link the README and docs/ name exists (deploy/check-docs.py);
 #   - no import cycle between the files (modules) of any crate (deploy/check-cycles.py);
 #   - orderly-testing (fakes, test servers, a database per test) is never a normal or build
 #     dependency of a product crate: only [dev-dependencies];
@@ -8,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 status=0
+python3 deploy/check-docs.py || status=1
 python3 deploy/check-cycles.py || status=1
 
 for crate in orderly-api orderly-worker orderly-scheduler orderly-domain orderly-jobs \
