@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Orderly's one image: orderly-api, orderly-worker, orderly-scheduler and orderly-migrate, with
-# the e-mail templates. Build: docker build -t orderly:dev .   (see README, "Run in production")
+# the e-mail templates. Build: docker build -t orderly:dev .   (see docs/operations.md, "Run in production")
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
