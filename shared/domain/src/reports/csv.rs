@@ -1,6 +1,6 @@
-//! The report as a CSV file (RFC 4180: CRLF line ends, a field with a comma, a quote or a
-//! line break quoted, quotes doubled), one row per listing and currency, then one total
-//! row per currency.
+//! The report as a CSV file (RFC 4180, written by the `csv` crate: CRLF line ends, a field
+//! with a comma, a quote or a line break quoted, quotes doubled), one row per listing and
+//! currency, then one total row per currency.
 
 use super::Report;
 
@@ -24,61 +24,48 @@ pub fn file_name(report: &Report) -> String {
 
 /// `report` as CSV.
 pub fn render(report: &Report) -> String {
-    let mut out = String::new();
-    row(&mut out, HEADER.map(str::to_owned));
-    for l in &report.listings {
-        row(
-            &mut out,
-            [
-                "listing".to_owned(),
-                l.listing_id.to_string(),
-                defuse(&l.title),
-                l.currency.clone(),
-                l.bookings.to_string(),
-                l.seats.to_string(),
-                l.gross_cents.to_string(),
-                l.refunds_cents.to_string(),
-                l.net_cents.to_string(),
-            ],
-        );
-    }
-    for t in &report.totals {
-        row(
-            &mut out,
-            [
-                "total".to_owned(),
-                String::new(),
-                String::new(),
-                t.currency.clone(),
-                t.bookings.to_string(),
-                t.seats.to_string(),
-                t.gross_cents.to_string(),
-                t.refunds_cents.to_string(),
-                t.net_cents.to_string(),
-            ],
-        );
-    }
-    out
-}
-
-fn row<const N: usize>(out: &mut String, fields: [String; N]) {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let listings = report.listings.iter().map(|l| {
+        [
+            "listing".to_owned(),
+            l.listing_id.to_string(),
+            defuse(&l.title),
+            l.currency.clone(),
+            l.bookings.to_string(),
+            l.seats.to_string(),
+            l.gross_cents.to_string(),
+            l.refunds_cents.to_string(),
+            l.net_cents.to_string(),
+        ]
+    });
+    let totals = report.totals.iter().map(|t| {
+        [
+            "total".to_owned(),
+            String::new(),
+            String::new(),
+            t.currency.clone(),
+            t.bookings.to_string(),
+            t.seats.to_string(),
+            t.gross_cents.to_string(),
+            t.refunds_cents.to_string(),
+            t.net_cents.to_string(),
+        ]
+    });
+    // Writing to memory cannot fail, and every row has the header's nine fields (the
+    // only error the writer has besides I/O), so neither call below ever fails.
+    #[allow(clippy::expect_used)]
+    {
+        for row in std::iter::once(HEADER.map(str::to_owned))
+            .chain(listings)
+            .chain(totals)
+        {
+            out.write_record(&row).expect("a CSV row written to memory");
         }
-        push_field(out, field);
-    }
-    out.push_str("\r\n");
-}
-
-/// Writes one field, quoted when it holds a comma, a quote or a line break.
-fn push_field(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\r', '\n']) {
-        out.push('"');
-        out.push_str(&field.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(field);
+        let bytes = out.into_inner().expect("a CSV flushed to memory");
+        // Every field is a `String`, so the bytes are UTF-8.
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
