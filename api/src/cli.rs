@@ -97,7 +97,7 @@ async fn create_admin(settings: Settings, email: &str, name: &str) -> anyhow::Re
         Role::Admin,
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .context("creating the admin")?;
     tracing::info!(user.id = %user.id, "admin created");
     Ok(())
 }

@@ -9,6 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use orderly_domain::bookings::BookingError;
 use orderly_domain::payments::PaymentError;
+use orderly_domain::reports::ReportError;
 use orderly_providers::ProviderError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -483,12 +484,14 @@ impl From<BookingError> for ApiError {
                 ErrorCode::Conflict,
                 "a booking with this Idempotency-Key is being made",
             ),
-            BookingError::Payment(ProviderError::Permanent(why)) => Self::PaymentFailed(why),
+            BookingError::Payment(ProviderError::Permanent(why)) => {
+                Self::PaymentFailed(why.describe())
+            }
             BookingError::Payment(ProviderError::State(why)) => {
-                Self::conflict(ErrorCode::Conflict, why)
+                Self::conflict(ErrorCode::Conflict, why.describe())
             }
             BookingError::Payment(ProviderError::Transient(why)) => {
-                tracing::warn!(error = %why, "payment provider unavailable while booking");
+                tracing::warn!(error = %why.describe(), "payment provider unavailable while booking");
                 Self::Unavailable(
                     "the payment provider cannot be reached; try again shortly".into(),
                 )
@@ -519,6 +522,21 @@ impl From<PaymentError> for ApiError {
             PaymentError::Provider(provider) => BookingError::Payment(provider).into(),
             PaymentError::Db(db) => db.into(),
             PaymentError::Inconsistent(_) | PaymentError::Unreadable(_) => {
+                Self::Internal(anyhow::Error::new(error))
+            }
+        }
+    }
+}
+
+/// Each way a daily report can fail, answered once.
+impl From<ReportError> for ApiError {
+    fn from(error: ReportError) -> Self {
+        match error {
+            ReportError::Db(db) => db.into(),
+            // No report is ever made for such a day.
+            ReportError::BadDay(_) => Self::NotFound(error.to_string()),
+            // A report that does not (de)serialise is a bug or an incompatible version.
+            ReportError::Unwritable(_) | ReportError::Unreadable { .. } => {
                 Self::Internal(anyhow::Error::new(error))
             }
         }

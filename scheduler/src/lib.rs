@@ -108,7 +108,10 @@ async fn serve(settings: Settings, table: Table) -> anyhow::Result<()> {
     let leader = tokio::spawn(leader::run(db, table, holder, lease, stop.clone()));
     orderly_core::shutdown::signal().await;
     stop.cancel();
-    let _ = leader.await;
+    if let Err(e) = leader.await {
+        tracing::error!(error = %e, "the scheduler's leader task failed");
+        metrics::counter!("tasks_failed_total", "task" => "scheduler_leader").increment(1);
+    }
     tracing::info!("orderly-scheduler stopped");
     Ok(())
 }

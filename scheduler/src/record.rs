@@ -64,7 +64,7 @@ pub async fn now_and_latest(
             latest.insert(entry, last);
         }
     }
-    let now = now.ok_or_else(|| DbErr::Custom("no clock from PostgreSQL".into()))?;
+    let now = now.ok_or_else(|| DbErr::RecordNotFound("no clock from PostgreSQL".into()))?;
     Ok((now, latest))
 }
 

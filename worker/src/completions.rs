@@ -4,8 +4,11 @@
 //! outbox"); while one batch is being written the next fills up, so batches grow with load
 //! and add no delay when idle.
 
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use orderly_jobs::outbox;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use orderly_core::batcher::Batcher;
@@ -16,7 +19,7 @@ const MAX_BATCH: usize = 1000;
 /// A handle to the completion writer.
 #[derive(Debug, Clone)]
 pub struct Completions {
-    batcher: Batcher<(Uuid, u32), Result<(), String>>,
+    batcher: Batcher<(Uuid, u32), Result<(), Arc<DbErr>>>,
 }
 
 impl Completions {
@@ -26,9 +29,7 @@ impl Completions {
             let db = db.clone();
             async move {
                 metrics::histogram!("job_completion_batch_size").record(done.len() as f64);
-                let result = outbox::complete_many(&db, &done)
-                    .await
-                    .map_err(|e| e.to_string());
+                let result = outbox::complete_many(&db, &done).await.map_err(Arc::new);
                 vec![result; done.len()]
             }
         });
@@ -41,6 +42,6 @@ impl Completions {
             .submit((id, attempt))
             .await
             .ok_or_else(|| anyhow::anyhow!("the completion writer stopped"))?
-            .map_err(|e| anyhow::anyhow!("recording a completion: {e}"))
+            .context("recording a completion")
     }
 }

@@ -36,6 +36,7 @@ pub async fn execute(ctx: JobContext, queue: &'static str, envelope: Envelope) {
         request.id = envelope.request_id.as_deref().unwrap_or(""),
     );
     let hub = job_hub(queue, &envelope);
+    let (id, job_type) = (envelope.outbox_id, envelope.job_type.clone());
     let attempt = async move {
         let Some(attempt) = start(&ctx, &envelope).await else {
             return;
@@ -48,7 +49,12 @@ pub async fn execute(ctx: JobContext, queue: &'static str, envelope: Envelope) {
         ctx.runs.finish(envelope.outbox_id);
     };
     // Its own task: an attempt is never dropped half-way by its queue's stream.
-    let _ = tokio::spawn(attempt.instrument(span).bind_hub(hub)).await;
+    if let Err(e) = tokio::spawn(attempt.instrument(span).bind_hub(hub)).await {
+        // A panic outside the handler (the fence or the record of the end), or the runtime
+        // shutting down: the run's lease lapses and the reconciler hands the job back.
+        tracing::error!(error = %e, job.queue = queue, job.type = %job_type, job.id = %id, "a job attempt's task failed");
+        metrics::counter!("tasks_failed_total", "task" => "job_attempt").increment(1);
+    }
 }
 
 /// A Sentry hub for one attempt, its events tagged with the job (ids and names only).
@@ -118,7 +124,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
     let started = Instant::now();
     let registered = jobs::lookup(&envelope.job_type);
     let outcome = match registered {
-        None => Err(JobError::Permanent(format!(
+        None => Err(JobError::Permanent(anyhow::anyhow!(
             "no handler for job type `{}`",
             envelope.job_type
         ))),
@@ -134,7 +140,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
                     "timed out after {} s",
                     limits.timeout.as_secs()
                 ))),
-                Err(panic) => Err(JobError::Permanent(format!(
+                Err(panic) => Err(JobError::Permanent(anyhow::anyhow!(
                     "panicked: {}",
                     panic_message(&panic)
                 ))),
@@ -160,12 +166,13 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
             tracing::info!(duration_ms, "job done");
         }
         Err(JobError::Permanent(error)) => {
+            let error = format!("{error:#}");
             persist(ctx, "recording a dead job", || bury(ctx, envelope, &error)).await;
             count(queue, envelope, "dead");
             tracing::error!(duration_ms, error = %error, "job failed permanently; dead");
         }
         Err(JobError::Transient(error)) => {
-            let policy = ctx.policies.policy_of(&envelope.job_type);
+            let policy = jobs::policy(&envelope.job_type, &ctx.policies);
             let error = format!("{error:#}");
             if policy.may_retry(attempt) {
                 let delay = policy.delay_after(attempt);

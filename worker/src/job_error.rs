@@ -10,9 +10,10 @@ use orderly_providers::ProviderError;
 /// How a job attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// Retrying cannot help: the job goes straight to dead, keeping this error.
-    #[error("permanent failure: {0}")]
-    Permanent(String),
+    /// Retrying cannot help: the job goes straight to dead, keeping this error (and its
+    /// chain).
+    #[error("permanent failure: {0:#}")]
+    Permanent(anyhow::Error),
     /// May work later: retried with backoff until its attempts run out.
     #[error("transient failure: {0:#}")]
     Transient(anyhow::Error),
@@ -27,11 +28,12 @@ impl From<sea_orm::DbErr> for JobError {
 impl From<ProviderError> for JobError {
     fn from(e: ProviderError) -> Self {
         match e {
-            ProviderError::Permanent(m) => Self::Permanent(m),
-            ProviderError::Transient(m) => Self::Transient(anyhow::anyhow!(m)),
+            // The detail, not the class: the job's outcome says the class.
+            ProviderError::Permanent(m) => Self::Permanent(m.into()),
+            ProviderError::Transient(m) => Self::Transient(m.into()),
             // The domain reads the object after such an answer; one that reaches the job
             // layer is a state no retry changes.
-            ProviderError::State(m) => Self::Permanent(m),
+            ProviderError::State(m) => Self::Permanent(m.into()),
         }
     }
 }
@@ -50,7 +52,7 @@ impl From<BookingError> for JobError {
             | BookingError::WrongStatus(_)
             | BookingError::CancellationClosed
             | BookingError::TooManyHolds(_)
-            | BookingError::DuplicateKey => Self::Permanent(e.to_string()),
+            | BookingError::DuplicateKey => Self::Permanent(e.into()),
         }
     }
 }
@@ -63,7 +65,7 @@ impl From<PaymentError> for JobError {
             PaymentError::Db(db) => db.into(),
             // The same record, or the same event, fails the same way until someone acts.
             PaymentError::Inconsistent(_) | PaymentError::Unreadable(_) => {
-                Self::Permanent(e.to_string())
+                Self::Permanent(e.into())
             }
         }
     }
@@ -73,8 +75,10 @@ impl From<ReportError> for JobError {
     fn from(e: ReportError) -> Self {
         match e {
             ReportError::Db(db) => db.into(),
-            // The same day fails the same way every time.
-            ReportError::BadDay(_) => Self::Permanent(e.to_string()),
+            // The same day, or the same stored report, fails the same way every time.
+            ReportError::BadDay(_)
+            | ReportError::Unwritable(_)
+            | ReportError::Unreadable { .. } => Self::Permanent(e.into()),
         }
     }
 }
@@ -93,12 +97,14 @@ mod tests {
             JobError::Transient(_)
         ));
         let declined = PaymentError::Provider(ProviderError::Permanent("card_declined".into()));
-        assert!(matches!(JobError::from(declined), JobError::Permanent(m) if m == "card_declined"));
+        assert!(
+            matches!(JobError::from(declined), JobError::Permanent(m) if m.to_string() == "card_declined")
+        );
         let gone = PaymentError::Booking(BookingError::NotFound);
         assert!(matches!(JobError::from(gone), JobError::Permanent(_)));
         let broken = PaymentError::Inconsistent("a captured payment without a provider id");
         assert!(
-            matches!(JobError::from(broken), JobError::Permanent(m) if m.contains("provider id"))
+            matches!(JobError::from(broken), JobError::Permanent(m) if m.to_string().contains("provider id"))
         );
     }
 }

@@ -36,11 +36,11 @@ use orderly_core::Settings;
 use orderly_core::config::{Binary, WorkerSettings, parse_queue, parse_queue_concurrency};
 use orderly_core::telemetry::{meter, metrics_endpoint};
 use orderly_domain::templates::Templates;
-use orderly_jobs::{Envelope, PolicyOverrides, Queue};
+use orderly_jobs::{Envelope, Queue};
 use orderly_providers::Providers;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::JobContext;
+use crate::context::{JobContext, PolicyOverrides};
 use crate::queues::{QueueTimings, RedisTransport};
 use crate::transport::Transport;
 
@@ -268,7 +268,10 @@ pub async fn run_until(
     stopping.cancel();
     background.cancel();
     for task in tasks {
-        let _ = task.await;
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a background task of the worker failed");
+            metrics::counter!("tasks_failed_total", "task" => "worker_background").increment(1);
+        }
     }
     tracing::info!("orderly-worker stopped");
     Ok(())

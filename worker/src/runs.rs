@@ -7,9 +7,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use orderly_core::batcher::Batcher;
 use orderly_jobs::{outbox, workers};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -23,7 +24,7 @@ pub struct Runs {
     worker: Arc<workers::WorkerProcess>,
     lease: Duration,
     held: Arc<Mutex<HashSet<Uuid>>>,
-    starts: Batcher<(Uuid, i64), Result<Option<u32>, String>>,
+    starts: Batcher<(Uuid, i64), Result<Option<u32>, Arc<DbErr>>>,
     started: Arc<Notify>,
 }
 
@@ -53,7 +54,7 @@ impl Runs {
                         .iter()
                         .map(|(id, _)| Ok(started.get(id).copied()))
                         .collect(),
-                    Err(e) => vec![Err(e.to_string()); runs.len()],
+                    Err(e) => vec![Err(Arc::new(e)); runs.len()],
                 }
             }
         });
@@ -84,7 +85,7 @@ impl Runs {
             .submit((id, claim))
             .await
             .ok_or_else(|| anyhow::anyhow!("the start writer stopped"))?
-            .map_err(|e| anyhow::anyhow!("starting the run: {e}"))?;
+            .context("starting the run")?;
         Ok(match started {
             Some(attempt) => {
                 self.lock().insert(id);

@@ -146,8 +146,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
         let phc = PasswordHash {
             algorithm: argon2::ARGON2ID_IDENT,
             version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(argon.params())
-                .map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?,
+            params: ParamsString::try_from(argon.params()).context("argon2 params")?,
             salt: Some(salt.as_salt()),
             hash: Some(output),
         };
@@ -162,20 +161,19 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
     on_hash_thread(move || {
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        let parsed = PasswordHash::new(&stored).context("stored hash")?;
         let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
             // The crate's verifier treats a hash without them as a wrong password.
             return Ok(false);
         };
-        let algorithm = Algorithm::try_from(parsed.algorithm)
-            .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).context("stored hash")?;
         let version = parsed
             .version
             .map(Version::try_from)
             .transpose()
-            .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?
+            .context("stored hash")?
             .unwrap_or_default();
-        let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        let params = Params::try_from(&parsed).context("stored hash")?;
         let argon = Argon2::new(algorithm, version, params);
         let output = compute(&argon, password.as_bytes(), salt, expected.len())?;
         // `Output` compares in constant time.
@@ -199,9 +197,7 @@ fn compute(
     len: usize,
 ) -> anyhow::Result<Output> {
     let mut salt_buf = [0u8; 64];
-    let salt = salt
-        .decode_b64(&mut salt_buf)
-        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let salt = salt.decode_b64(&mut salt_buf).context("salt")?;
     BLOCKS.with(|cell| {
         let mut blocks = cell.borrow_mut();
         blocks.resize(argon.params().block_count(), Block::default());
@@ -210,7 +206,7 @@ fn compute(
                 .hash_password_into_with_memory(password, salt, out, &mut blocks[..])
                 .map_err(Into::into)
         })
-        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+        .context("hashing a password")
     })
 }
 

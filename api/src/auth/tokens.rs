@@ -1,5 +1,6 @@
 //! HS256 access tokens (1 hour) and opaque refresh tokens (7 days, stored hashed).
 
+use anyhow::Context as _;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -89,7 +90,7 @@ impl TokenKeys {
     /// Signs arbitrary claims (tests use it to forge expired tokens with the real key).
     pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(|e| anyhow::anyhow!("signing an access token: {e}"))
+            .context("signing an access token")
     }
 
     /// Verifies an access token.

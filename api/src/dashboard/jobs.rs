@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::jobs::admin::{self, JobFilter, JobState, JobView, LIST_CAP};
 use crate::jobs::explain::{self, Limits};
 use actix_web::{HttpRequest, HttpResponse, web};
+use anyhow::Context as _;
 use orderly_jobs::outbox::Window;
 use orderly_jobs::{JobKind, Queue};
 use serde::Serialize;
@@ -181,8 +182,7 @@ pub async fn show(
     let around = explain::surroundings(&state.db, &job, Window::default().live_within).await?;
     let limits = limits(&state, &job);
     let sentence = explain::explain(&job, &around, &limits);
-    let payload = serde_json::to_string_pretty(&job.payload)
-        .map_err(|e| anyhow::anyhow!("showing the payload: {e}"))?;
+    let payload = serde_json::to_string_pretty(&job.payload).context("showing the payload")?;
     let attempts: Vec<AttemptRow<'_>> = job
         .failed_attempts
         .iter()

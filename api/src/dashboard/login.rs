@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use anyhow::Context as _;
 use orderly_db::users::{self, Role};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
@@ -133,7 +134,7 @@ pub async fn submit(
     let mut answer = see_other(&next);
     answer
         .add_cookie(&session::cookie(token, state.settings.app_env))
-        .map_err(|e| anyhow::anyhow!("setting the session cookie: {e}"))?;
+        .context("setting the session cookie")?;
     Ok(answer)
 }
 
@@ -151,6 +152,6 @@ pub async fn logout(
     let mut answer = see_other(super::LOGIN);
     answer
         .add_cookie(&session::removal(state.settings.app_env))
-        .map_err(|e| anyhow::anyhow!("removing the session cookie: {e}"))?;
+        .context("removing the session cookie")?;
     Ok(answer)
 }

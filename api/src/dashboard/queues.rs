@@ -46,7 +46,7 @@ async fn sample(db: &impl ConnectionTrait, stats: &[QueueStats]) -> Result<Sampl
                        AND completed_at > now() - interval '1 minute') AS dead",
         ))
         .await?
-        .ok_or_else(|| DbErr::Custom("no row from the sample query".into()))?;
+        .ok_or_else(|| DbErr::RecordNotFound("no row from the sample query".into()))?;
     Ok(Sample {
         done_last_minute: row.try_get::<i64>("", "done")?.max(0) as u64,
         dead_last_minute: row.try_get::<i64>("", "dead")?.max(0) as u64,

@@ -167,7 +167,7 @@ pub async fn queue_stats(db: &impl ConnectionTrait) -> Result<Vec<QueueStats>, D
         .map(|row| {
             let name: String = row.try_get("", "queue")?;
             let queue = Queue::parse(&name)
-                .ok_or_else(|| DbErr::Custom(format!("unknown queue `{name}`")))?;
+                .ok_or_else(|| DbErr::Type(format!("unknown queue `{name}`")))?;
             let n = |col: &str| -> Result<u64, DbErr> {
                 Ok(row.try_get::<i64>("", col)?.max(0) as u64)
             };
@@ -439,7 +439,7 @@ impl AttemptOutcome {
             "retry" => Ok(Self::Retry),
             "dead" => Ok(Self::Dead),
             "lost" => Ok(Self::Lost),
-            other => Err(DbErr::Custom(format!("unknown attempt outcome `{other}`"))),
+            other => Err(DbErr::Type(format!("unknown attempt outcome `{other}`"))),
         }
     }
 }
@@ -490,7 +490,7 @@ const JOB_COLUMNS: &str = "o.id, o.queue, o.job_type, o.status, o.attempts, o.wo
 fn job_view(row: &sea_orm::QueryResult) -> Result<JobView, DbErr> {
     let name: String = row.try_get("", "queue")?;
     let queue =
-        Queue::parse(&name).ok_or_else(|| DbErr::Custom(format!("unknown queue `{name}`")))?;
+        Queue::parse(&name).ok_or_else(|| DbErr::Type(format!("unknown queue `{name}`")))?;
     let status: String = row.try_get("", "status")?;
     let run_at: DateTime<Utc> = row.try_get("", "run_at")?;
     let now: DateTime<Utc> = row.try_get("", "now")?;

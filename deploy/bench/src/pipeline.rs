@@ -353,7 +353,7 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
             },
         )
         .await
-        .map_err(|e| anyhow::anyhow!("booking: {e}"))?;
+        .context("booking")?;
         ids.push(created.booking.id);
     }
     // Polling during the measured window would load the database the expiry runs on; the

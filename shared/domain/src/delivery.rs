@@ -38,9 +38,9 @@ use crate::templates::Templates;
 use orderly_core::batcher::Batcher;
 use orderly_db::notifications::{self, NotificationStatus};
 use orderly_db::{bookings, daily_reports, listings};
-use orderly_providers::ProviderError;
 use orderly_providers::mail::{EmailAttachment, Mailer, OutgoingEmail};
 use orderly_providers::sms::{OutgoingSms, SmsSender};
+use orderly_providers::{Detail, ProviderError};
 
 /// A claimed notification with what its text is rendered from.
 #[derive(Debug)]
@@ -151,10 +151,9 @@ async fn unclaimed(
         let error: Option<String> = row.try_get("", "last_error")?;
         let outcome = match status.as_str() {
             "sent" => Ok(()),
-            "failed" => Err(ProviderError::Permanent(format!(
-                "the message failed earlier: {}",
-                error.unwrap_or_default()
-            ))),
+            "failed" => Err(ProviderError::Permanent(
+                format!("the message failed earlier: {}", error.unwrap_or_default()).into(),
+            )),
             // `sending` under another worker's lease, or claimed and put back meanwhile.
             _ => Err(sent_elsewhere()),
         };
@@ -188,9 +187,9 @@ async fn record(db: &DatabaseConnection, outcomes: &[Answer]) -> Result<(), DbEr
         let (status, error, provider_id) = match outcome {
             Ok(provider_id) => (NotificationStatus::Sent, None, Some(provider_id.clone())),
             Err(e @ ProviderError::Permanent(_)) => {
-                (NotificationStatus::Failed, Some(e.to_string()), None)
+                (NotificationStatus::Failed, Some(e.describe()), None)
             }
-            Err(e) => (NotificationStatus::Pending, Some(e.to_string()), None),
+            Err(e) => (NotificationStatus::Pending, Some(e.describe()), None),
         };
         statuses.push(status.as_str().to_owned());
         // Arrays of text cannot carry NULLs here: '' stands for none.
@@ -254,11 +253,11 @@ async fn fence(
     db: &DatabaseConnection,
     claims: &[Claim],
     lease: Duration,
-) -> Vec<Result<bool, String>> {
+) -> Vec<Result<bool, Arc<DbErr>>> {
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = claims.iter().copied().unzip();
     match renew(db, &ids, &attempts, lease).await {
         Ok(held) => claims.iter().map(|c| Ok(held.contains(c))).collect(),
-        Err(e) => vec![Err(e.to_string()); claims.len()],
+        Err(e) => vec![Err(Arc::new(e)); claims.len()],
     }
 }
 
@@ -290,17 +289,21 @@ fn render_email(
     l: &Locked,
 ) -> Result<(EmailText, Vec<EmailAttachment>), ProviderError> {
     let rendering = |e: crate::templates::TemplateError| {
-        ProviderError::Permanent(format!("rendering the e-mail: {e}"))
+        ProviderError::Permanent(Detail::caused_by("rendering the e-mail", e))
     };
     let Ok(kind) = BookingEmailKind::try_from(l.row.kind) else {
         // The daily report, rendered from the stored report the row names.
         let stored = l.report.as_ref().ok_or_else(|| {
-            ProviderError::Permanent(format!(
-                "a `{}` notification without its report",
-                l.row.kind.as_str()
-            ))
+            ProviderError::Permanent(
+                format!(
+                    "a `{}` notification without its report",
+                    l.row.kind.as_str()
+                )
+                .into(),
+            )
         })?;
-        let report = reports::parse(stored).map_err(|e| ProviderError::Permanent(e.to_string()))?;
+        let report = reports::parse(stored)
+            .map_err(|e| ProviderError::Permanent(Detail::caused_by("rendering the e-mail", e)))?;
         let email = reports::email::render(templates, &report).map_err(rendering)?;
         return Ok((email.text, vec![email.attachment]));
     };
@@ -321,8 +324,8 @@ const MAX_RECORD_BATCH: usize = 500;
 pub struct Delivery {
     db: DatabaseConnection,
     lease: Duration,
-    outcomes: Batcher<Answer, Result<(), String>>,
-    fences: Batcher<Claim, Result<bool, String>>,
+    outcomes: Batcher<Answer, Result<(), Arc<DbErr>>>,
+    fences: Batcher<Claim, Result<bool, Arc<DbErr>>>,
     in_flight: Option<Arc<Semaphore>>,
 }
 
@@ -333,7 +336,7 @@ impl Delivery {
         let outcomes = Batcher::start(MAX_RECORD_BATCH, 2, move |batch: Vec<Answer>| {
             let db = writer_db.clone();
             async move {
-                let result = record(&db, &batch).await.map_err(|e| e.to_string());
+                let result = record(&db, &batch).await.map_err(Arc::new);
                 vec![result; batch.len()]
             }
         });
@@ -380,14 +383,14 @@ impl Delivery {
                 .iter()
                 .map(|id| {
                     outcomes.get(id).cloned().unwrap_or_else(|| {
-                        Err(ProviderError::Permanent(format!(
-                            "notification {id} does not exist"
-                        )))
+                        Err(ProviderError::Permanent(
+                            format!("notification {id} does not exist").into(),
+                        ))
                     })
                 })
                 .collect(),
             Err(e) => {
-                let error = ProviderError::Transient(format!("database: {e}"));
+                let error = ProviderError::Transient(Detail::caused_by("database", e));
                 vec![Err(error); ids.len()]
             }
         }
@@ -437,9 +440,10 @@ impl Delivery {
                         Some(Ok(true)) => send(message).await,
                         // Another claim owns the row, or it is sent: none of ours to record.
                         Some(Ok(false)) => return (id, Err(sent_elsewhere())),
-                        Some(Err(e)) => {
-                            Err(ProviderError::Transient(format!("checking the claim: {e}")))
-                        }
+                        Some(Err(e)) => Err(ProviderError::Transient(Detail::caused_by(
+                            "checking the claim",
+                            e,
+                        ))),
                         None => Err(ProviderError::Transient("the claim checker stopped".into())),
                     },
                     Err(e) => Err(e),
@@ -448,8 +452,9 @@ impl Delivery {
                 let recorded = self.outcomes.submit((id, attempt, outcome.clone())).await;
                 let outcome = match recorded {
                     Some(Ok(())) => outcome.map(|_| ()),
-                    Some(Err(e)) => Err(ProviderError::Transient(format!(
-                        "recording the outcome: {e}"
+                    Some(Err(e)) => Err(ProviderError::Transient(Detail::caused_by(
+                        "recording the outcome",
+                        e,
                     ))),
                     None => Err(ProviderError::Transient(
                         "the outcome writer stopped".into(),

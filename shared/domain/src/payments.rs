@@ -32,8 +32,8 @@ use orderly_db::notifications::NotificationKind;
 use orderly_db::payment_refunds::RefundSource;
 use orderly_db::payments::{self as payment_rows, PaymentProvider, PaymentStatus};
 use orderly_jobs::{CancelPayment, RefundPayment, outbox, wake};
-use orderly_providers::ProviderError;
 use orderly_providers::payments::{Intent, IntentState, NewPayment, PaymentGateway, attempt_key};
+use orderly_providers::{Detail, ProviderError};
 
 /// Why a payment step did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -365,8 +365,9 @@ pub async fn refund(
         apply_intent(&txn, booking, payment, &intent, request_id).await?;
         bump_attempts(&txn, booking_id, &refused).await?;
         wake::commit(db, txn).await?;
-        return Err(ProviderError::Transient(format!(
-            "refunded in part at the provider meanwhile; the rest follows: {refused}"
+        return Err(ProviderError::Transient(Detail::caused_by(
+            "refunded in part at the provider meanwhile; the rest follows",
+            refused,
         ))
         .into());
     }
@@ -764,7 +765,7 @@ async fn bump_attempts(
         "UPDATE payments SET provider_attempts = provider_attempts + 1, last_error = $2,
                 updated_at = now()
           WHERE booking_id = $1",
-        [booking_id.into(), error.to_string().into()],
+        [booking_id.into(), error.describe().into()],
     ))
     .await?;
     Ok(())

@@ -2,6 +2,8 @@
 //! a probe, a script): each call enqueues one job and returns once it is committed, and
 //! calls made at the same time share one `INSERT` and one commit.
 
+use std::sync::Arc;
+
 use sea_orm::{DatabaseConnection, DbErr};
 
 use super::Job;
@@ -15,7 +17,21 @@ const MAX_BATCH: usize = 1000;
 /// A handle to the group-commit writer; clone it freely.
 #[derive(Debug, Clone)]
 pub struct Enqueuer {
-    batcher: Batcher<NewJob, Result<(), String>>,
+    batcher: Batcher<NewJob, Result<(), Arc<DbErr>>>,
+}
+
+/// Why a job was not enqueued.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// The job could not be made an outbox row (its payload does not serialise).
+    #[error("preparing the job")]
+    Job(#[source] DbErr),
+    /// The batch's `INSERT` or commit failed (shared by every job of the batch).
+    #[error("enqueuing")]
+    Write(#[source] Arc<DbErr>),
+    /// The writer task is gone (the runtime is shutting down).
+    #[error("the enqueuer stopped")]
+    Stopped,
 }
 
 impl Enqueuer {
@@ -27,7 +43,7 @@ impl Enqueuer {
                 let result = outbox::enqueue_many(&db, &jobs)
                     .await
                     .map(|_| wake::relays(&db))
-                    .map_err(|e| e.to_string());
+                    .map_err(Arc::new);
                 vec![result; jobs.len()]
             }
         });
@@ -41,12 +57,12 @@ impl Enqueuer {
         &self,
         job: &J,
         run_at: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<(), DbErr> {
-        let job = NewJob::of(job, run_at, None)?;
+    ) -> Result<(), EnqueueError> {
+        let job = NewJob::of(job, run_at, None).map_err(EnqueueError::Job)?;
         self.batcher
             .submit(job)
             .await
-            .ok_or_else(|| DbErr::Custom("the enqueuer stopped".into()))?
-            .map_err(|e| DbErr::Custom(format!("enqueuing: {e}")))
+            .ok_or(EnqueueError::Stopped)?
+            .map_err(EnqueueError::Write)
     }
 }

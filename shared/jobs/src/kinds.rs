@@ -1,106 +1,11 @@
-//! Every job payload, and the one list of them: [`for_each_job!`]. Payloads carry IDs only;
-//! handlers read current state from the database.
-//!
-//! A job type is declared once: its payload here and its `impl Job` (name, queue, retry
-//! policy, timeout, dedup key), with its name in [`for_each_job!`]. [`JobKind`] and its
-//! lookups, the worker's dispatch and what the API says of a job all derive from that list.
+//! Every job payload. Payloads carry IDs only; handlers read current state from the database.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Job, Queue, RetryPolicy};
-
-/// The one list of job types, in declaration order: `for_each_job!(then)` expands to
-/// `then! { ExpireBooking, CreatePayment, ... }`, each a payload type of this crate, so
-/// that code naming every job type (here [`JobKind`]; in the worker its dispatch) is
-/// generated from it. A payload with an `impl Job` missing here does not compile (it is not
-/// [`Listed`]).
-#[macro_export]
-macro_rules! for_each_job {
-    ($then:ident) => {
-        $then! {
-            ExpireBooking,
-            CreatePayment,
-            CapturePayment,
-            CancelPayment,
-            RefundPayment,
-            SendEmail,
-            SendSms,
-            Noop,
-            DailyReport,
-            Reminders,
-            Sweep,
-            Retention,
-            ApplyPaymentEvent,
-            ReconcilePayments,
-        }
-    };
-}
-
-/// A job type that [`for_each_job!`] lists: its [`JobKind`]. Implemented by the list only.
-pub trait Listed {
-    /// Which kind it is.
-    const KIND: JobKind;
-}
-
-/// [`JobKind`], its lookups and each payload's [`Listed`] from [`for_each_job!`].
-macro_rules! declare_kinds {
-    ($($job:ident,)*) => {
-        /// Every kind of background work, one variant per [`Job`] type (named after it).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum JobKind {
-            $(#[doc = concat!("[`", stringify!($job), "`].")] $job,)*
-        }
-
-        impl JobKind {
-            /// Every kind, in declaration order.
-            pub const ALL: &'static [JobKind] = &[$(JobKind::$job,)*];
-
-            /// The stable name stored with the job (`expire_booking`): its [`Job::NAME`].
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(JobKind::$job => <$job as Job>::NAME,)*
-                }
-            }
-
-            /// The queue it runs on: its [`Job::QUEUE`].
-            pub const fn queue(self) -> Queue {
-                match self {
-                    $(JobKind::$job => <$job as Job>::QUEUE,)*
-                }
-            }
-
-            /// Its own retry policy, without overrides: its [`Job::POLICY`].
-            pub const fn policy(self) -> RetryPolicy {
-                match self {
-                    $(JobKind::$job => <$job as Job>::POLICY,)*
-                }
-            }
-
-            /// The longest one attempt may run: its [`Job::TIMEOUT`].
-            pub const fn timeout(self) -> Duration {
-                match self {
-                    $(JobKind::$job => <$job as Job>::TIMEOUT,)*
-                }
-            }
-        }
-
-        $(impl Listed for $job {
-            const KIND: JobKind = JobKind::$job;
-        })*
-    };
-}
-
-for_each_job!(declare_kinds);
-
-impl JobKind {
-    /// The kind stored under `name`, if any.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|kind| kind.name() == name)
-    }
-}
+use super::{Job, JobKind, Queue, RetryPolicy};
 
 /// Expire a booking whose hold ran out unpaid (due at `hold_expires_at`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,7 +15,7 @@ pub struct ExpireBooking {
 }
 
 impl Job for ExpireBooking {
-    const NAME: &'static str = "expire_booking";
+    const KIND: JobKind = JobKind::ExpireBooking;
     const QUEUE: Queue = Queue::Bookings;
 
     fn dedup_key(&self) -> String {
@@ -130,7 +35,7 @@ pub struct CapturePayment {
 }
 
 impl Job for CapturePayment {
-    const NAME: &'static str = "capture_payment";
+    const KIND: JobKind = JobKind::CapturePayment;
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -162,7 +67,7 @@ pub struct CancelPayment {
 }
 
 impl Job for CancelPayment {
-    const NAME: &'static str = "cancel_payment";
+    const KIND: JobKind = JobKind::CancelPayment;
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -184,7 +89,7 @@ pub struct RefundPayment {
 }
 
 impl Job for RefundPayment {
-    const NAME: &'static str = "refund_payment";
+    const KIND: JobKind = JobKind::RefundPayment;
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -201,7 +106,7 @@ pub struct ApplyPaymentEvent {
 }
 
 impl Job for ApplyPaymentEvent {
-    const NAME: &'static str = "apply_payment_event";
+    const KIND: JobKind = JobKind::ApplyPaymentEvent;
     const QUEUE: Queue = Queue::Payments;
 
     fn dedup_key(&self) -> String {
@@ -218,7 +123,7 @@ pub struct ReconcilePayments {
 }
 
 impl Job for ReconcilePayments {
-    const NAME: &'static str = "reconcile_payments";
+    const KIND: JobKind = JobKind::ReconcilePayments;
     const QUEUE: Queue = Queue::Payments;
     /// The next tick reconciles again: a few retries are enough.
     const POLICY: RetryPolicy = RetryPolicy {
@@ -241,7 +146,7 @@ pub struct SendEmail {
 }
 
 impl Job for SendEmail {
-    const NAME: &'static str = "send_email";
+    const KIND: JobKind = JobKind::SendEmail;
     const QUEUE: Queue = Queue::Email;
 
     fn dedup_key(&self) -> String {
@@ -257,7 +162,7 @@ pub struct SendSms {
 }
 
 impl Job for SendSms {
-    const NAME: &'static str = "send_sms";
+    const KIND: JobKind = JobKind::SendSms;
     const QUEUE: Queue = Queue::Sms;
 
     fn dedup_key(&self) -> String {
@@ -273,7 +178,7 @@ pub struct Noop {
 }
 
 impl Job for Noop {
-    const NAME: &'static str = "noop";
+    const KIND: JobKind = JobKind::Noop;
     const QUEUE: Queue = Queue::Bookings;
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 1,
@@ -295,7 +200,7 @@ pub struct CreatePayment {
 }
 
 impl Job for CreatePayment {
-    const NAME: &'static str = "create_payment";
+    const KIND: JobKind = JobKind::CreatePayment;
     const QUEUE: Queue = Queue::Payments;
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 10,
@@ -321,7 +226,7 @@ pub struct DailyReport {
 }
 
 impl Job for DailyReport {
-    const NAME: &'static str = "daily_report";
+    const KIND: JobKind = JobKind::DailyReport;
     const QUEUE: Queue = Queue::Reports;
     const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -359,7 +264,7 @@ impl Reminders {
 }
 
 impl Job for Reminders {
-    const NAME: &'static str = "reminders";
+    const KIND: JobKind = JobKind::Reminders;
     const QUEUE: Queue = Queue::Bookings;
     const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -376,7 +281,7 @@ pub struct Sweep {
 }
 
 impl Job for Sweep {
-    const NAME: &'static str = "sweep";
+    const KIND: JobKind = JobKind::Sweep;
     const QUEUE: Queue = Queue::Bookings;
     /// The next tick sweeps again: a few quick retries are enough.
     const POLICY: RetryPolicy = RetryPolicy {
@@ -399,7 +304,7 @@ pub struct Retention {
 }
 
 impl Job for Retention {
-    const NAME: &'static str = "retention";
+    const KIND: JobKind = JobKind::Retention;
     /// Long and in no hurry, beside the nightly report rather than the booking work.
     const QUEUE: Queue = Queue::Reports;
     const POLICY: RetryPolicy = RetryPolicy {

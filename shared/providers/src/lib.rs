@@ -13,31 +13,157 @@ use orderly_core::config::Settings;
 use orderly_core::telemetry::meter::Meter;
 
 /// How a provider call failed; decides whether a job is retried.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
     /// Retrying cannot help (declined card, invalid phone number, bad address).
-    #[error("permanent: {0}")]
-    Permanent(String),
+    Permanent(Detail),
     /// May work later (timeout, 5xx, connection refused). Whether the call took effect is
     /// unknown.
-    #[error("transient: {0}")]
-    Transient(String),
+    Transient(Detail),
     /// Refused because of the object's current state (a payment already captured or
     /// cancelled): read the object to learn what happened.
-    #[error("state: {0}")]
-    State(String),
+    State(Detail),
 }
 
 impl ProviderError {
     /// A permanent failure described by a provider's own text, with the e-mail addresses and
     /// phone numbers it may quote masked: the text goes to the outbox, the log and Sentry.
     pub fn permanent(text: &str) -> Self {
-        Self::Permanent(redact(text))
+        Self::Permanent(redact(text).into())
     }
 
     /// A transient failure described by a provider's own text, masked as [`Self::permanent`].
     pub fn transient(text: &str) -> Self {
-        Self::Transient(redact(text))
+        Self::Transient(redact(text).into())
+    }
+
+    /// What the error says, whichever its class.
+    pub fn detail(&self) -> &Detail {
+        match self {
+            Self::Permanent(d) | Self::Transient(d) | Self::State(d) => d,
+        }
+    }
+
+    /// The error and its causes on one line (`transient: SMTP: connection refused`), for a
+    /// row that keeps it (`notifications.last_error`) or an answer that quotes it.
+    pub fn describe(&self) -> String {
+        let class = match self {
+            Self::Permanent(_) => "permanent",
+            Self::Transient(_) => "transient",
+            Self::State(_) => "state",
+        };
+        format!("{class}: {}", self.detail().describe())
+    }
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Permanent(d) => write!(f, "permanent: {d}"),
+            Self::Transient(d) => write!(f, "transient: {d}"),
+            Self::State(d) => write!(f, "state: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for ProviderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.detail().source()
+    }
+}
+
+/// What a [`ProviderError`] says (reads as a `str`), and the error that caused it when
+/// there is one: kept as the error's source, so a log prints the whole chain.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    text: String,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Detail {
+    /// `text` (what was being done: `SMTP`, `writing the SMS log`) caused by `cause`.
+    pub fn caused_by(
+        text: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            text: text.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+
+    /// The error that caused this one, if any.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+
+    /// The text and its causes, joined by `: `.
+    pub fn describe(&self) -> String {
+        let mut out = self.text.clone();
+        let mut next = self.source();
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+}
+
+impl std::ops::Deref for Detail {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<String> for Detail {
+    fn from(text: String) -> Self {
+        Self { text, cause: None }
+    }
+}
+
+impl From<&str> for Detail {
+    fn from(text: &str) -> Self {
+        text.to_owned().into()
+    }
+}
+
+/// A detail is an error of its own (its text, caused by its cause), so that a job's
+/// error can carry it without the class the [`ProviderError`] adds.
+impl std::error::Error for Detail {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Detail::source(self)
+    }
+}
+
+/// Two details are equal when they say the same (their causes are not comparable).
+impl PartialEq for Detail {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Detail {}
+
+impl PartialEq<str> for Detail {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for Detail {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
     }
 }
 

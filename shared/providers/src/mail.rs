@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use super::ProviderError;
+use super::{Detail, ProviderError};
 use orderly_core::config::{MailTransport, Settings};
 
 /// A file attached to an e-mail.
@@ -109,7 +109,7 @@ pub fn build_message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, P
     let to: Mailbox = email
         .to
         .parse()
-        .map_err(|e| ProviderError::Permanent(format!("bad recipient address: {e}")))?;
+        .map_err(|e| ProviderError::Permanent(Detail::caused_by("bad recipient address", e)))?;
     let builder = Message::builder()
         .message_id(Some(message_id(email.id)))
         .from(from.clone())
@@ -130,15 +130,16 @@ pub fn build_message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, P
             None => MultiPart::mixed().singlepart(plain()),
         };
         for a in &email.attachments {
-            let content_type = ContentType::parse(&a.content_type)
-                .map_err(|e| ProviderError::Permanent(format!("bad attachment type: {e}")))?;
+            let content_type = ContentType::parse(&a.content_type).map_err(|e| {
+                ProviderError::Permanent(Detail::caused_by("bad attachment type", e))
+            })?;
             parts = parts.singlepart(
                 Attachment::new(a.filename.clone()).body(a.content.clone(), content_type),
             );
         }
         builder.multipart(parts)
     };
-    message.map_err(|e| ProviderError::Permanent(format!("cannot build the message: {e}")))
+    message.map_err(|e| ProviderError::Permanent(Detail::caused_by("cannot build the message", e)))
 }
 
 /// `<notification-id@orderly>`.
@@ -168,8 +169,8 @@ impl Mailer for FileMailer {
         // One trip to the blocking pool per message, not one per file operation.
         tokio::task::spawn_blocking(move || write_eml(&dir, id, &bytes))
             .await
-            .map_err(|e| ProviderError::Transient(format!("writing the .eml file: {e}")))?
-            .map_err(|e| ProviderError::Transient(format!("writing the .eml file: {e}")))
+            .map_err(|e| ProviderError::Transient(Detail::caused_by("writing the .eml file", e)))?
+            .map_err(|e| ProviderError::Transient(Detail::caused_by("writing the .eml file", e)))
     }
 }
 
@@ -215,15 +216,14 @@ impl Mailer for SmtpMailer {
             .in_flight
             .acquire()
             .await
-            .map_err(|e| ProviderError::Transient(format!("SMTP: {e}")))?;
+            .map_err(|e| ProviderError::Transient(Detail::caused_by("SMTP", e)))?;
         match tokio::time::timeout(SMTP_SEND_TIMEOUT, self.transport.send(message)).await {
             Ok(Ok(_)) => Ok(message_id(email.id)),
             Ok(Err(e)) if e.is_permanent() => Err(ProviderError::permanent(&format!("SMTP: {e}"))),
             Ok(Err(e)) => Err(ProviderError::transient(&format!("SMTP: {e}"))),
-            Err(_) => Err(ProviderError::Transient(format!(
-                "SMTP: no answer within {} s",
-                SMTP_SEND_TIMEOUT.as_secs()
-            ))),
+            Err(_) => Err(ProviderError::Transient(
+                format!("SMTP: no answer within {} s", SMTP_SEND_TIMEOUT.as_secs()).into(),
+            )),
         }
     }
 }

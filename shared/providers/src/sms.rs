@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use super::ProviderError;
+use super::{Detail, ProviderError};
 use orderly_core::config::{Settings, SmsSettings};
 
 /// One text message to send.
@@ -89,8 +89,8 @@ impl SmsSender for LogSms {
         // One trip to the blocking pool per message, not one per file operation.
         tokio::task::spawn_blocking(move || append_line(&path, &line))
             .await
-            .map_err(|e| ProviderError::Transient(format!("writing the SMS log: {e}")))?
-            .map_err(|e| ProviderError::Transient(format!("writing the SMS log: {e}")))?;
+            .map_err(|e| ProviderError::Transient(Detail::caused_by("writing the SMS log", e)))?
+            .map_err(|e| ProviderError::Transient(Detail::caused_by("writing the SMS log", e)))?;
         Ok(format!("log:{}", sms.id))
     }
 }
@@ -168,7 +168,7 @@ impl SmsSender for TwilioSms {
             .in_flight
             .acquire()
             .await
-            .map_err(|e| ProviderError::Transient(format!("Twilio: {e}")))?;
+            .map_err(|e| ProviderError::Transient(Detail::caused_by("Twilio", e)))?;
         // A request that fails before an answer (timeout, refused, reset) may be retried.
         let response = self
             .client
@@ -181,7 +181,7 @@ impl SmsSender for TwilioSms {
             ])
             .send()
             .await
-            .map_err(|e| ProviderError::Transient(format!("Twilio unreachable: {e}")))?;
+            .map_err(|e| ProviderError::Transient(Detail::caused_by("Twilio unreachable", e)))?;
         let status = response.status();
         // An unreadable body (not JSON, cut off, too slow) reads as none.
         let body: serde_json::Value = response.json().await.unwrap_or_default();

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
@@ -20,8 +21,8 @@ use uuid::Uuid;
 use sha2::{Digest, Sha256};
 use stripe_webhook::{EventObject, WebhookError};
 
-use super::ProviderError;
 use super::payments::{Intent, IntentState, NewPayment, PaymentGateway};
+use super::{Detail, ProviderError};
 use crate::payments::{EventKind, PaymentEvent};
 use orderly_db::payments::PaymentProvider;
 
@@ -41,7 +42,7 @@ impl StripeGateway {
             .timeout(CALL_TIMEOUT)
             .request_strategy(RequestStrategy::Once)
             .build()
-            .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY / STRIPE_API_BASE: {e}"))?;
+            .context("STRIPE_SECRET_KEY / STRIPE_API_BASE")?;
         Ok(Self { client })
     }
 }
@@ -49,7 +50,9 @@ impl StripeGateway {
 fn keyed(key: &str) -> Result<RequestStrategy, ProviderError> {
     IdempotencyKey::new(key)
         .map(RequestStrategy::Idempotent)
-        .map_err(|e| ProviderError::Permanent(format!("idempotency key `{key}`: {e}")))
+        .map_err(|e| {
+            ProviderError::Permanent(Detail::caused_by(format!("idempotency key `{key}`"), e))
+        })
 }
 
 /// Stripe's answer, classified: what retrying cannot change is permanent; what a read of
@@ -67,7 +70,7 @@ fn classify(error: StripeError) -> ProviderError {
             );
             // A key reused with other parameters: the object's state tells what to do.
             if api.type_.as_str() == "idempotency_error" {
-                return ProviderError::State(detail);
+                return ProviderError::State(detail.into());
             }
             match (status, code.as_deref()) {
                 (
@@ -78,7 +81,7 @@ fn classify(error: StripeError) -> ProviderError {
                         | "charge_already_captured"
                         | "amount_too_large",
                     ),
-                ) => ProviderError::State(detail),
+                ) => ProviderError::State(detail.into()),
                 // A key used concurrently (409) or a request Stripe may repeat.
                 (409 | 429, _) => ProviderError::transient(&detail),
                 // A bad or revoked key is the operator's to fix; retrying then works.
@@ -87,15 +90,16 @@ fn classify(error: StripeError) -> ProviderError {
                 _ => ProviderError::permanent(&detail),
             }
         }
-        StripeError::ConfigError(e) => ProviderError::Permanent(format!("Stripe client: {e}")),
-        StripeError::Timeout => ProviderError::Transient(format!(
-            "Stripe: no answer within {} s",
-            CALL_TIMEOUT.as_secs()
-        )),
-        StripeError::ClientError(e) => ProviderError::Transient(format!("Stripe: {e}")),
+        StripeError::ConfigError(e) => {
+            ProviderError::Permanent(format!("Stripe client: {e}").into())
+        }
+        StripeError::Timeout => ProviderError::Transient(
+            format!("Stripe: no answer within {} s", CALL_TIMEOUT.as_secs()).into(),
+        ),
+        StripeError::ClientError(e) => ProviderError::Transient(format!("Stripe: {e}").into()),
         // An answer we could not read: the call may have taken effect.
         StripeError::JSONDeserialize(e) => {
-            ProviderError::Transient(format!("Stripe: unreadable answer: {e}"))
+            ProviderError::Transient(format!("Stripe: unreadable answer: {e}").into())
         }
     }
 }
@@ -141,10 +145,9 @@ impl PaymentGateway for StripeGateway {
             .currency
             .parse::<stripe_types::Currency>()
             .map_err(|_| {
-                ProviderError::Permanent(format!(
-                    "currency `{}` unknown to Stripe",
-                    payment.currency
-                ))
+                ProviderError::Permanent(
+                    format!("currency `{}` unknown to Stripe", payment.currency).into(),
+                )
             })?;
         let metadata = HashMap::from([("booking_id".to_owned(), payment.booking_id.to_string())]);
         let created = CreatePaymentIntent::new(payment.amount_cents, currency)

@@ -1,5 +1,7 @@
 //! A booking as the API shows it, with its payment and messages.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use orderly_db::bookings::{self, BookingStatus};
 use orderly_db::notifications::{self, NotificationChannel, NotificationKind, NotificationStatus};
@@ -154,7 +156,7 @@ impl BookingView {
         let mut views = Self::load_many(db, vec![booking], viewer).await?;
         views
             .pop()
-            .ok_or_else(|| DbErr::Custom("a booking vanished while loading".into()))
+            .ok_or_else(|| DbErr::RecordNotFound("a booking vanished while loading".into()))
     }
 }
 
@@ -221,8 +223,12 @@ impl BookingView {
         let Some(row) = row else {
             return Ok(None);
         };
-        let notifications = serde_json::from_value(row.notifications)
-            .map_err(|e| DbErr::Custom(format!("reading a booking's notifications: {e}")))?;
+        let notifications =
+            serde_json::from_value(row.notifications).map_err(|e| DbErr::TryIntoErr {
+                from: "jsonb",
+                into: "a booking's notifications",
+                source: Arc::new(e),
+            })?;
         Ok(Some(Fetched {
             provider_id: row.provider_id,
             view: Self {

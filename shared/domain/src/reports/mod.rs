@@ -106,6 +106,18 @@ pub enum ReportError {
     /// The day cannot be placed in time (beyond the calendar's range).
     #[error("{0} is not a day that can be reported")]
     BadDay(NaiveDate),
+    /// A report did not serialise to JSON (a bug: the type always should).
+    #[error("serialising the report")]
+    Unwritable(#[source] serde_json::Error),
+    /// A stored report does not read as a [`Report`] (written by an incompatible version).
+    #[error("the stored report of {date} does not read")]
+    Unreadable {
+        /// The report's day.
+        date: NaiveDate,
+        /// Why it does not read.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -279,9 +291,8 @@ pub async fn compute(
 /// Stores `report` as its day's report, replacing an older one; a report computed before
 /// the stored one (a slower concurrent run) does not replace it. Returns whether it was
 /// written.
-pub async fn store(db: &impl ConnectionTrait, report: &Report) -> Result<bool, DbErr> {
-    let json = serde_json::to_value(report)
-        .map_err(|e| DbErr::Custom(format!("serialising the report: {e}")))?;
+pub async fn store(db: &impl ConnectionTrait, report: &Report) -> Result<bool, ReportError> {
+    let json = serde_json::to_value(report).map_err(ReportError::Unwritable)?;
     let done = db
         .execute_raw(Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
@@ -303,7 +314,10 @@ pub async fn store(db: &impl ConnectionTrait, report: &Report) -> Result<bool, D
 }
 
 /// The stored report of `date`, if any.
-pub async fn find(db: &impl ConnectionTrait, date: NaiveDate) -> Result<Option<Report>, DbErr> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    date: NaiveDate,
+) -> Result<Option<Report>, ReportError> {
     use sea_orm::EntityTrait;
     let Some(row) = daily_reports::Entity::find_by_id(date).one(db).await? else {
         return Ok(None);
@@ -312,12 +326,10 @@ pub async fn find(db: &impl ConnectionTrait, date: NaiveDate) -> Result<Option<R
 }
 
 /// The report a stored row holds.
-pub fn parse(row: &daily_reports::Model) -> Result<Report, DbErr> {
-    serde_json::from_value(row.report.clone()).map_err(|e| {
-        DbErr::Custom(format!(
-            "the stored report of {} does not read: {e}",
-            row.report_date
-        ))
+pub fn parse(row: &daily_reports::Model) -> Result<Report, ReportError> {
+    serde_json::from_value(row.report.clone()).map_err(|source| ReportError::Unreadable {
+        date: row.report_date,
+        source,
     })
 }
 
