@@ -1,31 +1,9 @@
 //! What job handlers are given: the database, the provider clients and the process's runs.
 
-use orderly_jobs::RetryPolicy;
+use orderly_jobs::PolicyOverrides;
 use orderly_providers::Providers;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
-
-/// Overrides of every job type's retry policy (operators' and tests' knobs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PolicyOverrides {
-    /// `JOB_RETRY_BASE_DELAY_MS`: the first retry delay (delays still double).
-    pub base_delay: Option<std::time::Duration>,
-    /// `JOB_MAX_ATTEMPTS`: attempts in all.
-    pub max_attempts: Option<u32>,
-}
-
-impl PolicyOverrides {
-    /// `policy` with these overrides applied.
-    pub fn apply(&self, mut policy: RetryPolicy) -> RetryPolicy {
-        if let Some(base) = self.base_delay {
-            policy.base_delay = base;
-        }
-        if let Some(max) = self.max_attempts {
-            policy.max_attempts = max.max(1);
-        }
-        policy
-    }
-}
 
 /// Dependencies of every job handler.
 #[derive(Debug, Clone)]

@@ -172,7 +172,7 @@ async fn run_and_record(ctx: &JobContext, queue: &str, envelope: &Envelope) {
             tracing::error!(duration_ms, error = %error, "job failed permanently; dead");
         }
         Err(JobError::Transient(error)) => {
-            let policy = jobs::policy(&envelope.job_type, &ctx.policies);
+            let policy = ctx.policies.policy_of(&envelope.job_type);
             let error = format!("{error:#}");
             if policy.may_retry(attempt) {
                 let delay = policy.delay_after(attempt);

@@ -36,11 +36,11 @@ use orderly_core::Settings;
 use orderly_core::config::{Binary, WorkerSettings, parse_queue, parse_queue_concurrency};
 use orderly_core::telemetry::{meter, metrics_endpoint};
 use orderly_domain::templates::Templates;
-use orderly_jobs::{Envelope, Queue};
+use orderly_jobs::{Envelope, PolicyOverrides, Queue};
 use orderly_providers::Providers;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{JobContext, PolicyOverrides};
+use crate::context::JobContext;
 use crate::queues::{QueueTimings, RedisTransport};
 use crate::transport::Transport;
 

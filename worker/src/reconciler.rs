@@ -15,11 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_jobs::{Queue, outbox, pauses, workers};
+use orderly_jobs::{PolicyOverrides, Queue, outbox, pauses, workers};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
-use crate::context::PolicyOverrides;
 use crate::jobs;
 use crate::transport::Transport;
 
@@ -111,7 +110,7 @@ async fn hand_on_lapsed(
     let mut decided = Vec::with_capacity(lapsed.len());
     for run in &lapsed {
         let envelope = &run.envelope;
-        let policy = jobs::policy(&envelope.job_type, policies);
+        let policy = policies.policy_of(&envelope.job_type);
         let losses = run.worker_losses + 1;
         let worker = run.worker.as_deref().unwrap_or("unknown");
         if policy.may_retry(envelope.attempt) {

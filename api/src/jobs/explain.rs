@@ -13,11 +13,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 
 use super::admin::{JobState, JobView};
-use orderly_jobs::{
-    ApplyPaymentEvent, CancelPayment, CapturePayment, CreatePayment, DailyReport, ExpireBooking,
-    Job, JobKind, Noop, ReconcilePayments, RefundPayment, Reminders, Retention, RetryPolicy,
-    SendEmail, SendSms, Sweep,
-};
+use orderly_jobs::PolicyOverrides;
 
 /// The most jobs counted ahead of a pending one: past it the sentence says "more than".
 pub const AHEAD_CAP: u64 = 10_000;
@@ -49,35 +45,14 @@ pub struct Limits {
     pub reconcile_every: Duration,
 }
 
-/// The attempts in all of a job type: its [`RetryPolicy`], or `JOB_MAX_ATTEMPTS` when set
-/// (as the worker applies it).
+/// The attempts in all of a job type as the worker counts them: its retry policy, with
+/// `JOB_MAX_ATTEMPTS` when set ([`PolicyOverrides::policy_of`], the worker's rule).
 pub fn max_attempts(job_type: &str, max_attempts_override: Option<u32>) -> u32 {
-    if let Some(max) = max_attempts_override {
-        return max.max(1);
-    }
-    JobKind::parse(job_type)
-        .map_or(RetryPolicy::DEFAULT, policy_of)
-        .max_attempts
-}
-
-/// Each kind's own policy (an exhaustive match: a new kind does not compile without one).
-fn policy_of(kind: JobKind) -> RetryPolicy {
-    match kind {
-        JobKind::ExpireBooking => ExpireBooking::POLICY,
-        JobKind::CreatePayment => CreatePayment::POLICY,
-        JobKind::CapturePayment => CapturePayment::POLICY,
-        JobKind::CancelPayment => CancelPayment::POLICY,
-        JobKind::RefundPayment => RefundPayment::POLICY,
-        JobKind::SendEmail => SendEmail::POLICY,
-        JobKind::SendSms => SendSms::POLICY,
-        JobKind::Noop => Noop::POLICY,
-        JobKind::DailyReport => DailyReport::POLICY,
-        JobKind::Reminders => Reminders::POLICY,
-        JobKind::Sweep => Sweep::POLICY,
-        JobKind::Retention => Retention::POLICY,
-        JobKind::ApplyPaymentEvent => ApplyPaymentEvent::POLICY,
-        JobKind::ReconcilePayments => ReconcilePayments::POLICY,
-    }
+    let overrides = PolicyOverrides {
+        max_attempts: max_attempts_override,
+        base_delay: None,
+    };
+    overrides.policy_of(job_type).max_attempts
 }
 
 /// Where `job` stands, as one sentence.
@@ -375,7 +350,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use orderly_jobs::Queue;
+    use orderly_jobs::{Job, Noop, Queue, RetryPolicy, SendEmail};
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 11, h, m, s).unwrap()

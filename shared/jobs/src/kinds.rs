@@ -1,11 +1,106 @@
-//! Every job payload. Payloads carry IDs only; handlers read current state from the database.
+//! Every job payload, and the one list of them: [`for_each_job!`]. Payloads carry IDs only;
+//! handlers read current state from the database.
+//!
+//! A job type is declared once: its payload here and its `impl Job` (name, queue, retry
+//! policy, timeout, dedup key), with its name in [`for_each_job!`]. [`JobKind`] and its
+//! lookups, the worker's dispatch and what the API says of a job all derive from that list.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Job, JobKind, Queue, RetryPolicy};
+use super::{Job, Queue, RetryPolicy};
+
+/// The one list of job types, in declaration order: `for_each_job!(then)` expands to
+/// `then! { ExpireBooking, CreatePayment, ... }`, each a payload type of this crate, so
+/// that code naming every job type (here [`JobKind`]; in the worker its dispatch) is
+/// generated from it. A payload with an `impl Job` missing here does not compile (it is not
+/// [`Listed`]).
+#[macro_export]
+macro_rules! for_each_job {
+    ($then:ident) => {
+        $then! {
+            ExpireBooking,
+            CreatePayment,
+            CapturePayment,
+            CancelPayment,
+            RefundPayment,
+            SendEmail,
+            SendSms,
+            Noop,
+            DailyReport,
+            Reminders,
+            Sweep,
+            Retention,
+            ApplyPaymentEvent,
+            ReconcilePayments,
+        }
+    };
+}
+
+/// A job type that [`for_each_job!`] lists: its [`JobKind`]. Implemented by the list only.
+pub trait Listed {
+    /// Which kind it is.
+    const KIND: JobKind;
+}
+
+/// [`JobKind`], its lookups and each payload's [`Listed`] from [`for_each_job!`].
+macro_rules! declare_kinds {
+    ($($job:ident,)*) => {
+        /// Every kind of background work, one variant per [`Job`] type (named after it).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum JobKind {
+            $(#[doc = concat!("[`", stringify!($job), "`].")] $job,)*
+        }
+
+        impl JobKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [JobKind] = &[$(JobKind::$job,)*];
+
+            /// The stable name stored with the job (`expire_booking`): its [`Job::NAME`].
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(JobKind::$job => <$job as Job>::NAME,)*
+                }
+            }
+
+            /// The queue it runs on: its [`Job::QUEUE`].
+            pub const fn queue(self) -> Queue {
+                match self {
+                    $(JobKind::$job => <$job as Job>::QUEUE,)*
+                }
+            }
+
+            /// Its own retry policy, without overrides: its [`Job::POLICY`].
+            pub const fn policy(self) -> RetryPolicy {
+                match self {
+                    $(JobKind::$job => <$job as Job>::POLICY,)*
+                }
+            }
+
+            /// The longest one attempt may run: its [`Job::TIMEOUT`].
+            pub const fn timeout(self) -> Duration {
+                match self {
+                    $(JobKind::$job => <$job as Job>::TIMEOUT,)*
+                }
+            }
+        }
+
+        $(impl Listed for $job {
+            const KIND: JobKind = JobKind::$job;
+        })*
+    };
+}
+
+for_each_job!(declare_kinds);
+
+impl JobKind {
+    /// The kind stored under `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|kind| kind.name() == name)
+    }
+}
 
 /// Expire a booking whose hold ran out unpaid (due at `hold_expires_at`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -15,7 +110,7 @@ pub struct ExpireBooking {
 }
 
 impl Job for ExpireBooking {
-    const KIND: JobKind = JobKind::ExpireBooking;
+    const NAME: &'static str = "expire_booking";
     const QUEUE: Queue = Queue::Bookings;
 
     fn dedup_key(&self) -> String {
@@ -35,7 +130,7 @@ pub struct CapturePayment {
 }
 
 impl Job for CapturePayment {
-    const KIND: JobKind = JobKind::CapturePayment;
+    const NAME: &'static str = "capture_payment";
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -67,7 +162,7 @@ pub struct CancelPayment {
 }
 
 impl Job for CancelPayment {
-    const KIND: JobKind = JobKind::CancelPayment;
+    const NAME: &'static str = "cancel_payment";
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -89,7 +184,7 @@ pub struct RefundPayment {
 }
 
 impl Job for RefundPayment {
-    const KIND: JobKind = JobKind::RefundPayment;
+    const NAME: &'static str = "refund_payment";
     const QUEUE: Queue = Queue::Payments;
     const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -106,7 +201,7 @@ pub struct ApplyPaymentEvent {
 }
 
 impl Job for ApplyPaymentEvent {
-    const KIND: JobKind = JobKind::ApplyPaymentEvent;
+    const NAME: &'static str = "apply_payment_event";
     const QUEUE: Queue = Queue::Payments;
 
     fn dedup_key(&self) -> String {
@@ -123,7 +218,7 @@ pub struct ReconcilePayments {
 }
 
 impl Job for ReconcilePayments {
-    const KIND: JobKind = JobKind::ReconcilePayments;
+    const NAME: &'static str = "reconcile_payments";
     const QUEUE: Queue = Queue::Payments;
     /// The next tick reconciles again: a few retries are enough.
     const POLICY: RetryPolicy = RetryPolicy {
@@ -146,7 +241,7 @@ pub struct SendEmail {
 }
 
 impl Job for SendEmail {
-    const KIND: JobKind = JobKind::SendEmail;
+    const NAME: &'static str = "send_email";
     const QUEUE: Queue = Queue::Email;
 
     fn dedup_key(&self) -> String {
@@ -162,7 +257,7 @@ pub struct SendSms {
 }
 
 impl Job for SendSms {
-    const KIND: JobKind = JobKind::SendSms;
+    const NAME: &'static str = "send_sms";
     const QUEUE: Queue = Queue::Sms;
 
     fn dedup_key(&self) -> String {
@@ -178,7 +273,7 @@ pub struct Noop {
 }
 
 impl Job for Noop {
-    const KIND: JobKind = JobKind::Noop;
+    const NAME: &'static str = "noop";
     const QUEUE: Queue = Queue::Bookings;
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 1,
@@ -200,7 +295,7 @@ pub struct CreatePayment {
 }
 
 impl Job for CreatePayment {
-    const KIND: JobKind = JobKind::CreatePayment;
+    const NAME: &'static str = "create_payment";
     const QUEUE: Queue = Queue::Payments;
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 10,
@@ -226,7 +321,7 @@ pub struct DailyReport {
 }
 
 impl Job for DailyReport {
-    const KIND: JobKind = JobKind::DailyReport;
+    const NAME: &'static str = "daily_report";
     const QUEUE: Queue = Queue::Reports;
     const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -264,7 +359,7 @@ impl Reminders {
 }
 
 impl Job for Reminders {
-    const KIND: JobKind = JobKind::Reminders;
+    const NAME: &'static str = "reminders";
     const QUEUE: Queue = Queue::Bookings;
     const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -281,7 +376,7 @@ pub struct Sweep {
 }
 
 impl Job for Sweep {
-    const KIND: JobKind = JobKind::Sweep;
+    const NAME: &'static str = "sweep";
     const QUEUE: Queue = Queue::Bookings;
     /// The next tick sweeps again: a few quick retries are enough.
     const POLICY: RetryPolicy = RetryPolicy {
@@ -304,7 +399,7 @@ pub struct Retention {
 }
 
 impl Job for Retention {
-    const KIND: JobKind = JobKind::Retention;
+    const NAME: &'static str = "retention";
     /// Long and in no hurry, beside the nightly report rather than the booking work.
     const QUEUE: Queue = Queue::Reports;
     const POLICY: RetryPolicy = RetryPolicy {

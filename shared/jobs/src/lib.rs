@@ -28,76 +28,13 @@ pub use enqueuer::{EnqueueError, Enqueuer};
 pub use envelope::Envelope;
 pub use kinds::*;
 pub use orderly_db::outbox::Queue;
-pub use policy::RetryPolicy;
+pub use policy::{PolicyOverrides, RetryPolicy};
 
-/// Declares [`JobKind`] and its stored names in one list, so the two cannot drift.
-macro_rules! job_kinds {
-    ($($(#[$doc:meta])* $kind:ident => $name:literal,)*) => {
-        /// Every kind of background work, one variant per [`Job`] type. The worker's registry
-        /// matches on it exhaustively: a kind without a handler does not compile.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum JobKind {
-            $($(#[$doc])* $kind,)*
-        }
-
-        impl JobKind {
-            /// Every kind, in declaration order.
-            pub const ALL: &'static [JobKind] = &[$(JobKind::$kind,)*];
-
-            /// The stable name stored with the job (`expire_booking`).
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(JobKind::$kind => $name,)*
-                }
-            }
-        }
-    };
-}
-
-job_kinds! {
-    /// [`ExpireBooking`].
-    ExpireBooking => "expire_booking",
-    /// [`CreatePayment`].
-    CreatePayment => "create_payment",
-    /// [`CapturePayment`].
-    CapturePayment => "capture_payment",
-    /// [`CancelPayment`].
-    CancelPayment => "cancel_payment",
-    /// [`RefundPayment`].
-    RefundPayment => "refund_payment",
-    /// [`SendEmail`].
-    SendEmail => "send_email",
-    /// [`SendSms`].
-    SendSms => "send_sms",
-    /// [`Noop`].
-    Noop => "noop",
-    /// [`DailyReport`].
-    DailyReport => "daily_report",
-    /// [`Reminders`].
-    Reminders => "reminders",
-    /// [`Sweep`].
-    Sweep => "sweep",
-    /// [`Retention`].
-    Retention => "retention",
-    /// [`ApplyPaymentEvent`].
-    ApplyPaymentEvent => "apply_payment_event",
-    /// [`ReconcilePayments`].
-    ReconcilePayments => "reconcile_payments",
-}
-
-impl JobKind {
-    /// The kind stored under `name`, if any.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|kind| kind.name() == name)
-    }
-}
-
-/// A kind of background work.
-pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// Which kind it is.
-    const KIND: JobKind;
+/// A kind of background work, declared by its `impl Job` and listed in [`for_each_job!`]
+/// (which makes it [`Listed`]: its [`JobKind`] is `Self::KIND`).
+pub trait Job: Listed + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Stable name stored with the job (`expire_booking`).
-    const NAME: &'static str = Self::KIND.name();
+    const NAME: &'static str;
     /// The queue it runs on.
     const QUEUE: Queue;
     /// How often and how patiently it is retried.

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use super::JobKind;
+
 /// How a job is retried after a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -53,6 +55,35 @@ impl RetryPolicy {
     }
 }
 
+/// Overrides of every job type's retry policy, the operators' and tests' knobs: the worker
+/// retries with them and the API counts a job's attempts with them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyOverrides {
+    /// `JOB_RETRY_BASE_DELAY_MS`: the first retry delay (delays still double).
+    pub base_delay: Option<Duration>,
+    /// `JOB_MAX_ATTEMPTS`: attempts in all (at least 1).
+    pub max_attempts: Option<u32>,
+}
+
+impl PolicyOverrides {
+    /// `policy` with these overrides applied.
+    pub fn apply(&self, mut policy: RetryPolicy) -> RetryPolicy {
+        if let Some(base) = self.base_delay {
+            policy.base_delay = base;
+        }
+        if let Some(max) = self.max_attempts {
+            policy.max_attempts = max.max(1);
+        }
+        policy
+    }
+
+    /// The retry policy of the job type stored under `job_type` (its kind's, or
+    /// [`RetryPolicy::DEFAULT`] for a name no kind has) with these overrides applied.
+    pub fn policy_of(&self, job_type: &str) -> RetryPolicy {
+        self.apply(JobKind::parse(job_type).map_or(RetryPolicy::DEFAULT, JobKind::policy))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +119,27 @@ mod tests {
         let (shortest, longest) = RetryPolicy::DEFAULT.span();
         assert!(shortest >= Duration::from_secs(3600), "{shortest:?}");
         assert!(longest <= Duration::from_secs(3 * 3600), "{longest:?}");
+    }
+
+    #[test]
+    fn each_kind_has_its_own_policy_and_the_overrides_win() {
+        use crate::{Job, SendEmail};
+        let none = PolicyOverrides::default();
+        assert_eq!(none.policy_of("send_email"), SendEmail::POLICY);
+        assert_eq!(none.policy_of("noop").max_attempts, 1);
+        assert_eq!(none.policy_of("no_such_job"), RetryPolicy::DEFAULT);
+        let three = PolicyOverrides {
+            max_attempts: Some(3),
+            base_delay: Some(Duration::from_millis(10)),
+        };
+        let policy = three.policy_of("send_email");
+        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(policy.base_delay, Duration::from_millis(10));
+        assert_eq!(policy.max_delay, SendEmail::POLICY.max_delay);
+        let zero = PolicyOverrides {
+            max_attempts: Some(0),
+            ..PolicyOverrides::default()
+        };
+        assert_eq!(zero.policy_of("send_email").max_attempts, 1);
     }
 }

@@ -1,8 +1,9 @@
-//! Every job type the worker runs, in one list: [`registered`]. Dispatch, limits and what a
-//! job's death means all derive from it. A handler is a thin [`Handler::run`] in a file of
-//! its own that calls a domain function with explicit dependencies; adding a job is a
-//! [`JobKind`] variant with its payload (in `shared`), one file here and one line in
-//! [`registered`], whose exhaustive match the compiler checks.
+//! Every job type the worker runs: [`registered`], generated from the job list
+//! ([`orderly_jobs::for_each_job!`]). Dispatch, limits and what a job's death means all
+//! derive from it. A handler is a thin [`Handler::run`] in a file of its own that calls a
+//! domain function with explicit dependencies; adding a job is its payload and `impl Job`
+//! with a line in the list (in `orderly-jobs`) and one file here implementing [`Handler`]
+//! for it: a listed job type without a handler does not compile.
 
 mod apply_payment_event;
 mod cancel_payment;
@@ -23,14 +24,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use orderly_jobs::{
-    ApplyPaymentEvent, CancelPayment, CapturePayment, CreatePayment, DailyReport, Envelope,
-    ExpireBooking, Job, JobKind, Noop, ReconcilePayments, RefundPayment, Reminders, Retention,
-    RetryPolicy, SendEmail, SendSms, Sweep,
-};
+use orderly_jobs::{Envelope, Job, JobKind, RetryPolicy};
 use sea_orm::{DatabaseTransaction, DbErr};
 
-use crate::context::{JobContext, PolicyOverrides};
+use crate::context::JobContext;
 use crate::job_error::JobError;
 
 /// What the worker does with one job type.
@@ -53,26 +50,20 @@ pub trait Handler: Job {
     }
 }
 
-/// Every job type the worker runs. The match is exhaustive: a [`JobKind`] without a handler
-/// does not compile (and a test checks each line names the type of its kind).
-pub fn registered(kind: JobKind) -> Registered {
-    match kind {
-        JobKind::ExpireBooking => register::<ExpireBooking>(),
-        JobKind::CreatePayment => register::<CreatePayment>(),
-        JobKind::CapturePayment => register::<CapturePayment>(),
-        JobKind::CancelPayment => register::<CancelPayment>(),
-        JobKind::RefundPayment => register::<RefundPayment>(),
-        JobKind::SendEmail => register::<SendEmail>(),
-        JobKind::SendSms => register::<SendSms>(),
-        JobKind::Noop => register::<Noop>(),
-        JobKind::DailyReport => register::<DailyReport>(),
-        JobKind::Reminders => register::<Reminders>(),
-        JobKind::Sweep => register::<Sweep>(),
-        JobKind::Retention => register::<Retention>(),
-        JobKind::ApplyPaymentEvent => register::<ApplyPaymentEvent>(),
-        JobKind::ReconcilePayments => register::<ReconcilePayments>(),
-    }
+/// `registered`: a match on [`JobKind`] with one arm per listed job type, each registering
+/// that type's [`Handler`] (so a job type without one does not compile).
+macro_rules! registry {
+    ($($job:ident,)*) => {
+        /// Every job type the worker runs, by kind.
+        pub fn registered(kind: JobKind) -> Registered {
+            match kind {
+                $(JobKind::$job => register::<orderly_jobs::$job>(),)*
+            }
+        }
+    };
 }
+
+orderly_jobs::for_each_job!(registry);
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type RunFn = for<'a> fn(&'a JobContext, &'a Envelope) -> BoxFuture<'a, Result<(), JobError>>;
@@ -144,11 +135,6 @@ fn payload<J: Job>(envelope: &Envelope) -> Result<J, JobError> {
 /// The job type stored under `name`, if the worker knows it.
 pub fn lookup(job_type: &str) -> Option<Registered> {
     JobKind::parse(job_type).map(registered)
-}
-
-/// The retry policy of a job type, with the operator's overrides.
-pub fn policy(job_type: &str, overrides: &PolicyOverrides) -> RetryPolicy {
-    overrides.apply(lookup(job_type).map_or(RetryPolicy::DEFAULT, |r| r.limits.policy))
 }
 
 impl Registered {
