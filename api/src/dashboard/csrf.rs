@@ -10,6 +10,7 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::session::Admin;
 use super::views::DashboardError;
@@ -26,14 +27,11 @@ pub fn token_of(session_token: &str) -> String {
 }
 
 /// Whether `given` equals `expected`, in time independent of where they differ: both are
-/// hashed first, and the digests compared without an early exit.
+/// hashed first (so their lengths are equal too), and the digests compared by `subtle`.
 pub fn matches(given: &str, expected: &str) -> bool {
     let a = Sha256::digest(given.as_bytes());
     let b = Sha256::digest(expected.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.ct_eq(&b).into()
 }
 
 /// `scheme://host[:port]` of a URL, with the default port left out, as browsers write an

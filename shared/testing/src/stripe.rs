@@ -70,9 +70,10 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// The secret key the fake accepts (`Authorization: Bearer sk_test_fake`).
 pub const SECRET_KEY: &str = "sk_test_fake";
@@ -678,21 +679,10 @@ pub fn signature_header(secret: &str, payload: &str, timestamp: i64) -> String {
 
 /// HMAC (RFC 2104) over SHA-256.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    #[allow(clippy::expect_used)] // HMAC takes a key of any length
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("an HMAC key");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 // ---- HTTP ----
