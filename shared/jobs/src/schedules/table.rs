@@ -36,14 +36,15 @@ impl Entry {
         Entry::ReconcilePayments,
     ];
 
-    /// Its name, as stored in `schedule_runs` and typed on the command line.
+    /// Its name, as stored in `schedule_runs` and typed on the command line: the name of
+    /// the job its ticks enqueue.
     pub const fn name(self) -> &'static str {
         match self {
-            Entry::DailyReport => "daily_report",
-            Entry::Reminders => "reminders",
-            Entry::Sweep => "sweep",
-            Entry::Retention => "retention",
-            Entry::ReconcilePayments => "reconcile_payments",
+            Entry::DailyReport => DailyReport::NAME,
+            Entry::Reminders => Reminders::NAME,
+            Entry::Sweep => Sweep::NAME,
+            Entry::Retention => Retention::NAME,
+            Entry::ReconcilePayments => ReconcilePayments::NAME,
         }
     }
 
