@@ -54,7 +54,7 @@ pub fn run_without_settings(cli: &Cli) -> Option<anyhow::Result<()>> {
 
 /// Writes the OpenAPI document, as served at `/api/v1/openapi.json`, to standard output.
 pub fn print_openapi() -> anyhow::Result<()> {
-    let json = crate::openapi::ApiDoc::openapi()
+    let json = crate::routes::openapi_document::ApiDoc::openapi()
         .to_pretty_json()
         .context("serialising the OpenAPI document")?;
     let mut out = std::io::stdout().lock();

@@ -39,9 +39,7 @@ pub async fn request_deadline(
             .and_then(|o| o.to_str().ok()),
         req.app_data::<web::Data<AppState>>(),
     ) {
-        (Some(origin), Some(state)) => {
-            crate::startup::cors_headers_for(&state.settings.cors, origin)
-        }
+        (Some(origin), Some(state)) => crate::cors::cors_headers_for(&state.settings.cors, origin),
         _ => Vec::new(),
     };
     match tokio::time::timeout(limit, next.call(req)).await {

@@ -29,11 +29,17 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::extract::json::BodyFingerprint;
 use crate::problem::{ApiError, ApiResult, ErrorCode};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
+
+/// SHA-256 of a body's canonical JSON (RFC 8785: keys sorted at every depth, no blanks, one
+/// spelling per number and string): two bodies that mean the same thing have the same
+/// fingerprint. Put in the request's extensions by `StrictJson` when the request carries
+/// a key ([`HEADER`]), and compared here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyFingerprint(pub String);
 /// How long a key is remembered.
 pub const KEY_TTL: chrono::Duration = chrono::Duration::hours(24);
 /// A first request still unanswered after this long is taken to have died with its

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod client_addr;
+pub mod cors;
 pub mod dashboard;
 pub mod deadline;
 pub mod errors_fallback;

@@ -4,6 +4,7 @@
 //! to the log (and Sentry) with the request id.
 
 use crate::jobs::admin::ActionError;
+use crate::rate_limit::Standing;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -208,7 +209,7 @@ pub enum ApiError {
         /// Seconds until the caller may try again.
         retry_after_s: u64,
         /// The policy and where the caller stands against it, when one was exceeded.
-        standing: Option<crate::rate_limit::Standing>,
+        standing: Option<Standing>,
     },
     /// `503`: a dependency is down.
     #[error("{0}")]
@@ -308,6 +309,19 @@ impl ApiError {
             code,
             errors,
         }
+    }
+}
+
+impl Standing {
+    /// `Ok` under the quota; `429 rate_limited` with `Retry-After` and the headers over it.
+    pub fn check(self) -> Result<Self, ApiError> {
+        if self.exceeded {
+            return Err(ApiError::RateLimited {
+                retry_after_s: self.reset_s.max(1),
+                standing: Some(self),
+            });
+        }
+        Ok(self)
     }
 }
 

@@ -19,9 +19,6 @@ use actix_web::HttpResponseBuilder;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use orderly_core::redis_conn::{RedisConn, key};
 
-use crate::problem::ApiError;
-use crate::state::AppState;
-
 /// A named quota per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -33,7 +30,8 @@ pub struct Policy {
     pub window: Duration,
 }
 
-/// Where one request stands against its policy.
+/// Where one request stands against its policy ([`Standing::check`], beside the errors in
+/// `problem`, refuses one over the quota).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Standing {
     /// The policy.
@@ -81,27 +79,19 @@ impl Standing {
             response.insert_header(header);
         }
     }
-
-    /// `Ok` under the quota; `429 rate_limited` with `Retry-After` and the headers over it.
-    pub fn check(self) -> Result<Self, ApiError> {
-        if self.exceeded {
-            return Err(ApiError::RateLimited {
-                retry_after_s: self.reset_s.max(1),
-                standing: Some(self),
-            });
-        }
-        Ok(self)
-    }
 }
 
-/// Counts this request of `subject` against `policy`.
-pub async fn hit(state: &AppState, policy: Policy, subject: &str) -> Standing {
-    let counter = key(
-        &state.settings.redis_prefix,
-        &["rate", policy.name, subject],
-    );
-    let (count, reset_s) =
-        count(&state.redis, &state.local_counters, &counter, policy.window).await;
+/// Counts this request of `subject` against `policy`, under the Redis key prefix `prefix`
+/// (`REDIS_PREFIX`).
+pub async fn hit(
+    redis: &RedisConn,
+    local: &LocalCounters,
+    prefix: &str,
+    policy: Policy,
+    subject: &str,
+) -> Standing {
+    let counter = key(prefix, &["rate", policy.name, subject]);
+    let (count, reset_s) = count(redis, local, &counter, policy.window).await;
     Standing {
         policy,
         remaining: u32::try_from(u64::from(policy.quota).saturating_sub(count)).unwrap_or(0),

@@ -3,8 +3,9 @@
 //! `Referer`) names this server, and the form carries the session's CSRF token (field
 //! `csrf` or header `X-CSRF-Token`), compared in constant time.
 //!
-//! The token is derived from the session token (a hash with a fixed label), so it needs no
-//! storage, and a copy of the `admin_sessions` table (hashes only) cannot forge one.
+//! The token is derived from the session token (a hash with a fixed label:
+//! `session::token_of`), so it needs no storage, and a copy of the `admin_sessions` table
+//! (hashes only) cannot forge one.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -12,19 +13,11 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::error::DashboardError;
 use super::session::Admin;
-use super::views::DashboardError;
 
 /// The header a script may send the token in instead of the form field.
 pub const HEADER: &str = "x-csrf-token";
-
-/// The CSRF token of the session whose cookie carries `session_token`.
-pub fn token_of(session_token: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"orderly-admin-csrf\0");
-    hasher.update(session_token.as_bytes());
-    hex::encode(hasher.finalize())
-}
 
 /// Whether `given` equals `expected`, in time independent of where they differ: both are
 /// hashed first (so their lengths are equal too), and the digests compared by `subtle`.
@@ -108,6 +101,7 @@ mod tests {
     use actix_web::test::TestRequest;
 
     use super::*;
+    use crate::dashboard::session::token_of;
 
     #[test]
     fn the_token_depends_on_the_session_and_compares_exactly() {

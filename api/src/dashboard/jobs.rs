@@ -13,8 +13,9 @@ use orderly_jobs::{JobKind, Queue};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::error::DashboardError;
 use super::session::Admin;
-use super::views::{DashboardError, notice, now_text, page, see_other};
+use super::views::{notice, now_text, page, see_other};
 use super::{REFRESH_MS, csrf, queue_of};
 use crate::state::AppState;
 
@@ -133,11 +134,11 @@ pub async fn list(
     let shown_to = offset + jobs.len() as u64;
     let has_next = shown_to < count && shown_to < LIST_CAP;
     let shown_from = if shown_to > offset { offset + 1 } else { 0 };
-    page(
+    Ok(page(
         &req,
         "jobs",
         serde_json::json!({ "admin": admin.view(), "nav": "jobs", "title": "Jobs", "notice": notice(query.get("notice").map(String::as_str)), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "filters": &filters, "queues": Queue::ALL.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "states": JobState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(), "types": JobKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>(), "jobs": jobs, "count": count, "capped": count >= LIST_CAP, "shown_from": shown_from, "shown_to": shown_to, "prev_url": (page_no > 1).then(|| filters.url(page_no - 1)), "next_url": has_next.then(|| filters.url(page_no + 1)) }),
-    )
+    )?)
 }
 
 /// The job a path names (`404` when the queue or id names none).
@@ -194,11 +195,11 @@ pub async fn show(
         })
         .collect();
     let query = query_map(&req)?;
-    page(
+    Ok(page(
         &req,
         "job",
         serde_json::json!({ "admin": admin.view(), "nav": "jobs", "title": format!("{} job {}", job.job_type, job.id), "notice": notice(query.get("notice").map(String::as_str)), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "sentence": sentence, "max_attempts": limits.max_attempts, "can_retry": matches!(job.state, JobState::Dead | JobState::Failed), "can_discard": matches!(job.status.as_str(), "pending" | "enqueued" | "dead"), "payload": payload, "attempts": attempts, "job": job }),
-    )
+    )?)
 }
 
 /// `POST /admin/jobs/{queue}/{id}/retry`: a dead job, or one waiting for its retry, runs

@@ -9,7 +9,8 @@ use orderly_db::users::{self, Role};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 
-use super::views::{DashboardError, html, render, see_other};
+use super::error::DashboardError;
+use super::views::{html, render, see_other};
 use super::{csrf, is_dashboard_path, session};
 use crate::auth::login_limit::LoginLimiter;
 use crate::auth::password;

@@ -36,9 +36,9 @@ pub fn is_dashboard_path(path: &str) -> bool {
 }
 
 /// The queue a path names (`404` when there is none).
-pub fn queue_of(name: &str) -> Result<orderly_jobs::Queue, views::DashboardError> {
+pub fn queue_of(name: &str) -> Result<orderly_jobs::Queue, error::DashboardError> {
     orderly_jobs::Queue::parse(name)
-        .ok_or_else(|| views::DashboardError::NotFound(format!("there is no queue `{name}`")))
+        .ok_or_else(|| error::DashboardError::NotFound(format!("there is no queue `{name}`")))
 }
 
 /// The headers of every dashboard answer: our own script and styles only, never in a
@@ -64,8 +64,8 @@ fn security_headers() -> DefaultHeaders {
 }
 
 /// A page under `/admin` that does not exist.
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, views::DashboardError> {
-    Err(views::DashboardError::NotFound(format!(
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, error::DashboardError> {
+    Err(error::DashboardError::NotFound(format!(
         "the dashboard has no page {}",
         req.path()
     )))

@@ -9,8 +9,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::REFRESH_MS;
+use super::error::DashboardError;
 use super::session::Admin;
-use super::views::{DashboardError, NoticeQuery, now_text, page};
+use super::views::{NoticeQuery, now_text, page};
 use crate::state::AppState;
 
 /// Most rows of each table shown.
@@ -89,9 +90,9 @@ pub async fn show(
             })
         })
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
-    page(
+    Ok(page(
         &req,
         "money",
         serde_json::json!({ "admin": admin.view(), "nav": "money", "title": "Money", "notice": query.text(), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "repairs": repairs, "disputes": disputes }),
-    )
+    )?)
 }

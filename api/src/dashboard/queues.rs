@@ -9,8 +9,9 @@ use orderly_jobs::pauses;
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde::Serialize;
 
+use super::error::DashboardError;
 use super::session::Admin;
-use super::views::{DashboardError, NoticeQuery, now_text, page, see_other};
+use super::views::{NoticeQuery, now_text, page, see_other};
 use super::{REFRESH_MS, csrf, queue_of};
 use crate::state::AppState;
 
@@ -82,11 +83,11 @@ pub async fn show(
             }
         })
         .collect();
-    page(
+    Ok(page(
         &req,
         "queues",
         serde_json::json!({ "admin": admin.view(), "nav": "queues", "title": "Queues", "notice": query.text(), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "queues": queues, "outbox": outbox, "workers": workers, "sample": sample }),
-    )
+    )?)
 }
 
 /// `POST /admin/queues/{queue}/pause`: workers stop taking the queue's jobs (running ones

@@ -10,8 +10,9 @@ use orderly_jobs::{outbox, wake};
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
+use super::error::DashboardError;
 use super::session::Admin;
-use super::views::{DashboardError, NoticeQuery, now_text, page, see_other};
+use super::views::{NoticeQuery, now_text, page, see_other};
 use super::{REFRESH_MS, csrf};
 use crate::state::AppState;
 
@@ -83,11 +84,11 @@ pub async fn show(
     let leader = leader.map(|l| {
         serde_json::json!({ "holder": l.holder, "token": l.token, "lease_until": l.lease_until })
     });
-    page(
+    Ok(page(
         &req,
         "schedules",
         serde_json::json!({ "admin": admin.view(), "nav": "schedules", "title": "Schedules", "notice": query.text(), "refresh_ms": REFRESH_MS, "drawn_at": now_text(), "entries": entries, "leader": leader }),
-    )
+    )?)
 }
 
 /// PostgreSQL's clock: the one the scheduler's ticks are read by.

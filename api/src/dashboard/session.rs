@@ -15,10 +15,11 @@ use orderly_core::config::AppEnv;
 use orderly_db::audit_log::Actor;
 use orderly_db::users::Role;
 use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::csrf;
-use super::views::DashboardError;
+use super::error::DashboardError;
+use super::views::{AdminView, REFRESH_HEADER};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::middleware::RequestId;
 use crate::state::AppState;
@@ -31,10 +32,6 @@ pub const IDLE: Duration = Duration::from_secs(8 * 3600);
 
 /// A session ends this long after sign-in, active or not.
 pub const ABSOLUTE: Duration = Duration::from_secs(24 * 3600);
-
-/// The request header the page's auto-refresh sends: such a request renders only the
-/// page's live part and does not extend the session.
-pub const REFRESH_HEADER: &str = "x-orderly-refresh";
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
@@ -155,12 +152,22 @@ impl Admin {
     }
 
     /// What the layout shows.
-    pub fn view(&self) -> super::views::AdminView<'_> {
-        super::views::AdminView {
+    pub fn view(&self) -> AdminView<'_> {
+        AdminView {
             email: &self.email,
             csrf: &self.csrf,
         }
     }
+}
+
+/// The CSRF token of the session whose cookie carries `session_token` (checked by
+/// `csrf::verified_form`): a hash of it with a fixed label, so it needs no storage, and a
+/// copy of the `admin_sessions` table (hashes only) cannot forge one.
+pub fn token_of(session_token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"orderly-admin-csrf\0");
+    hasher.update(session_token.as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 /// Where to come back to after signing in: this request's page, when it is one to show.
@@ -199,7 +206,7 @@ impl FromRequest for Admin {
             Ok(Admin {
                 user_id: found.user_id,
                 email: found.email,
-                csrf: csrf::token_of(&token),
+                csrf: token_of(&token),
                 request_id,
             })
         })

@@ -11,8 +11,6 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 
-pub use super::error::DashboardError;
-
 /// Every template, by name, embedded at build time: the API needs no files at run time.
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -102,7 +100,7 @@ fn ago(value: Value) -> String {
 }
 
 /// Renders template `name` with `ctx`.
-pub fn render(name: &str, ctx: impl Serialize) -> Result<String, DashboardError> {
+pub fn render(name: &str, ctx: impl Serialize) -> anyhow::Result<String> {
     let env = ENVIRONMENT
         .as_ref()
         .map_err(|e| anyhow::anyhow!("the dashboard templates: {e}"))?;
@@ -123,14 +121,14 @@ pub fn html(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
+/// The request header the page's auto-refresh sends: such a request renders only the
+/// page's live part and does not extend the session.
+pub const REFRESH_HEADER: &str = "x-orderly-refresh";
+
 /// Page `name` (`name.html`), or only its live part (`name_live.html`) when the page's
 /// auto-refresh asks.
-pub fn page(
-    req: &HttpRequest,
-    name: &str,
-    ctx: impl Serialize,
-) -> Result<HttpResponse, DashboardError> {
-    let live = req.headers().contains_key(super::session::REFRESH_HEADER);
+pub fn page(req: &HttpRequest, name: &str, ctx: impl Serialize) -> anyhow::Result<HttpResponse> {
+    let live = req.headers().contains_key(REFRESH_HEADER);
     let template = if live {
         format!("{name}_live.html")
     } else {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use validator::Validate;
 
+use crate::idempotency::{self, BodyFingerprint};
 use crate::problem::{ApiError, FieldError};
 
 /// The largest accepted request body.
@@ -49,7 +50,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for StrictJson<T> {
             let value = parse_value(&body)?;
             // Only a request with an Idempotency-Key compares bodies, so only it pays for
             // the hash.
-            if req.headers().contains_key(crate::idempotency::HEADER) {
+            if req.headers().contains_key(idempotency::HEADER) {
                 let fingerprint = fingerprint(&value)?;
                 req.extensions_mut().insert(fingerprint);
             }
@@ -83,12 +84,6 @@ fn check_headers(req: &HttpRequest) -> Result<(), ApiError> {
     }
     Ok(())
 }
-
-/// SHA-256 of a body's canonical JSON (RFC 8785: keys sorted at every depth, no blanks, one
-/// spelling per number and string): two bodies that mean the same thing have the same
-/// fingerprint. Stored in the request's extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BodyFingerprint(pub String);
 
 /// Parses and validates a body; public so that other extractors and tests share the rules.
 pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {

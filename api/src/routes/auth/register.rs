@@ -77,9 +77,15 @@ pub async fn register(
         quota: state.settings.rate_limits.registrations_per_hour,
         window: Duration::from_secs(3600),
     };
-    let standing = rate_limit::hit(&state, policy, &client.to_string())
-        .await
-        .check()?;
+    let standing = rate_limit::hit(
+        &state.redis,
+        &state.local_counters,
+        &state.settings.redis_prefix,
+        policy,
+        &client.to_string(),
+    )
+    .await
+    .check()?;
     let StrictJson(req) = body;
     let role = match req.role.unwrap_or(RegisterRole::Customer) {
         RegisterRole::Customer => Role::Customer,

@@ -69,9 +69,15 @@ pub async fn create(
         quota: state.settings.rate_limits.bookings_per_minute,
         window: Duration::from_secs(60),
     };
-    let standing = rate_limit::hit(&state, policy, &caller.id.to_string())
-        .await
-        .check()?;
+    let standing = rate_limit::hit(
+        &state.redis,
+        &state.local_counters,
+        &state.settings.redis_prefix,
+        policy,
+        &caller.id.to_string(),
+    )
+    .await
+    .check()?;
     let StrictJson(order) = body;
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     idempotency::run(
