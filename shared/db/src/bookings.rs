@@ -40,7 +40,7 @@ pub enum BookingStatus {
 
 impl BookingStatus {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::PendingPayment => "pending_payment",
             Self::Confirmed => "confirmed",

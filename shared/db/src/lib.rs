@@ -14,6 +14,7 @@ pub mod payments;
 pub mod processed_webhook_events;
 pub mod refresh_tokens;
 pub mod schedule_runs;
+pub mod sql;
 pub mod users;
 
 /// The entity types under short names, for `use crate::prelude::*`.

@@ -29,7 +29,7 @@ pub enum ListingStatus {
 
 impl ListingStatus {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Published => "published",
             Self::Cancelled => "cancelled",

@@ -30,7 +30,7 @@ pub enum NotificationChannel {
 
 impl NotificationChannel {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
             Self::Sms => "sms",
@@ -76,7 +76,7 @@ pub enum NotificationKind {
 
 impl NotificationKind {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::BookingConfirmed => "booking_confirmed",
             Self::PaymentReceipt => "payment_receipt",
@@ -120,7 +120,7 @@ pub enum NotificationStatus {
 
 impl NotificationStatus {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Sending => "sending",

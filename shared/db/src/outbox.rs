@@ -36,7 +36,7 @@ pub enum Queue {
 
 impl Queue {
     /// The value stored in the database and used in JSON and queue names.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
             Self::Sms => "sms",
@@ -96,7 +96,7 @@ pub enum OutboxStatus {
 
 impl OutboxStatus {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Enqueued => "enqueued",

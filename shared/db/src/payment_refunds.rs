@@ -21,7 +21,7 @@ pub enum RefundSource {
 
 impl RefundSource {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Orderly => "orderly",
             Self::Provider => "provider",

@@ -30,7 +30,7 @@ pub enum PaymentProvider {
 
 impl PaymentProvider {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Stripe => "stripe",
             Self::Simulated => "simulated",
@@ -75,7 +75,7 @@ pub enum PaymentStatus {
 
 impl PaymentStatus {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Creating => "creating",
             Self::RequiresPayment => "requires_payment",

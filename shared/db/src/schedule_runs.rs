@@ -31,7 +31,7 @@ pub enum ScheduleRunStatus {
 
 impl ScheduleRunStatus {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Done => "done",

@@ -30,7 +30,7 @@ pub enum Role {
 
 impl Role {
     /// The value stored in the database and used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Customer => "customer",
             Self::Provider => "provider",

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use orderly_migrations::{Migrator, MigratorTrait};
 
 pub mod metrics;
+pub mod sql;
 pub mod stripe;
 
 /// Advisory lock key serialising template creation and cloning across test processes.
