@@ -6,9 +6,10 @@ use std::io::Write;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use orderly_db::sql::stmt;
 use orderly_jobs::schedules::{self, Entry, Table};
 use orderly_jobs::{outbox, wake};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 /// How many next runs `list` shows per entry.
 const NEXT_RUNS: usize = 3;
@@ -118,12 +119,14 @@ fn local(t: DateTime<Utc>, tz: Tz) -> String {
 
 async fn db_now(db: &DatabaseConnection) -> anyhow::Result<DateTime<Utc>> {
     let row = db
-        .query_one_raw(Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT now() AS now",
-        ))
+        .query_one_raw(stmt(&NOW, []))
         .await
         .context("reading PostgreSQL's clock")?
         .context("no clock from PostgreSQL")?;
     Ok(row.try_get("", "now")?)
+}
+
+orderly_db::sql! {
+    /// PostgreSQL's clock.
+    NOW = "SELECT now() AS now";
 }

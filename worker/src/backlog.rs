@@ -10,8 +10,11 @@
 
 use std::time::Duration;
 
+use orderly_db::outbox::OutboxStatus;
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
 use orderly_jobs::Queue;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use tokio_util::sync::CancellationToken;
 
 /// How often the gauges are refreshed.
@@ -46,26 +49,8 @@ impl Backlog {
 /// Reads every queue's backlog in one statement.
 pub async fn read(db: &impl ConnectionTrait) -> Result<Vec<Backlog>, DbErr> {
     let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
-    let sql = "
-        SELECT q.queue, d.due, d.lag_s, e.enqueued,
-               COALESCE(EXTRACT(EPOCH FROM now() - LEAST(d.oldest, e.oldest))::float8, 0) AS oldest_s,
-               (SELECT count(*) FROM outbox o WHERE o.queue = q.queue AND o.status = 'running') AS running
-          FROM unnest($1::text[]) AS q(queue)
-         CROSS JOIN LATERAL (
-               SELECT count(*) AS due, min(p.run_at) AS oldest,
-                      COALESCE(EXTRACT(EPOCH FROM now() - min(p.run_at))::float8, 0) AS lag_s
-                 FROM (SELECT o.run_at FROM outbox o
-                        WHERE o.queue = q.queue AND o.status = 'pending' AND o.run_at <= now()
-                        ORDER BY o.run_at LIMIT $2) p) d
-         CROSS JOIN LATERAL (
-               SELECT count(*) AS enqueued, min(o.run_at) AS oldest
-                 FROM outbox o WHERE o.queue = q.queue AND o.status = 'enqueued') e";
     let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            sql,
-            [queues.into(), COUNT_CAP.into()],
-        ))
+        .query_all_raw(stmt(&READ, [queues.into(), COUNT_CAP.into()]))
         .await?;
     let mut backlog = Vec::with_capacity(rows.len());
     for row in rows {
@@ -109,4 +94,26 @@ pub async fn run(db: DatabaseConnection, stop: CancellationToken) {
             () = tokio::time::sleep(REFRESH_EVERY) => {}
         }
     }
+}
+
+const PENDING: &str = quoted!(OutboxStatus::Pending);
+const ENQUEUED: &str = quoted!(OutboxStatus::Enqueued);
+const RUNNING: &str = quoted!(OutboxStatus::Running);
+
+sql! {
+    /// Every queue of `$1`'s backlog, counting at most `$2` due rows.
+    READ = "
+        SELECT q.queue, d.due, d.lag_s, e.enqueued,
+               COALESCE(EXTRACT(EPOCH FROM now() - LEAST(d.oldest, e.oldest))::float8, 0) AS oldest_s,
+               (SELECT count(*) FROM outbox o WHERE o.queue = q.queue AND o.status = ", RUNNING, ") AS running
+          FROM unnest($1::text[]) AS q(queue)
+         CROSS JOIN LATERAL (
+               SELECT count(*) AS due, min(p.run_at) AS oldest,
+                      COALESCE(EXTRACT(EPOCH FROM now() - min(p.run_at))::float8, 0) AS lag_s
+                 FROM (SELECT o.run_at FROM outbox o
+                        WHERE o.queue = q.queue AND o.status = ", PENDING, " AND o.run_at <= now()
+                        ORDER BY o.run_at LIMIT $2) p) d
+         CROSS JOIN LATERAL (
+               SELECT count(*) AS enqueued, min(o.run_at) AS oldest
+                 FROM outbox o WHERE o.queue = q.queue AND o.status = ", ENQUEUED, ") e";
 }

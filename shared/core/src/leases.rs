@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use orderly_db::sql::stmt;
+use sea_orm::{ConnectionTrait, DbErr};
 
 /// Takes lease `name` for `holder` for `ttl`, or renews it if `holder` has it. Returns the
 /// fencing token while `holder` holds it, `None` while someone else does.
@@ -15,17 +16,8 @@ pub async fn acquire(
     ttl: Duration,
 ) -> Result<Option<i64>, DbErr> {
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "INSERT INTO leases (name, holder, token, lease_until)
-             VALUES ($1, $2, 1, now() + make_interval(secs => $3))
-             ON CONFLICT (name) DO UPDATE
-                SET holder = EXCLUDED.holder,
-                    token = CASE WHEN leases.holder = EXCLUDED.holder THEN leases.token
-                                 ELSE leases.token + 1 END,
-                    lease_until = EXCLUDED.lease_until
-              WHERE leases.holder = EXCLUDED.holder OR leases.lease_until < now()
-             RETURNING token",
+        .query_one_raw(stmt(
+            &ACQUIRE,
             vec![
                 name.to_owned().into(),
                 holder.to_owned().into(),
@@ -38,11 +30,24 @@ pub async fn acquire(
 
 /// Gives lease `name` up if `holder` has it, so another can take it at once.
 pub async fn release(db: &impl ConnectionTrait, name: &str, holder: &str) -> Result<(), DbErr> {
-    db.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "DELETE FROM leases WHERE name = $1 AND holder = $2",
+    db.execute_raw(stmt(
+        &RELEASE,
         vec![name.to_owned().into(), holder.to_owned().into()],
     ))
     .await?;
     Ok(())
+}
+
+orderly_db::sql! {
+    ACQUIRE = "INSERT INTO leases (name, holder, token, lease_until)
+             VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+             ON CONFLICT (name) DO UPDATE
+                SET holder = EXCLUDED.holder,
+                    token = CASE WHEN leases.holder = EXCLUDED.holder THEN leases.token
+                                 ELSE leases.token + 1 END,
+                    lease_until = EXCLUDED.lease_until
+              WHERE leases.holder = EXCLUDED.holder OR leases.lease_until < now()
+             RETURNING token";
+
+    RELEASE = "DELETE FROM leases WHERE name = $1 AND holder = $2";
 }

@@ -4,10 +4,12 @@
 //! often the code that asks for it runs.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use uuid::Uuid;
 
-use orderly_db::notifications::{self, NotificationChannel, NotificationKind};
+use orderly_db::notifications::{self, NotificationChannel, NotificationKind, NotificationStatus};
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
 use orderly_jobs::outbox::{self, NewJob};
 use orderly_jobs::{SendEmail, SendSms};
 
@@ -73,8 +75,7 @@ pub async fn ask(
         about.push(Some(id));
     }
     jobs.extend_from_slice(also);
-    let (insert_jobs, job_values) = outbox::insert(&jobs, &about, 8);
-    let mut values: Vec<sea_orm::Value> = vec![
+    let values: Vec<sea_orm::Value> = vec![
         ids.into(),
         keys.into(),
         channels.into(),
@@ -82,39 +83,49 @@ pub async fn ask(
         booking_id.into(),
         user_id.into(),
         Utc::now().into(),
+        outbox::jobs_value(&jobs, &about),
     ];
-    values.extend(job_values);
-    notifications::Model::find_by_statement(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        format!(
-            "WITH about AS (
-                INSERT INTO notifications (id, dedup_key, booking_id, user_id, channel, kind, recipient, created_at, updated_at)
-                SELECT n.id, n.dedup_key, $5, u.id, n.channel, n.kind,
-                       CASE n.channel WHEN 'email' THEN u.email ELSE u.phone END, $7, $7
-                  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-                       AS n(id, dedup_key, channel, kind, i)
-                  JOIN users u ON u.id = $6
-                 WHERE n.channel = 'email' OR u.phone IS NOT NULL
-                 ORDER BY n.i
-                ON CONFLICT (dedup_key) DO NOTHING
-                RETURNING *),
-             jobs AS ({insert_jobs})
-             SELECT * FROM about"
-        ),
-        values,
-    ))
-    .all(db)
-    .await
+    notifications::Model::find_by_statement(stmt(&ASK, values))
+        .all(db)
+        .await
 }
 
 /// The job delivering a message died: the message is `failed` (with the job's error), so
 /// that it does not look pending forever. A message already sent stays sent.
 pub async fn give_up(db: &impl ConnectionTrait, id: Uuid, error: &str) -> Result<(), DbErr> {
-    db.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "UPDATE notifications SET status = 'failed', last_error = $2 WHERE id = $1 AND status <> 'sent'",
-        vec![id.into(), error.to_owned().into()],
+    db.execute_raw(stmt(
+        &GIVE_UP,
+        [
+            id.into(),
+            error.to_owned().into(),
+            NotificationStatus::Failed.as_str().into(),
+            NotificationStatus::Sent.as_str().into(),
+        ],
     ))
     .await?;
     Ok(())
+}
+
+const EMAIL: &str = quoted!(NotificationChannel::Email);
+
+sql! {
+    /// The messages `$1` (ids), `$2` (dedup keys), `$3` (channels), `$4` (kinds) about
+    /// booking `$5` to user `$6` at `$7`, and the jobs `$8` that send them (an SMS only to a
+    /// user with a phone number).
+    ASK = "WITH about AS (
+            INSERT INTO notifications (id, dedup_key, booking_id, user_id, channel, kind, recipient, created_at, updated_at)
+            SELECT n.id, n.dedup_key, $5, u.id, n.channel, n.kind,
+                   CASE n.channel WHEN ", EMAIL, " THEN u.email ELSE u.phone END, $7, $7
+              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+                   AS n(id, dedup_key, channel, kind, i)
+              JOIN users u ON u.id = $6
+             WHERE n.channel = ", EMAIL, " OR u.phone IS NOT NULL
+             ORDER BY n.i
+            ON CONFLICT (dedup_key) DO NOTHING
+            RETURNING *),
+         jobs AS (", orderly_jobs::insert_jobs!("$8", about), ")
+         SELECT * FROM about";
+
+    /// Message `$1` failed with `$2` (status `$3`) unless it was sent (status `$4`).
+    GIVE_UP = "UPDATE notifications SET status = $3, last_error = $2 WHERE id = $1 AND status <> $4";
 }

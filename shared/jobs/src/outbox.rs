@@ -15,15 +15,79 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{Envelope, Job};
-use orderly_db::outbox::Queue;
+use orderly_db::outbox::{OutboxStatus, Queue};
+use orderly_db::sql::const_format::concatcp;
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
 
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+/// The `INSERT INTO outbox` of the jobs in parameter `$n` (a [`jobs_value`]), as text for a
+/// statement's constant: `insert_jobs!("$8")`. With `about`, for a caller that writes jobs
+/// in the same statement as the rows they are about, as a CTE `about` whose `id`s were
+/// written: a job about a row is written only if that row was; a job about nothing always
+/// is. A job whose dedup key is already there is skipped, as is a repeat among the jobs.
+#[macro_export]
+macro_rules! insert_jobs {
+    ($param:literal) => {
+        $crate::insert_jobs!(@ $param, "")
+    };
+    ($param:literal, about) => {
+        $crate::insert_jobs!(@ $param, "WHERE j.about IS NULL OR j.about IN (SELECT id FROM about)")
+    };
+    (@ $param:literal, $only_about:literal) => {
+        concat!(
+            "INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at, request_id)
+             SELECT id, queue, job_type, payload::jsonb, task_id, COALESCE(run_at, now()), request_id
+               FROM jsonb_to_recordset(", $param, "::jsonb)
+                    AS j(id uuid, queue text, job_type text, payload text, task_id text,
+                         run_at timestamptz, request_id text, about uuid)
+              ", $only_about, "
+             ON CONFLICT (task_id) DO NOTHING"
+        )
+    };
 }
+
+/// A claim's time in Unix milliseconds, as it goes into the task id (`enqueued_at` of the
+/// row, qualified by the alias given). Shared by [`claim_due`], [`start_many`],
+/// [`pushed_before`], [`lapsed`] and [`reclaim`] so that they agree.
+macro_rules! claim_ms {
+    () => {
+        "(extract(epoch FROM enqueued_at) * 1000)::bigint"
+    };
+    ($alias:literal) => {
+        concat!(
+            "(extract(epoch FROM ",
+            $alias,
+            ".enqueued_at) * 1000)::bigint"
+        )
+    };
+}
+
+/// Outbox rows still alive (pending, queued or running), as a SQL list.
+const LIVE: &str = concatcp!(
+    "(",
+    quoted!(OutboxStatus::Pending),
+    ", ",
+    quoted!(OutboxStatus::Enqueued),
+    ", ",
+    quoted!(OutboxStatus::Running),
+    ")"
+);
+/// Outbox rows whose job ended, as a SQL list.
+const ENDED: &str = concatcp!(
+    "(",
+    quoted!(OutboxStatus::Done),
+    ", ",
+    quoted!(OutboxStatus::Dead),
+    ")"
+);
+const PENDING: &str = quoted!(OutboxStatus::Pending);
+const ENQUEUED: &str = quoted!(OutboxStatus::Enqueued);
+const RUNNING: &str = quoted!(OutboxStatus::Running);
 
 /// Records `job` to run at `run_at` (now if `None`) as part of the caller's transaction.
 /// Returns `false` when the same work (same dedup key) was already enqueued.
@@ -66,11 +130,7 @@ pub async fn ensure_live_round<J: Job>(
         .map(|round| make(round).dedup_key())
         .collect();
     let live = db
-        .query_one_raw(stmt(
-            "SELECT count(*) AS n FROM outbox
-              WHERE task_id = ANY($1) AND status IN ('pending', 'enqueued', 'running')",
-            vec![keys.into()],
-        ))
+        .query_one_raw(stmt(&COUNT_LIVE, [keys.into()]))
         .await?
         .map(|row| row.try_get::<i64>("", "n"))
         .transpose()?
@@ -116,11 +176,7 @@ impl NewJob {
 /// job already in a queue stays and finds nothing to do.
 pub async fn withdraw(db: &impl ConnectionTrait, task_ids: &[String]) -> Result<u64, DbErr> {
     let done = db
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "DELETE FROM outbox WHERE task_id = ANY($1) AND status = 'pending'",
-            [task_ids.to_vec().into()],
-        ))
+        .execute_raw(stmt(&WITHDRAW, [task_ids.to_vec().into()]))
         .await?;
     Ok(done.rows_affected())
 }
@@ -132,76 +188,32 @@ pub async fn enqueue_many(db: &impl ConnectionTrait, jobs: &[NewJob]) -> Result<
     if jobs.is_empty() {
         return Ok(0);
     }
-    let (sql, values) = insert(jobs, &[], 1);
-    let result = db.execute_raw(stmt(&sql, values)).await?;
+    let result = db
+        .execute_raw(stmt(&ENQUEUE_MANY, [jobs_value(jobs, &[])]))
+        .await?;
     Ok(result.rows_affected())
 }
 
-/// The `INSERT INTO outbox` of `jobs`, its parameters numbered from `$first`, for a caller
-/// that writes jobs in the same statement as the rows they are about (as a CTE; see
-/// `domain::notifications`). `about[i]`, if given, names a row the statement writes
-/// (`about` is then the name of a CTE whose `id`s were written): job `i` is written only if
-/// that row was. Jobs without one are always written.
-pub fn insert(jobs: &[NewJob], about: &[Option<Uuid>], first: usize) -> (String, Vec<Value>) {
-    let n = jobs.len();
-    let (mut ids, mut queues, mut types, mut payloads) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut task_ids, mut run_ats, mut request_ids, mut abouts) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for (i, job) in jobs.iter().enumerate() {
-        ids.push(Uuid::now_v7());
-        queues.push(job.queue.to_owned());
-        types.push(job.job_type.to_owned());
-        payloads.push(job.payload.clone());
-        task_ids.push(job.task_id.clone());
-        // Arrays cannot carry NULLs here: '' stands for "now" and for no request id, the
-        // nil UUID for "about nothing".
-        run_ats.push(job.run_at.map(|t| t.to_rfc3339()).unwrap_or_default());
-        request_ids.push(job.request_id.clone().unwrap_or_default());
-        abouts.push(about.get(i).copied().flatten().unwrap_or(Uuid::nil()));
-    }
-    let p = |k: usize| first + k;
-    let only_about = if about.iter().any(Option::is_some) {
-        "WHERE j.about = '00000000-0000-0000-0000-000000000000' OR j.about IN (SELECT id FROM about)"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "INSERT INTO outbox (id, queue, job_type, payload, task_id, run_at, request_id)
-         SELECT id, queue, job_type, payload::jsonb, task_id,
-                COALESCE(NULLIF(run_at, '')::timestamptz, now()), NULLIF(request_id, '')
-           FROM unnest(${}::uuid[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::uuid[])
-                AS j(id, queue, job_type, payload, task_id, run_at, request_id, about)
-          {only_about}
-         ON CONFLICT (task_id) DO NOTHING",
-        p(0),
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5),
-        p(6),
-        p(7),
-    );
-    let values = vec![
-        ids.into(),
-        queues.into(),
-        types.into(),
-        payloads.into(),
-        task_ids.into(),
-        run_ats.into(),
-        request_ids.into(),
-        abouts.into(),
-    ];
-    (sql, values)
+/// `jobs` as the value of [`insert_jobs!`]'s parameter. `about[i]`, if given, names the
+/// row that job `i` is about (see [`insert_jobs!`]).
+pub fn jobs_value(jobs: &[NewJob], about: &[Option<Uuid>]) -> Value {
+    let rows: Vec<serde_json::Value> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            json!({
+                "id": Uuid::now_v7(),
+                "queue": job.queue,
+                "job_type": job.job_type,
+                "payload": job.payload,
+                "task_id": job.task_id,
+                "run_at": job.run_at,
+                "request_id": job.request_id,
+                "about": about.get(i).copied().flatten(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows).into()
 }
 
 /// A claimed row, ready to push.
@@ -281,82 +293,30 @@ pub async fn claim_due(
     waiting: &[u64],
     after: &[Option<Cursor>],
 ) -> Result<Claim, DbErr> {
-    let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
-    let waiting: Vec<i64> = (0..Queue::ALL.len())
-        .map(|i| waiting.get(i).map_or(0, |&n| n as i64))
+    let queues: Vec<serde_json::Value> = Queue::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, queue)| {
+            let after = after.get(i).copied().flatten();
+            json!({
+                "queue": queue.as_str(),
+                "waiting": waiting.get(i).map_or(0, |&n| n as i64),
+                "after_run_at": after.map(|c| c.run_at),
+                "after_id": after.map(|c| c.id),
+            })
+        })
         .collect();
-    let cursor = |i: usize| after.get(i).copied().flatten();
-    // Arrays cannot carry NULLs here: '-infinity' and the nil UUID stand for "from the start".
-    let after_run_at: Vec<String> = (0..Queue::ALL.len())
-        .map(|i| cursor(i).map_or("-infinity".to_owned(), |c| c.run_at.to_rfc3339()))
-        .collect();
-    let after_id: Vec<Uuid> = (0..Queue::ALL.len())
-        .map(|i| cursor(i).map_or(Uuid::nil(), |c| c.id))
-        .collect();
-    let sql = format!(
-        "WITH live AS (
-            SELECT u.queue, sum(u.n)::bigint AS concurrency
-              FROM workers w, unnest(w.queues, w.concurrency) AS u(queue, n)
-             WHERE w.heartbeat_at > now() - make_interval(secs => $3)
-             GROUP BY u.queue),
-         room AS MATERIALIZED (
-            SELECT q.queue,
-                   LEAST(GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
-                                  - q.waiting, 0), $1) AS room,
-                   q.after_run_at::timestamptz AS after_run_at, q.after_id
-              FROM unnest($2::text[], $7::bigint[], $8::text[], $9::uuid[])
-                   AS q(queue, waiting, after_run_at, after_id)
-              LEFT JOIN live l ON l.queue = q.queue
-             -- A paused queue gets nothing, and its due rows wake no one.
-             WHERE NOT EXISTS (SELECT 1 FROM queue_pauses p WHERE p.queue = q.queue)),
-         due AS MATERIALIZED (
-            SELECT d.id, r.queue, r.room FROM room r CROSS JOIN LATERAL (
-                SELECT id FROM outbox
-                 WHERE status = 'pending' AND queue = r.queue AND run_at <= now()
-                   AND (run_at, id) > (r.after_run_at, r.after_id)
-                 ORDER BY run_at, id
-                 LIMIT r.room
-                 FOR UPDATE SKIP LOCKED) d
-             WHERE r.room > 0),
-         claimed AS (
-            UPDATE outbox o
-               SET status = 'enqueued', enqueued_at = now(), lease_until = NULL, locked_by = NULL
-             -- By primary key: a join with `due` let the planner hash the whole outbox.
-             WHERE o.id = ANY (ARRAY(SELECT id FROM due))
-            RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, o.run_at,
-                      {CLAIM_MS} AS claim),
-         -- Due rows are probably left when a queue took all its room, or certainly when a
-         -- queue with no room has one; otherwise the next row falls due in the future (a
-         -- search from now() on, past the claimed rows' dead index entries).
-         next AS (
-            SELECT CASE
-                WHEN EXISTS (SELECT 1 FROM due GROUP BY queue, room HAVING count(*) >= room)
-                  OR EXISTS (SELECT 1 FROM room r WHERE r.room = 0 AND EXISTS (
-                        SELECT 1 FROM outbox
-                         WHERE status = 'pending' AND queue = r.queue AND run_at <= now()
-                           AND (run_at, id) > (r.after_run_at, r.after_id)))
-                THEN 0
-                ELSE (SELECT extract(epoch FROM min(f.run_at) - now())
-                        FROM room q CROSS JOIN LATERAL (
-                            SELECT run_at FROM outbox
-                             WHERE status = 'pending' AND queue = q.queue AND run_at > now()
-                             ORDER BY run_at LIMIT 1) f)
-                END::float8 AS next_due_s)
-         SELECT next.next_due_s, claimed.* FROM next LEFT JOIN claimed ON true"
-    );
     let rows = db
         .query_all_raw(stmt(
-            &sql,
-            vec![
+            &CLAIM_DUE,
+            [
                 (limit as i64).into(),
-                queues.into(),
+                serde_json::Value::Array(queues).into(),
                 window.live_within.as_secs_f64().into(),
                 i64::from(window.factor).into(),
                 i64::from(window.min).into(),
                 i64::from(window.max.max(window.min)).into(),
-                waiting.into(),
-                after_run_at.into(),
-                after_id.into(),
+                OutboxStatus::Enqueued.as_str().into(),
             ],
         ))
         .await?;
@@ -397,11 +357,6 @@ pub async fn claim_due(
     Ok(claim)
 }
 
-/// A claim's time in Unix milliseconds, as it goes into the task id (`enqueued_at` of the
-/// row). Shared by [`claim_due`], [`start_many`], [`pushed_before`] and [`reclaim`] so that
-/// they agree.
-const CLAIM_MS: &str = "(extract(epoch FROM enqueued_at) * 1000)::bigint";
-
 /// The attempt a claim runs, from the attempts already recorded.
 fn next_attempt(attempts: i32) -> u32 {
     attempts.max(0) as u32 + 1
@@ -422,23 +377,15 @@ pub async fn start_many(
     }
     let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
     let claims: Vec<i64> = runs.iter().map(|(_, c)| *c).collect();
-    let sql = format!(
-        "UPDATE outbox o
-            SET status = 'running', started_at = now(), attempts = o.attempts + 1,
-                lease_until = now() + make_interval(secs => $3), locked_by = $4
-           FROM unnest($1::uuid[], $2::bigint[]) AS s(id, claim)
-          WHERE o.id = s.id AND o.status = 'enqueued' AND {claim} = s.claim
-         RETURNING o.id, o.attempts",
-        claim = CLAIM_MS.replace("enqueued_at", "o.enqueued_at"),
-    );
     let rows = db
         .query_all_raw(stmt(
-            &sql,
-            vec![
+            &START_MANY,
+            [
                 ids.into(),
                 claims.into(),
                 lease.as_secs_f64().into(),
                 worker.to_owned().into(),
+                OutboxStatus::Running.as_str().into(),
             ],
         ))
         .await?;
@@ -463,9 +410,8 @@ pub async fn renew(
     }
     let result = db
         .execute_raw(stmt(
-            "UPDATE outbox SET lease_until = now() + make_interval(secs => $3)
-              WHERE id = ANY($1) AND status = 'running' AND locked_by = $2",
-            vec![
+            &RENEW,
+            [
                 ids.to_vec().into(),
                 worker.to_owned().into(),
                 lease.as_secs_f64().into(),
@@ -494,16 +440,10 @@ pub async fn pushed_before(
     grace: Duration,
     limit: u64,
 ) -> Result<Vec<Pushed>, DbErr> {
-    let sql = format!(
-        "SELECT id, attempts, {CLAIM_MS} AS claim FROM outbox
-          WHERE status = 'enqueued' AND queue = $1 AND enqueued_at < now() - make_interval(secs => $2)
-          ORDER BY enqueued_at
-          LIMIT $3"
-    );
     let rows = db
         .query_all_raw(stmt(
-            &sql,
-            vec![
+            &PUSHED_BEFORE,
+            [
                 queue.as_str().into(),
                 grace.as_secs_f64().into(),
                 (limit as i64).into(),
@@ -527,8 +467,8 @@ pub async fn pushed_before(
 /// Hands claimed rows back (the push to Redis failed).
 pub async fn unclaim(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), DbErr> {
     db.execute_raw(stmt(
-        "UPDATE outbox SET status = 'pending', lease_until = NULL WHERE id = ANY($1) AND status = 'enqueued'",
-        vec![ids.to_vec().into()],
+        &UNCLAIM,
+        [ids.to_vec().into(), OutboxStatus::Pending.as_str().into()],
     ))
     .await?;
     Ok(())
@@ -544,11 +484,12 @@ pub async fn complete_many(db: &impl ConnectionTrait, done: &[(Uuid, u32)]) -> R
     let ids: Vec<Uuid> = done.iter().map(|(id, _)| *id).collect();
     let attempts: Vec<i32> = done.iter().map(|(_, a)| *a as i32).collect();
     db.execute_raw(stmt(
-        "UPDATE outbox o
-            SET status = 'done', completed_at = now(), lease_until = NULL
-           FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
-          WHERE o.id = d.id AND o.attempts = d.attempt AND o.status NOT IN ('done', 'dead')",
-        vec![ids.into(), attempts.into()],
+        &COMPLETE_MANY,
+        [
+            ids.into(),
+            attempts.into(),
+            OutboxStatus::Done.as_str().into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -566,24 +507,13 @@ pub async fn retry_later(
     // `prev` reads the row as the run left it (its worker), for the attempt's history. The
     // caller wakes the relays afterwards (`wake::relays`) for the new due time.
     db.execute_raw(stmt(
-        "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = $1),
-         retried AS (
-            UPDATE outbox SET status = 'pending', run_at = now() + make_interval(secs => $3),
-                   last_error = $4, lease_until = NULL, locked_by = NULL
-             WHERE id = $1 AND attempts = $2 AND status NOT IN ('done', 'dead')
-            RETURNING id, attempts),
-         logged AS (
-            INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
-            SELECT r.id, r.attempts, p.started_at, 'retry', $4, p.locked_by
-              FROM retried r JOIN prev p ON p.id = r.id
-            ON CONFLICT DO NOTHING
-            RETURNING 1)
-         SELECT count(*) FROM retried",
-        vec![
+        &RETRY_LATER,
+        [
             id.into(),
             (attempt as i32).into(),
             delay.as_secs_f64().into(),
             error.to_owned().into(),
+            OutboxStatus::Pending.as_str().into(),
         ],
     ))
     .await?;
@@ -600,20 +530,13 @@ pub async fn bury(
 ) -> Result<bool, DbErr> {
     let row = db
         .query_one_raw(stmt(
-            "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = $1),
-             buried AS (
-                UPDATE outbox SET status = 'dead', last_error = $3, completed_at = now(),
-                       lease_until = NULL
-                 WHERE id = $1 AND attempts = $2 AND status NOT IN ('done', 'dead')
-                RETURNING id, attempts),
-             logged AS (
-                INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
-                SELECT b.id, b.attempts, p.started_at, 'dead', $3, p.locked_by
-                  FROM buried b JOIN prev p ON p.id = b.id
-                ON CONFLICT DO NOTHING
-                RETURNING 1)
-             SELECT count(*) AS n FROM buried",
-            vec![id.into(), (attempt as i32).into(), error.to_owned().into()],
+            &BURY,
+            [
+                id.into(),
+                (attempt as i32).into(),
+                error.to_owned().into(),
+                OutboxStatus::Dead.as_str().into(),
+            ],
         ))
         .await?;
     let buried = match row {
@@ -638,16 +561,7 @@ pub struct Lapsed {
 /// [`hand_on_lapsed`] in the same one).
 pub async fn lapsed(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<Lapsed>, DbErr> {
     let rows = db
-        .query_all_raw(stmt(
-            "SELECT id, job_type, payload, request_id, attempts, worker_losses, locked_by,
-                    (extract(epoch FROM enqueued_at) * 1000)::bigint AS claim
-               FROM outbox
-              WHERE status = 'running' AND lease_until < now()
-              ORDER BY lease_until
-              LIMIT $1
-                FOR UPDATE SKIP LOCKED",
-            vec![(limit as i64).into()],
-        ))
+        .query_all_raw(stmt(&LAPSED, [(limit as i64).into()]))
         .await?;
     rows.into_iter()
         .map(|row| {
@@ -686,35 +600,24 @@ pub async fn hand_on_lapsed(db: &impl ConnectionTrait, decided: &[HandOn]) -> Re
     if decided.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<Uuid> = decided.iter().map(|d| d.id).collect();
-    // A negative delay stands for "dead": arrays cannot carry NULLs here.
-    let delays: Vec<f64> = decided
+    let decided: Vec<serde_json::Value> = decided
         .iter()
-        .map(|d| d.retry_in.map_or(-1.0, |r| r.as_secs_f64()))
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "delay": d.retry_in.map(|r| r.as_secs_f64()),
+                "error": d.error,
+            })
+        })
         .collect();
-    let errors: Vec<String> = decided.iter().map(|d| d.error.clone()).collect();
     let row = db
         .query_one_raw(stmt(
-            "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = ANY($1)),
-             handed AS (
-                UPDATE outbox o
-                   SET status = CASE WHEN d.delay < 0 THEN 'dead' ELSE 'pending' END,
-                       run_at = CASE WHEN d.delay < 0 THEN o.run_at
-                                     ELSE now() + make_interval(secs => d.delay) END,
-                       completed_at = CASE WHEN d.delay < 0 THEN now() ELSE NULL END,
-                       worker_losses = o.worker_losses + 1,
-                       last_error = d.error, lease_until = NULL, locked_by = NULL
-                  FROM unnest($1::uuid[], $2::float8[], $3::text[]) AS d(id, delay, error)
-                 WHERE o.id = d.id AND o.status = 'running' AND o.lease_until < now()
-                RETURNING o.id, o.attempts, o.last_error),
-             logged AS (
-                INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
-                SELECT h.id, h.attempts, p.started_at, 'lost', h.last_error, p.locked_by
-                  FROM handed h JOIN prev p ON p.id = h.id
-                ON CONFLICT DO NOTHING
-                RETURNING 1)
-             SELECT count(*) AS n FROM handed",
-            vec![ids.into(), delays.into(), errors.into()],
+            &HAND_ON_LAPSED,
+            [
+                serde_json::Value::Array(decided).into(),
+                OutboxStatus::Dead.as_str().into(),
+                OutboxStatus::Pending.as_str().into(),
+            ],
         ))
         .await?;
     let handed = match row {
@@ -730,13 +633,15 @@ pub async fn reclaim(db: &impl ConnectionTrait, rows: &[Pushed]) -> Result<u64, 
     // old task failed and the relay re-claimed it) keeps its new task.
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let claims: Vec<i64> = rows.iter().map(|r| r.claim).collect();
-    let sql = format!(
-        "UPDATE outbox o SET status = 'pending', run_at = now(), lease_until = NULL
-           FROM unnest($1::uuid[], $2::bigint[]) AS r(id, claim)
-          WHERE o.id = r.id AND o.status = 'enqueued' AND {CLAIM_MS} = r.claim"
-    );
     let result = db
-        .execute_raw(stmt(&sql, vec![ids.into(), claims.into()]))
+        .execute_raw(stmt(
+            &RECLAIM,
+            [
+                ids.into(),
+                claims.into(),
+                OutboxStatus::Pending.as_str().into(),
+            ],
+        ))
         .await?;
     wake_relays(db, result.rows_affected()).await
 }
@@ -747,4 +652,172 @@ async fn wake_relays(db: &impl ConnectionTrait, handed_back: u64) -> Result<u64,
         super::wake::relays_now(db).await?;
     }
     Ok(handed_back)
+}
+
+sql! {
+    /// How many rows of the dedup keys `$1` are alive.
+    COUNT_LIVE = "SELECT count(*) AS n FROM outbox WHERE task_id = ANY($1) AND status IN ", LIVE;
+
+    /// Deletes the pending rows of the dedup keys `$1`.
+    WITHDRAW = "DELETE FROM outbox WHERE task_id = ANY($1) AND status = ", PENDING;
+
+    /// Writes the jobs of `$1` ([`jobs_value`]).
+    ENQUEUE_MANY = insert_jobs!("$1");
+
+    /// Claims due rows into each queue's window: at most `$1` per queue; `$2` the queues
+    /// (`queue`, `waiting` in Redis, the cursor `after_run_at`, `after_id` to search after, or
+    /// NULL from the start); workers live within `$3` seconds; the window `$4` × their
+    /// concurrency within `$5..=$6`; `$7` the status `enqueued`.
+    CLAIM_DUE = "WITH live AS (
+            SELECT u.queue, sum(u.n)::bigint AS concurrency
+              FROM workers w, unnest(w.queues, w.concurrency) AS u(queue, n)
+             WHERE w.heartbeat_at > now() - make_interval(secs => $3)
+             GROUP BY u.queue),
+         room AS MATERIALIZED (
+            SELECT q.queue,
+                   LEAST(GREATEST(LEAST(GREATEST(COALESCE(l.concurrency, 0) * $4, $5), $6)
+                                  - q.waiting, 0), $1) AS room,
+                   -- No cursor: from the start, the lowest (run_at, id).
+                   COALESCE(q.after_run_at, '-infinity') AS after_run_at,
+                   COALESCE(q.after_id, '00000000-0000-0000-0000-000000000000') AS after_id
+              FROM jsonb_to_recordset($2::jsonb)
+                   AS q(queue text, waiting bigint, after_run_at timestamptz, after_id uuid)
+              LEFT JOIN live l ON l.queue = q.queue
+             -- A paused queue gets nothing, and its due rows wake no one.
+             WHERE NOT EXISTS (SELECT 1 FROM queue_pauses p WHERE p.queue = q.queue)),
+         due AS MATERIALIZED (
+            SELECT d.id, r.queue, r.room FROM room r CROSS JOIN LATERAL (
+                SELECT id FROM outbox
+                 WHERE status = ", PENDING, " AND queue = r.queue AND run_at <= now()
+                   AND (run_at, id) > (r.after_run_at, r.after_id)
+                 ORDER BY run_at, id
+                 LIMIT r.room
+                 FOR UPDATE SKIP LOCKED) d
+             WHERE r.room > 0),
+         claimed AS (
+            UPDATE outbox o
+               SET status = $7, enqueued_at = now(), lease_until = NULL, locked_by = NULL
+             -- By primary key: a join with `due` let the planner hash the whole outbox.
+             WHERE o.id = ANY (ARRAY(SELECT id FROM due))
+            RETURNING o.id, o.queue, o.job_type, o.payload, o.request_id, o.attempts, o.run_at,
+                      ", claim_ms!(), " AS claim),
+         -- Due rows are probably left when a queue took all its room, or certainly when a
+         -- queue with no room has one; otherwise the next row falls due in the future (a
+         -- search from now() on, past the claimed rows' dead index entries).
+         next AS (
+            SELECT CASE
+                WHEN EXISTS (SELECT 1 FROM due GROUP BY queue, room HAVING count(*) >= room)
+                  OR EXISTS (SELECT 1 FROM room r WHERE r.room = 0 AND EXISTS (
+                        SELECT 1 FROM outbox
+                         WHERE status = ", PENDING, " AND queue = r.queue AND run_at <= now()
+                           AND (run_at, id) > (r.after_run_at, r.after_id)))
+                THEN 0
+                ELSE (SELECT extract(epoch FROM min(f.run_at) - now())
+                        FROM room q CROSS JOIN LATERAL (
+                            SELECT run_at FROM outbox
+                             WHERE status = ", PENDING, " AND queue = q.queue AND run_at > now()
+                             ORDER BY run_at LIMIT 1) f)
+                END::float8 AS next_due_s)
+         SELECT next.next_due_s, claimed.* FROM next LEFT JOIN claimed ON true";
+
+    /// Starts the runs of `$1` (ids) under the claims `$2` for worker `$4`, leased for `$3`
+    /// seconds; `$5` the status `running`.
+    START_MANY = "UPDATE outbox o
+            SET status = $5, started_at = now(), attempts = o.attempts + 1,
+                lease_until = now() + make_interval(secs => $3), locked_by = $4
+           FROM unnest($1::uuid[], $2::bigint[]) AS s(id, claim)
+          WHERE o.id = s.id AND o.status = ", ENQUEUED, " AND ", claim_ms!("o"), " = s.claim
+         RETURNING o.id, o.attempts";
+
+    /// Renews for `$3` seconds the leases of worker `$2`'s runs `$1`.
+    RENEW = "UPDATE outbox SET lease_until = now() + make_interval(secs => $3)
+              WHERE id = ANY($1) AND status = ", RUNNING, " AND locked_by = $2";
+
+    /// Up to `$3` rows of queue `$1` pushed more than `$2` seconds ago.
+    PUSHED_BEFORE = "SELECT id, attempts, ", claim_ms!(), " AS claim FROM outbox
+          WHERE status = ", ENQUEUED, " AND queue = $1
+            AND enqueued_at < now() - make_interval(secs => $2)
+          ORDER BY enqueued_at
+          LIMIT $3";
+
+    /// Hands the claimed rows `$1` back; `$2` the status `pending`.
+    UNCLAIM = "UPDATE outbox SET status = $2, lease_until = NULL
+                WHERE id = ANY($1) AND status = ", ENQUEUED;
+
+    /// Records the runs `$1` (ids), `$2` (attempts) as done; `$3` the status `done`.
+    COMPLETE_MANY = "UPDATE outbox o
+            SET status = $3, completed_at = now(), lease_until = NULL
+           FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+          WHERE o.id = d.id AND o.attempts = d.attempt AND o.status NOT IN ", ENDED;
+
+    /// Run `$2` of `$1` failed with `$4`, to be retried in `$3` seconds; `$5` the status
+    /// `pending`. `prev` reads the row as the run left it (its worker), for the attempt's
+    /// history.
+    RETRY_LATER = "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = $1),
+         retried AS (
+            UPDATE outbox SET status = $5, run_at = now() + make_interval(secs => $3),
+                   last_error = $4, lease_until = NULL, locked_by = NULL
+             WHERE id = $1 AND attempts = $2 AND status NOT IN ", ENDED, "
+            RETURNING id, attempts),
+         logged AS (
+            INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
+            SELECT r.id, r.attempts, p.started_at, 'retry', $4, p.locked_by
+              FROM retried r JOIN prev p ON p.id = r.id
+            ON CONFLICT DO NOTHING
+            RETURNING 1)
+         SELECT count(*) FROM retried";
+
+    /// Run `$2` of `$1` is dead with the error `$3`; `$4` the status `dead`.
+    BURY = "WITH prev AS (SELECT id, started_at, locked_by FROM outbox WHERE id = $1),
+             buried AS (
+                UPDATE outbox SET status = $4, last_error = $3, completed_at = now(),
+                       lease_until = NULL
+                 WHERE id = $1 AND attempts = $2 AND status NOT IN ", ENDED, "
+                RETURNING id, attempts),
+             logged AS (
+                INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
+                SELECT b.id, b.attempts, p.started_at, 'dead', $3, p.locked_by
+                  FROM buried b JOIN prev p ON p.id = b.id
+                ON CONFLICT DO NOTHING
+                RETURNING 1)
+             SELECT count(*) AS n FROM buried";
+
+    /// Locks up to `$1` runs whose lease ran out.
+    LAPSED = "SELECT id, job_type, payload, request_id, attempts, worker_losses, locked_by,
+                    ", claim_ms!(), " AS claim
+               FROM outbox
+              WHERE status = ", RUNNING, " AND lease_until < now()
+              ORDER BY lease_until
+              LIMIT $1
+                FOR UPDATE SKIP LOCKED";
+
+    /// Records the lapsed runs of `$1` (`id`, `delay` in seconds or NULL for dead, `error`)
+    /// as lost; `$2` the status `dead`, `$3` the status `pending`.
+    HAND_ON_LAPSED = "WITH prev AS (
+                SELECT o.id, o.started_at, o.locked_by
+                  FROM outbox o, jsonb_to_recordset($1::jsonb) AS d(id uuid)
+                 WHERE o.id = d.id),
+             handed AS (
+                UPDATE outbox o
+                   SET status = CASE WHEN d.delay IS NULL THEN $2 ELSE $3 END,
+                       run_at = CASE WHEN d.delay IS NULL THEN o.run_at
+                                     ELSE now() + make_interval(secs => d.delay) END,
+                       completed_at = CASE WHEN d.delay IS NULL THEN now() ELSE NULL END,
+                       worker_losses = o.worker_losses + 1,
+                       last_error = d.error, lease_until = NULL, locked_by = NULL
+                  FROM jsonb_to_recordset($1::jsonb) AS d(id uuid, delay float8, error text)
+                 WHERE o.id = d.id AND o.status = ", RUNNING, " AND o.lease_until < now()
+                RETURNING o.id, o.attempts, o.last_error),
+             logged AS (
+                INSERT INTO outbox_attempts (outbox_id, attempt, started_at, outcome, error, worker)
+                SELECT h.id, h.attempts, p.started_at, 'lost', h.last_error, p.locked_by
+                  FROM handed h JOIN prev p ON p.id = h.id
+                ON CONFLICT DO NOTHING
+                RETURNING 1)
+             SELECT count(*) AS n FROM handed";
+
+    /// Returns the rows `$1` still under the claims `$2` to `$3`, the status `pending`.
+    RECLAIM = "UPDATE outbox o SET status = $3, run_at = now(), lease_until = NULL
+           FROM unnest($1::uuid[], $2::bigint[]) AS r(id, claim)
+          WHERE o.id = r.id AND o.status = ", ENQUEUED, " AND ", claim_ms!("o"), " = r.claim";
 }

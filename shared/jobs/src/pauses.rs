@@ -6,7 +6,8 @@
 //! round, so a failed write or an emptied Redis heals within a round.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
+use orderly_db::sql::stmt;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use uuid::Uuid;
 
 use orderly_db::audit_log::{self, Actor};
@@ -38,18 +39,9 @@ pub struct Pause {
     pub paused_at: DateTime<Utc>,
 }
 
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
-}
-
 /// Every paused queue.
 pub async fn paused(db: &impl ConnectionTrait) -> Result<Vec<Pause>, DbErr> {
-    let rows = db
-        .query_all_raw(stmt(
-            "SELECT queue, paused_by, paused_at FROM queue_pauses ORDER BY queue",
-            vec![],
-        ))
-        .await?;
+    let rows = db.query_all_raw(stmt(&LIST_PAUSES, vec![])).await?;
     rows.into_iter()
         .filter_map(|row| {
             let queue: String = match row.try_get("", "queue") {
@@ -89,7 +81,7 @@ pub async fn set_paused(
     let txn = db.begin().await.context("beginning a transaction")?;
     let changed = if pause {
         txn.execute_raw(stmt(
-            "INSERT INTO queue_pauses (queue, paused_by) VALUES ($1, $2) ON CONFLICT (queue) DO NOTHING",
+            &PAUSE,
             vec![queue.as_str().into(), actor.user_id.into()],
         ))
         .await
@@ -97,13 +89,10 @@ pub async fn set_paused(
         .rows_affected()
             == 1
     } else {
-        txn.execute_raw(stmt(
-            "DELETE FROM queue_pauses WHERE queue = $1",
-            vec![queue.as_str().into()],
-        ))
-        .await
-        .context("removing the pause")?
-        .rows_affected()
+        txn.execute_raw(stmt(&RESUME, vec![queue.as_str().into()]))
+            .await
+            .context("removing the pause")?
+            .rows_affected()
             == 1
     };
     audit_log::record(
@@ -154,4 +143,12 @@ pub async fn write_flag(
             .query_async::<()>(redis)
             .await
     }
+}
+
+orderly_db::sql! {
+    LIST_PAUSES = "SELECT queue, paused_by, paused_at FROM queue_pauses ORDER BY queue";
+
+    PAUSE = "INSERT INTO queue_pauses (queue, paused_by) VALUES ($1, $2) ON CONFLICT (queue) DO NOTHING";
+
+    RESUME = "DELETE FROM queue_pauses WHERE queue = $1";
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use orderly_db::sql::stmt;
+use sea_orm::{ConnectionTrait, DbErr};
 
 use super::Queue;
 
@@ -32,11 +33,8 @@ pub async fn beat(db: &impl ConnectionTrait, worker: &WorkerProcess) -> Result<(
         .iter()
         .map(|(_, n)| i32::try_from(*n).unwrap_or(i32::MAX))
         .collect();
-    db.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "INSERT INTO workers (name, host, pid, queues, concurrency)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (name) DO UPDATE SET heartbeat_at = now()",
+    db.execute_raw(stmt(
+        &HEARTBEAT,
         vec![
             worker.name.clone().into(),
             worker.host.clone().into(),
@@ -51,23 +49,25 @@ pub async fn beat(db: &impl ConnectionTrait, worker: &WorkerProcess) -> Result<(
 
 /// Removes `name` (a graceful stop).
 pub async fn leave(db: &impl ConnectionTrait, name: &str) -> Result<(), DbErr> {
-    db.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "DELETE FROM workers WHERE name = $1",
-        vec![name.to_owned().into()],
-    ))
-    .await?;
+    db.execute_raw(stmt(&DEREGISTER, vec![name.to_owned().into()]))
+        .await?;
     Ok(())
 }
 
 /// Forgets workers silent for longer than `after`.
 pub async fn prune(db: &impl ConnectionTrait, after: Duration) -> Result<u64, DbErr> {
     let result = db
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => $1)",
-            vec![after.as_secs_f64().into()],
-        ))
+        .execute_raw(stmt(&FORGET_SILENT, vec![after.as_secs_f64().into()]))
         .await?;
     Ok(result.rows_affected())
+}
+
+orderly_db::sql! {
+    HEARTBEAT = "INSERT INTO workers (name, host, pid, queues, concurrency)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (name) DO UPDATE SET heartbeat_at = now()";
+
+    DEREGISTER = "DELETE FROM workers WHERE name = $1";
+
+    FORGET_SILENT = "DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => $1)";
 }

@@ -4,8 +4,11 @@
 //! templates' summary and the whole report as a CSV attachment.
 
 use chrono::NaiveDate;
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
+
+use orderly_db::notifications::{NotificationChannel, NotificationKind};
+use orderly_db::sql::stmt;
 
 use super::{Report, csv};
 use crate::messages::{self, DailyReport, EmailText, ListingSales, Revenue};
@@ -56,8 +59,7 @@ pub async fn ask(
         .map(|&notification_id| NewJob::of(&SendEmail { notification_id }, None, request_id))
         .collect::<Result<Vec<_>, _>>()?;
     let about: Vec<Option<Uuid>> = ids.iter().copied().map(Some).collect();
-    let (insert_jobs, job_values) = outbox::insert(&jobs, &about, 5);
-    let mut values: Vec<sea_orm::Value> = vec![
+    let values: Vec<sea_orm::Value> = vec![
         ids.into(),
         keys.into(),
         to.iter()
@@ -65,24 +67,11 @@ pub async fn ask(
             .collect::<Vec<_>>()
             .into(),
         date.into(),
+        NotificationChannel::Email.as_str().into(),
+        NotificationKind::DailyReport.as_str().into(),
+        outbox::jobs_value(&jobs, &about),
     ];
-    values.extend(job_values);
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            format!(
-                "WITH about AS (
-                    INSERT INTO notifications (id, dedup_key, channel, kind, recipient, report_date)
-                    SELECT n.id, n.dedup_key, 'email', 'daily_report', n.recipient, $4
-                      FROM unnest($1::uuid[], $2::text[], $3::text[]) AS n(id, dedup_key, recipient)
-                    ON CONFLICT (dedup_key) DO NOTHING
-                    RETURNING id),
-                 jobs AS ({insert_jobs})
-                 SELECT count(*) AS asked FROM about"
-            ),
-            values,
-        ))
-        .await?;
+    let row = db.query_one_raw(stmt(&ASK_REPORT, values)).await?;
     match row {
         Some(row) => Ok(row.try_get::<i64>("", "asked")?.max(0) as u64),
         None => Ok(0),
@@ -214,4 +203,17 @@ mod tests {
             dedup_key(day, &Uuid::nil().to_string(), "a@x")
         );
     }
+}
+
+orderly_db::sql! {
+    /// The report's e-mails to the recipients `$3` (ids `$1`, dedup keys `$2`) of the report
+    /// of `$4`, on channel `$5` of kind `$6`, and the jobs `$7` that send them.
+    ASK_REPORT = "WITH about AS (
+            INSERT INTO notifications (id, dedup_key, channel, kind, recipient, report_date)
+            SELECT n.id, n.dedup_key, $5, $6, n.recipient, $4
+              FROM unnest($1::uuid[], $2::text[], $3::text[]) AS n(id, dedup_key, recipient)
+            ON CONFLICT (dedup_key) DO NOTHING
+            RETURNING id),
+         jobs AS (", orderly_jobs::insert_jobs!("$7", about), ")
+         SELECT count(*) AS asked FROM about";
 }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement};
+use orderly_db::sql::stmt;
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use super::Entry;
 use orderly_db::schedule_runs;
@@ -25,11 +26,7 @@ pub struct Leader {
 /// The replica whose lease is live, if any.
 pub async fn leader(db: &impl ConnectionTrait) -> Result<Option<Leader>, DbErr> {
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT holder, token, lease_until FROM leases WHERE name = $1 AND lease_until > now()",
-            vec![LEASE.into()],
-        ))
+        .query_one_raw(stmt(&LEASE_HOLDER, vec![LEASE.into()]))
         .await?;
     row.map(|r| {
         Ok(Leader {
@@ -46,18 +43,20 @@ pub async fn last_runs(
     db: &impl ConnectionTrait,
 ) -> Result<HashMap<Entry, schedule_runs::Model>, DbErr> {
     let names: Vec<String> = Entry::ALL.iter().map(|e| e.name().to_owned()).collect();
-    let runs = schedule_runs::Model::find_by_statement(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "SELECT r.* FROM unnest($1::text[]) AS e(name)
-           CROSS JOIN LATERAL (SELECT * FROM schedule_runs
-                                WHERE schedule_name = e.name
-                                ORDER BY scheduled_for DESC LIMIT 1) r",
-        vec![names.into()],
-    ))
-    .all(db)
-    .await?;
+    let runs = schedule_runs::Model::find_by_statement(stmt(&LAST_RUNS, vec![names.into()]))
+        .all(db)
+        .await?;
     Ok(runs
         .into_iter()
         .filter_map(|run| Entry::parse(&run.schedule_name).map(|entry| (entry, run)))
         .collect())
+}
+
+orderly_db::sql! {
+    LEASE_HOLDER = "SELECT holder, token, lease_until FROM leases WHERE name = $1 AND lease_until > now()";
+
+    LAST_RUNS = "SELECT r.* FROM unnest($1::text[]) AS e(name)
+           CROSS JOIN LATERAL (SELECT * FROM schedule_runs
+                                WHERE schedule_name = e.name
+                                ORDER BY scheduled_for DESC LIMIT 1) r";
 }
