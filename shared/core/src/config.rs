@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use orderly_db::outbox::Queue;
 
+use crate::redis_target::RedisTarget;
+
 mod db_timeouts;
 pub use db_timeouts::{DbTimeoutOverrides, DbTimeouts};
 
@@ -194,8 +196,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// `PASSWORD_HASH_QUEUE` (32): password hashes an API process queues; past them, `503`.
     pub password_hash_queue: usize,
-    /// `REDIS_URL`.
-    pub redis_url: SecretString,
+    /// `REDIS_URL`, parsed (its debug output shows no credentials).
+    pub redis: RedisTarget,
     /// `REDIS_PREFIX`: namespace of every Redis key (tests use one per test).
     pub redis_prefix: String,
     /// `API_ADDR`.
@@ -530,7 +532,7 @@ impl Settings {
             db_timeouts: db_timeouts::db_timeouts(&env)?,
             request_timeout: Duration::from_secs(env.positive("REQUEST_TIMEOUT_SECONDS", 30)?),
             password_hash_queue: env.positive("PASSWORD_HASH_QUEUE", 32)?,
-            redis_url: env.redis_url("REDIS_URL")?,
+            redis: env.redis_target("REDIS_URL")?,
             redis_prefix: env.get("REDIS_PREFIX").unwrap_or_else(|| "orderly".into()),
             api_addr: env.parse(
                 "API_ADDR",
@@ -612,13 +614,11 @@ impl Env<'_> {
         Ok(SecretString::from(raw))
     }
 
-    /// One of the forms of [`crate::redis_conn::target`], checked here so that a malformed
-    /// one stops start-up naming the variable.
-    fn redis_url(&self, name: &'static str) -> Result<SecretString, ConfigError> {
+    /// One of the forms of [`crate::redis_target`], parsed here so that a malformed one
+    /// stops start-up naming the variable.
+    fn redis_target(&self, name: &'static str) -> Result<RedisTarget, ConfigError> {
         let raw = self.required(name)?;
-        crate::redis_conn::RedisTarget::parse(&raw)
-            .map_err(|e| ConfigError::new(name, e.to_string()))?;
-        Ok(SecretString::from(raw))
+        RedisTarget::parse(&raw).map_err(|e| ConfigError::new(name, e.to_string()))
     }
 
     fn parse<T: std::str::FromStr>(

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod leases;
 pub mod redis_conn;
+pub mod redis_target;
 pub mod shutdown;
 pub mod telemetry;
 

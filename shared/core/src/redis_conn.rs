@@ -1,14 +1,13 @@
 //! Redis connections and the key namespace.
 //!
 //! `REDIS_URL` names one server, a Redis Cluster or a primary watched by Sentinels
-//! ([`target`] has the forms). Every process talks to it through [`RedisConn`], which
-//! reconnects by itself in each case: to the same server, to whichever cluster node owns a
-//! slot now (following `MOVED`/`ASK`), or to the primary the Sentinels promoted. Every key
-//! of a queue shares one hash tag (`{<prefix>:<queue>}`), so each queue lives in one slot
-//! and its scripts and pipelines stay legal in a cluster.
+//! ([`crate::redis_target`] has the forms). Every process talks to it through
+//! [`RedisConn`], which reconnects by itself in each case: to the same server, to whichever
+//! cluster node owns a slot now (following `MOVED`/`ASK`), or to the primary the Sentinels
+//! promoted. Every key of a queue shares one hash tag (`{<prefix>:<queue>}`), so each queue
+//! lives in one slot and its scripts and pipelines stay legal in a cluster.
 
 mod sentinel;
-pub mod target;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,11 +20,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
 };
-use secrecy::ExposeSecret;
 
 use crate::config::Settings;
+pub use crate::redis_target::{RedisTarget, RedisUrlError};
 pub use sentinel::SentinelConn;
-pub use target::{RedisTarget, RedisUrlError};
 
 /// How long one connection attempt and one reply may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -59,7 +57,7 @@ impl std::fmt::Debug for RedisConn {
 
 /// Connects to `REDIS_URL` and checks that Redis answers.
 pub async fn connect(settings: &Settings) -> anyhow::Result<RedisConn> {
-    RedisConn::open(settings.redis_url.expose_secret()).await
+    RedisConn::connect_to(settings.redis.clone()).await
 }
 
 impl RedisConn {
