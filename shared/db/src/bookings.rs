@@ -82,51 +82,14 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
+    /// The booking's payment, whose `booking_id` names the booking. Declared with its columns
+    /// here, where the joins use it, so that the payments entity names no relation back.
     #[sea_orm(
-        belongs_to = "super::listings::Entity",
-        from = "Column::ListingId",
-        to = "super::listings::Column::Id",
-        on_update = "NoAction",
-        on_delete = "Restrict"
+        belongs_to = "super::payments::Entity",
+        from = "Column::Id",
+        to = "super::payments::Column::BookingId"
     )]
-    Listing,
-    #[sea_orm(
-        belongs_to = "super::users::Entity",
-        from = "Column::CustomerId",
-        to = "super::users::Column::Id",
-        on_update = "NoAction",
-        on_delete = "Restrict"
-    )]
-    Customer,
-    #[sea_orm(has_one = "super::payments::Entity")]
     Payment,
-    #[sea_orm(has_many = "super::notifications::Entity")]
-    Notifications,
-}
-
-impl Related<super::listings::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Listing.def()
-    }
-}
-
-/// The customer who made the booking.
-impl Related<super::users::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Customer.def()
-    }
-}
-
-impl Related<super::payments::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Payment.def()
-    }
-}
-
-impl Related<super::notifications::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Notifications.def()
-    }
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -69,20 +69,12 @@ pub enum Relation {
         on_delete = "Restrict"
     )]
     Provider,
-    #[sea_orm(has_many = "super::bookings::Entity")]
-    Bookings,
 }
 
 /// The provider who offers the listing.
 impl Related<super::users::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Provider.def()
-    }
-}
-
-impl Related<super::bookings::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Bookings.def()
     }
 }
 

@@ -163,35 +163,6 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    #[sea_orm(
-        belongs_to = "super::bookings::Entity",
-        from = "Column::BookingId",
-        to = "super::bookings::Column::Id",
-        on_update = "NoAction",
-        on_delete = "Cascade"
-    )]
-    Booking,
-    #[sea_orm(
-        belongs_to = "super::users::Entity",
-        from = "Column::UserId",
-        to = "super::users::Column::Id",
-        on_update = "NoAction",
-        on_delete = "SetNull"
-    )]
-    User,
-}
-
-impl Related<super::bookings::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Booking.def()
-    }
-}
-
-impl Related<super::users::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::User.def()
-    }
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -129,21 +129,6 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    #[sea_orm(
-        belongs_to = "super::bookings::Entity",
-        from = "Column::BookingId",
-        to = "super::bookings::Column::Id",
-        on_update = "NoAction",
-        on_delete = "Cascade"
-    )]
-    Booking,
-}
-
-impl Related<super::bookings::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Booking.def()
-    }
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -60,58 +60,6 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    #[sea_orm(has_many = "super::refresh_tokens::Entity")]
-    RefreshTokens,
-    #[sea_orm(has_many = "super::idempotency_keys::Entity")]
-    IdempotencyKeys,
-    #[sea_orm(has_many = "super::listings::Entity")]
-    Listings,
-    #[sea_orm(has_many = "super::bookings::Entity")]
-    Bookings,
-    #[sea_orm(has_many = "super::notifications::Entity")]
-    Notifications,
-    #[sea_orm(has_many = "super::audit_log::Entity")]
-    AuditLog,
-}
-
-impl Related<super::refresh_tokens::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::RefreshTokens.def()
-    }
-}
-
-impl Related<super::idempotency_keys::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::IdempotencyKeys.def()
-    }
-}
-
-/// The listings this user offers (as a provider).
-impl Related<super::listings::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Listings.def()
-    }
-}
-
-/// The bookings this user made (as a customer).
-impl Related<super::bookings::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Bookings.def()
-    }
-}
-
-impl Related<super::notifications::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Notifications.def()
-    }
-}
-
-/// The audit entries this user caused (as the actor).
-impl Related<super::audit_log::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::AuditLog.def()
-    }
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
