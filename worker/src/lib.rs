@@ -118,7 +118,9 @@ pub async fn run_until(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Before any connection: a broken template stops start-up, naming the file.
-    let templates = Arc::new(Templates::load(&settings.mail.templates_dir)?);
+    let templates = Templates::load(&settings.mail.templates_dir)?;
+    orderly_domain::messages::check(&templates)?;
+    let templates = Arc::new(templates);
     // So is a METRICS_ADDR already taken.
     let exporter = serve_metrics(&settings).await?;
     // The relay, its LISTEN, the reconciler and the batch writers need a few at least.

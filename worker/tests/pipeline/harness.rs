@@ -121,6 +121,7 @@ impl Pipeline {
         let settings = Settings::from_map(&vars).expect("settings");
         let providers = Providers::from_settings(&settings).expect("providers");
         let templates = Templates::load(&settings.mail.templates_dir).expect("templates");
+        orderly_domain::messages::check(&templates).expect("templates");
         let db = Database::connect(&database_url)
             .await
             .expect("test database");

@@ -3,6 +3,7 @@ use std::sync::LazyLock;
 
 use super::*;
 use orderly_core::config::DEFAULT_TEMPLATES_DIR as DEFAULT_DIR;
+use orderly_testing::copy_of_templates;
 
 static TEMPLATES: LazyLock<Templates> =
     LazyLock::new(|| Templates::load(Path::new(DEFAULT_DIR)).unwrap());
@@ -165,4 +166,59 @@ fn every_notification_kind_but_the_report_is_a_booking_email() {
             Err(_) => assert_eq!(kind, NotificationKind::DailyReport),
         }
     }
+}
+
+/// Loads and checks `dir` expecting a refusal; returns its message.
+fn refusal(dir: &Path) -> String {
+    let error = Templates::load(dir)
+        .and_then(|templates| check(&templates))
+        .expect_err("the templates must be refused");
+    error.to_string()
+}
+
+#[test]
+fn the_templates_of_the_source_tree_pass_the_check() {
+    check(&TEMPLATES).unwrap();
+}
+
+#[test]
+fn a_template_that_does_not_render_is_refused_at_the_check_naming_the_file() {
+    let dir = copy_of_templates();
+    let file = dir.join("email/reminder.txt");
+    let source = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, source.replace("listing.title", "listing.titel")).unwrap();
+
+    let message = refusal(&dir);
+
+    assert!(message.starts_with("TEMPLATES_DIR: "), "{message}");
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(message.contains("does not render"), "{message}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_broken_shared_layout_is_refused_naming_it() {
+    let dir = copy_of_templates();
+    std::fs::write(dir.join("email/base.txt"), "{{ customer_name | shout }}\n").unwrap();
+
+    let message = refusal(&dir);
+
+    assert!(message.contains("email/base.txt"), "{message}");
+    assert!(message.contains("shout"), "{message}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_template_is_refused_at_the_check_naming_the_file() {
+    let dir = copy_of_templates();
+    let file = dir.join("email/payment_failed.txt");
+    std::fs::remove_file(&file).unwrap();
+
+    let message = refusal(&dir);
+
+    assert_eq!(
+        message,
+        format!("TEMPLATES_DIR: {} is missing", file.display())
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

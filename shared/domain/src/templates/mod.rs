@@ -1,6 +1,6 @@
 //! The e-mail templates (`TEMPLATES_DIR/email/*.html` and `*.txt`), read and compiled once
-//! at start-up and checked by rendering every message from sample data, so that a missing
-//! or broken file stops the worker instead of a customer's message.
+//! at start-up (where `domain::messages::check` then renders every message from sample
+//! data), so that a missing or broken file stops the worker instead of a customer's message.
 //!
 //! `.html` templates are HTML-escaped automatically; `.txt` templates are not.
 
@@ -59,16 +59,8 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// Reads and compiles every file of `dir/email`, then renders every message from
-    /// sample data (see `domain::messages::check`): the first problem is the error.
+    /// Reads and compiles every file of `dir/email`: the first problem is the error.
     pub fn load(dir: &Path) -> Result<Self, TemplateError> {
-        let templates = Self::read(dir)?;
-        crate::messages::check(&templates)?;
-        Ok(templates)
-    }
-
-    /// Reads and compiles every file of `dir/email`, without the check.
-    fn read(dir: &Path) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
         env.set_syntax(whitespace());
         // A misspelt variable fails the start-up check instead of printing nothing.

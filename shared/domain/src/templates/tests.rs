@@ -35,48 +35,6 @@ fn a_template_with_a_syntax_error_is_refused_at_load_naming_the_file() {
 }
 
 #[test]
-fn a_template_that_does_not_render_is_refused_at_load_naming_the_file() {
-    let dir = copy_of_templates();
-    let file = dir.join("email/reminder.txt");
-    let source = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, source.replace("listing.title", "listing.titel")).unwrap();
-
-    let message = refusal(&dir);
-
-    assert!(message.starts_with("TEMPLATES_DIR: "), "{message}");
-    assert!(message.contains(&file.display().to_string()), "{message}");
-    assert!(message.contains("does not render"), "{message}");
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[test]
-fn a_broken_shared_layout_is_refused_naming_it() {
-    let dir = copy_of_templates();
-    std::fs::write(dir.join("email/base.txt"), "{{ customer_name | shout }}\n").unwrap();
-
-    let message = refusal(&dir);
-
-    assert!(message.contains("email/base.txt"), "{message}");
-    assert!(message.contains("shout"), "{message}");
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[test]
-fn a_missing_template_is_refused_at_load_naming_the_file() {
-    let dir = copy_of_templates();
-    let file = dir.join("email/payment_failed.txt");
-    std::fs::remove_file(&file).unwrap();
-
-    let message = refusal(&dir);
-
-    assert_eq!(
-        message,
-        format!("TEMPLATES_DIR: {} is missing", file.display())
-    );
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[test]
 fn a_folder_without_templates_is_refused_naming_it() {
     let dir = std::env::temp_dir().join(format!("orderly-no-templates-{}", uuid::Uuid::new_v4()));
 
