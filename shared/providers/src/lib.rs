@@ -9,7 +9,7 @@ pub mod stripe;
 
 use std::sync::Arc;
 
-use orderly_core::config::Settings;
+use orderly_core::config::{PaymentSettings, Settings};
 use orderly_core::telemetry::meter::Meter;
 
 /// How a provider call failed; decides whether a job is retried.
@@ -215,7 +215,7 @@ impl Providers {
     pub fn metered(settings: &Settings, meter: Meter) -> anyhow::Result<Self> {
         Ok(Self {
             payments: Arc::new(metered::MeteredGateway {
-                inner: payments::from_settings(settings)?,
+                inner: payment_gateway(settings)?,
                 meter: meter.clone(),
             }),
             mail: Arc::new(metered::MeteredMailer {
@@ -227,6 +227,20 @@ impl Providers {
                 meter,
             }),
         })
+    }
+}
+
+/// Builds the payment gateway the settings name.
+fn payment_gateway(settings: &Settings) -> anyhow::Result<Arc<dyn payments::PaymentGateway>> {
+    match &settings.payments {
+        PaymentSettings::Simulated(mode) => {
+            Ok(Arc::new(payments::SimulatedGateway { mode: *mode }))
+        }
+        PaymentSettings::Stripe {
+            secret_key,
+            api_base,
+            ..
+        } => Ok(Arc::new(stripe::StripeGateway::new(secret_key, api_base)?)),
     }
 }
 

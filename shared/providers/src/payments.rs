@@ -1,13 +1,11 @@
 //! Payments: a PaymentIntent-shaped gateway (create with manual capture, capture, cancel,
 //! refund), every call carrying an idempotency key derived from our IDs.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::ProviderError;
-use orderly_core::config::{PaymentSettings, Settings, SimulatedPayments};
+use orderly_core::config::SimulatedPayments;
 use orderly_db::payments::PaymentProvider;
 
 /// What a new payment should be.
@@ -109,20 +107,6 @@ pub fn attempt_key(booking_id: Uuid, step: &str, unknown_before: i32) -> String 
     match unknown_before {
         0 => idempotency_key(booking_id, step),
         n => format!("{}-{}", idempotency_key(booking_id, step), n + 1),
-    }
-}
-
-/// Builds the gateway the settings name.
-pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentGateway>> {
-    match &settings.payments {
-        PaymentSettings::Simulated(mode) => Ok(Arc::new(SimulatedGateway { mode: *mode })),
-        PaymentSettings::Stripe {
-            secret_key,
-            api_base,
-            ..
-        } => Ok(Arc::new(super::stripe::StripeGateway::new(
-            secret_key, api_base,
-        )?)),
     }
 }
 
