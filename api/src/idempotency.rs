@@ -24,7 +24,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use orderly_db::sql;
+use orderly_db::sql::stmt;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -133,8 +135,26 @@ struct Fingerprint {
     hash: String,
 }
 
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+sql! {
+    /// Inserts a key's row, or takes over one that expired (`$6` is now) or whose first
+    /// request died (claimed before `$8`).
+    CLAIM = "INSERT INTO idempotency_keys (user_id, key, method, path, request_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (user_id, key) DO UPDATE
+                SET method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
+                    response_status = NULL, response_body = NULL,
+                    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+              WHERE idempotency_keys.expires_at < $6
+                 OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at < $8)";
+    /// The row of a key.
+    SEEN = "SELECT method, path, request_hash, response_status, response_body
+              FROM idempotency_keys WHERE user_id = $1 AND key = $2";
+    /// Stores the answer (`$4`, `$5`) of the claim `$1`, `$2`, `$3`, unless it was taken over.
+    STORE = "UPDATE idempotency_keys SET response_status = $4, response_body = $5
+              WHERE user_id = $1 AND key = $2 AND created_at = $3 AND response_status IS NULL";
+    /// Deletes the claim `$1`, `$2`, `$3`, unless it was taken over or answered.
+    RELEASE = "DELETE FROM idempotency_keys
+                WHERE user_id = $1 AND key = $2 AND created_at = $3 AND response_status IS NULL";
 }
 
 /// Claims `key` for this request, or decides how to answer it from the first one, waiting
@@ -193,14 +213,7 @@ async fn claim(
     let now = Utc::now().trunc_subsecs(6);
     let claimed = db
         .execute_raw(stmt(
-            "INSERT INTO idempotency_keys (user_id, key, method, path, request_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (user_id, key) DO UPDATE
-                SET method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash,
-                    response_status = NULL, response_body = NULL,
-                    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-              WHERE idempotency_keys.expires_at < $6
-                 OR (idempotency_keys.response_status IS NULL AND idempotency_keys.created_at < $8)",
+            &CLAIM,
             vec![
                 user_id.into(),
                 key.into(),
@@ -230,11 +243,7 @@ async fn seen(
     key: &str,
 ) -> ApiResult<Seen> {
     let Some(row) = db
-        .query_one_raw(stmt(
-            "SELECT method, path, request_hash, response_status, response_body
-               FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-            vec![user_id.into(), key.into()],
-        ))
+        .query_one_raw(stmt(&SEEN, [user_id.into(), key.into()]))
         .await?
     else {
         return Ok(Seen::Gone);
@@ -350,13 +359,9 @@ async fn end_once(db: &DatabaseConnection, id: &ClaimId, end: &End) -> Result<()
     let sql = match end {
         End::Store { status, body } => {
             values.extend([(*status).into(), body.clone().into()]);
-            "UPDATE idempotency_keys SET response_status = $4, response_body = $5
-              WHERE user_id = $1 AND key = $2 AND created_at = $3 AND response_status IS NULL"
+            &STORE
         }
-        End::Release => {
-            "DELETE FROM idempotency_keys
-              WHERE user_id = $1 AND key = $2 AND created_at = $3 AND response_status IS NULL"
-        }
+        End::Release => &RELEASE,
     };
     db.execute_raw(stmt(sql, values)).await.map(drop)
 }

@@ -4,7 +4,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Statement};
+use orderly_db::sql;
+use orderly_db::sql::stmt;
+use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -16,6 +18,19 @@ use crate::state::AppState;
 
 /// Most rows of each table shown.
 const SHOWN: i64 = 100;
+
+sql! {
+    /// The latest `$1` repairs of the reconciliation, with their bookings' statuses.
+    REPAIRS = "SELECT r.booking_id, b.status AS booking_status, r.mismatch, r.action, r.created_at
+                 FROM payment_repairs r JOIN bookings b ON b.id = r.booking_id
+                ORDER BY r.created_at DESC LIMIT $1";
+    /// The latest `$1` disputed charges, with their bookings' statuses.
+    DISPUTES = "SELECT p.booking_id, b.status AS booking_status, p.amount_cents, p.currency,
+                       COALESCE(p.dispute_reason, 'unknown') AS reason, p.disputed_at
+                  FROM payments p JOIN bookings b ON b.id = p.booking_id
+                 WHERE p.disputed_at IS NOT NULL
+                 ORDER BY p.disputed_at DESC LIMIT $1";
+}
 
 /// One repair of the reconciliation.
 #[derive(Debug, Serialize)]
@@ -47,13 +62,7 @@ pub async fn show(
 ) -> Result<HttpResponse, DashboardError> {
     let repairs = state
         .db
-        .query_all_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT r.booking_id, b.status AS booking_status, r.mismatch, r.action, r.created_at
-               FROM payment_repairs r JOIN bookings b ON b.id = r.booking_id
-              ORDER BY r.created_at DESC LIMIT $1",
-            [SHOWN.into()],
-        ))
+        .query_all_raw(stmt(&REPAIRS, [SHOWN.into()]))
         .await?
         .iter()
         .map(|row| {
@@ -68,15 +77,7 @@ pub async fn show(
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
     let disputes = state
         .db
-        .query_all_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT p.booking_id, b.status AS booking_status, p.amount_cents, p.currency,
-                    COALESCE(p.dispute_reason, 'unknown') AS reason, p.disputed_at
-               FROM payments p JOIN bookings b ON b.id = p.booking_id
-              WHERE p.disputed_at IS NOT NULL
-              ORDER BY p.disputed_at DESC LIMIT $1",
-            [SHOWN.into()],
-        ))
+        .query_all_raw(stmt(&DISPUTES, [SHOWN.into()]))
         .await?
         .iter()
         .map(|row| {

@@ -4,9 +4,12 @@
 
 use crate::jobs::admin::{self, BulkAction, JobState, QueueStats};
 use actix_web::{HttpRequest, HttpResponse, web};
+use orderly_db::outbox::OutboxStatus;
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
 use orderly_jobs::outbox::Window;
 use orderly_jobs::pauses;
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 
 use super::error::DashboardError;
@@ -35,17 +38,19 @@ struct Sample {
     failed: u64,
 }
 
+sql! {
+    /// Jobs done and given up in the last minute, over every queue.
+    SAMPLE = "SELECT (SELECT count(*) FROM outbox WHERE status = ", quoted!(OutboxStatus::Done), "
+                        AND completed_at > now() - interval '1 minute') AS done,
+                     (SELECT count(*) FROM outbox WHERE status = ", quoted!(OutboxStatus::Dead), "
+                        AND completed_at > now() - interval '1 minute') AS dead";
+}
+
 /// Jobs done and given up in the last minute, over every queue (each count read by the
 /// finished jobs' `(status, completed_at)` index).
 async fn sample(db: &impl ConnectionTrait, stats: &[QueueStats]) -> Result<Sample, DbErr> {
     let row = db
-        .query_one_raw(Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT (SELECT count(*) FROM outbox WHERE status = 'done'
-                       AND completed_at > now() - interval '1 minute') AS done,
-                    (SELECT count(*) FROM outbox WHERE status = 'dead'
-                       AND completed_at > now() - interval '1 minute') AS dead",
-        ))
+        .query_one_raw(stmt(&SAMPLE, []))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("no row from the sample query".into()))?;
     Ok(Sample {

@@ -5,9 +5,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use orderly_db::audit_log;
+use orderly_db::sql;
+use orderly_db::sql::stmt;
 use orderly_jobs::schedules::{self, Entry, Table};
 use orderly_jobs::{outbox, wake};
-use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
 use super::error::DashboardError;
@@ -91,13 +93,15 @@ pub async fn show(
     )?)
 }
 
+sql! {
+    /// PostgreSQL's clock.
+    DB_NOW = "SELECT now() AS now";
+}
+
 /// PostgreSQL's clock: the one the scheduler's ticks are read by.
 async fn db_now(db: &impl ConnectionTrait) -> Result<DateTime<Utc>, DashboardError> {
     let row = db
-        .query_one_raw(Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT now() AS now",
-        ))
+        .query_one_raw(stmt(&DB_NOW, []))
         .await?
         .ok_or_else(|| anyhow::anyhow!("no clock from PostgreSQL"))?;
     Ok(row.try_get("", "now")?)

@@ -13,8 +13,10 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures::future::LocalBoxFuture;
 use orderly_core::config::AppEnv;
 use orderly_db::audit_log::Actor;
+use orderly_db::sql;
+use orderly_db::sql::stmt;
 use orderly_db::users::Role;
-use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -33,8 +35,31 @@ pub const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// A session ends this long after sign-in, active or not.
 pub const ABSOLUTE: Duration = Duration::from_secs(24 * 3600);
 
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+sql! {
+    /// A session of token hash `$1` for user `$2`, idle after `$3` seconds, over after `$4`;
+    /// drops that user's expired sessions.
+    START = "WITH gone AS (
+            DELETE FROM admin_sessions
+             WHERE user_id = $2 AND (expires_at <= now() OR idle_expires_at <= now()))
+         INSERT INTO admin_sessions (token_hash, user_id, idle_expires_at, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3), now() + make_interval(secs => $4))";
+    /// Ends the session of token hash `$1`.
+    END = "DELETE FROM admin_sessions WHERE token_hash = $1";
+    /// The user of the live session of token hash `$1`, pushing its idle expiry to `$2`
+    /// seconds from now when `$3`.
+    FIND = "WITH found AS (
+                SELECT s.token_hash, s.user_id, u.email, u.role
+                  FROM admin_sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.token_hash = $1 AND s.idle_expires_at > now() AND s.expires_at > now()),
+             touched AS (
+                UPDATE admin_sessions s
+                   SET idle_expires_at = LEAST(now() + make_interval(secs => $2), s.expires_at)
+                  FROM found f
+                 WHERE $3 AND s.token_hash = f.token_hash
+                   AND s.idle_expires_at
+                       < LEAST(now() + make_interval(secs => $2), s.expires_at) - interval '1 minute'
+                RETURNING 1)
+             SELECT user_id, email, role FROM found";
 }
 
 /// Starts a session for `user_id`; returns the token for the cookie. Drops that user's
@@ -42,12 +67,8 @@ fn stmt(sql: &str, values: Vec<Value>) -> Statement {
 pub async fn start(db: &impl ConnectionTrait, user_id: Uuid) -> Result<String, DbErr> {
     let token = new_refresh_token();
     db.execute_raw(stmt(
-        "WITH gone AS (
-            DELETE FROM admin_sessions
-             WHERE user_id = $2 AND (expires_at <= now() OR idle_expires_at <= now()))
-         INSERT INTO admin_sessions (token_hash, user_id, idle_expires_at, expires_at)
-         VALUES ($1, $2, now() + make_interval(secs => $3), now() + make_interval(secs => $4))",
-        vec![
+        &START,
+        [
             hash_refresh_token(&token).into(),
             user_id.into(),
             IDLE.as_secs_f64().into(),
@@ -60,11 +81,8 @@ pub async fn start(db: &impl ConnectionTrait, user_id: Uuid) -> Result<String, D
 
 /// Ends the session of `token` (logout).
 pub async fn end(db: &impl ConnectionTrait, token: &str) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        "DELETE FROM admin_sessions WHERE token_hash = $1",
-        vec![hash_refresh_token(token).into()],
-    ))
-    .await?;
+    db.execute_raw(stmt(&END, [hash_refresh_token(token).into()]))
+        .await?;
     Ok(())
 }
 
@@ -80,20 +98,8 @@ struct Found {
 async fn find(db: &impl ConnectionTrait, token: &str, touch: bool) -> Result<Option<Found>, DbErr> {
     let row = db
         .query_one_raw(stmt(
-            "WITH found AS (
-                SELECT s.token_hash, s.user_id, u.email, u.role
-                  FROM admin_sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.token_hash = $1 AND s.idle_expires_at > now() AND s.expires_at > now()),
-             touched AS (
-                UPDATE admin_sessions s
-                   SET idle_expires_at = LEAST(now() + make_interval(secs => $2), s.expires_at)
-                  FROM found f
-                 WHERE $3 AND s.token_hash = f.token_hash
-                   AND s.idle_expires_at
-                       < LEAST(now() + make_interval(secs => $2), s.expires_at) - interval '1 minute'
-                RETURNING 1)
-             SELECT user_id, email, role FROM found",
-            vec![
+            &FIND,
+            [
                 hash_refresh_token(token).into(),
                 IDLE.as_secs_f64().into(),
                 touch.into(),

@@ -10,7 +10,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use orderly_db::outbox::OutboxStatus;
+use orderly_db::sql::{Sql, stmt};
+use orderly_db::{quoted, sql};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 
 use super::admin::{JobState, JobView};
 use orderly_jobs::PolicyOverrides;
@@ -265,8 +268,34 @@ pub fn short(error: &str) -> &str {
     }
 }
 
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+const PENDING: &str = quoted!(OutboxStatus::Pending);
+const ENQUEUED: &str = quoted!(OutboxStatus::Enqueued);
+
+sql! {
+    /// The clock, queue `$1`'s pause, and its workers and their concurrency that heartbeat
+    /// within the last `$2` seconds.
+    SURROUNDINGS = "SELECT now() AS now,
+                    (SELECT paused_at FROM queue_pauses WHERE queue = $1) AS paused_at,
+                    (SELECT count(*) FROM workers w
+                      WHERE w.heartbeat_at > now() - make_interval(secs => $2)
+                        AND $1 = ANY (w.queues)) AS workers,
+                    (SELECT COALESCE(sum(u.n), 0)::bigint
+                       FROM workers w, unnest(w.queues, w.concurrency) AS u(queue, n)
+                      WHERE w.heartbeat_at > now() - make_interval(secs => $2)
+                        AND u.queue = $1) AS concurrency";
+    /// Up to `$4` jobs of queue `$1` in Redis pushed before (`enqueued_at`, `id`) (`$2`, `$3`).
+    AHEAD_OF_ENQUEUED = "SELECT count(*) AS n FROM (
+                SELECT 1 FROM outbox
+                 WHERE queue = $1 AND status = ", ENQUEUED, " AND (enqueued_at, id) < ($2, $3)
+                 LIMIT $4) a";
+    /// Up to `$4` jobs of queue `$1` in Redis, plus up to `$4` due before (`run_at`, `id`)
+    /// (`$2`, `$3`).
+    AHEAD_OF_PENDING = "SELECT (SELECT count(*) FROM (
+                        SELECT 1 FROM outbox WHERE queue = $1 AND status = ", ENQUEUED, " LIMIT $4) e)
+                  + (SELECT count(*) FROM (
+                        SELECT 1 FROM outbox
+                         WHERE queue = $1 AND status = ", PENDING, " AND (run_at, id) < ($2, $3)
+                         LIMIT $4) p) AS n";
 }
 
 /// Reads what [`explain`] needs around `job`: the clock, its queue's pause and live
@@ -282,16 +311,8 @@ pub async fn surroundings(
     let queue = job.queue.as_str().to_owned();
     let row = db
         .query_one_raw(stmt(
-            "SELECT now() AS now,
-                    (SELECT paused_at FROM queue_pauses WHERE queue = $1) AS paused_at,
-                    (SELECT count(*) FROM workers w
-                      WHERE w.heartbeat_at > now() - make_interval(secs => $2)
-                        AND $1 = ANY (w.queues)) AS workers,
-                    (SELECT COALESCE(sum(u.n), 0)::bigint
-                       FROM workers w, unnest(w.queues, w.concurrency) AS u(queue, n)
-                      WHERE w.heartbeat_at > now() - make_interval(secs => $2)
-                        AND u.queue = $1) AS concurrency",
-            vec![queue.clone().into(), live_within.as_secs_f64().into()],
+            &SURROUNDINGS,
+            [queue.clone().into(), live_within.as_secs_f64().into()],
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("no row from the surroundings query".into()))?;
@@ -317,21 +338,13 @@ pub async fn surroundings(
 async fn ahead(db: &impl ConnectionTrait, job: &JobView) -> Result<u64, DbErr> {
     let queue = job.queue.as_str().to_owned();
     let cap = AHEAD_CAP as i64;
-    let (sql, values): (&str, Vec<Value>) = match (job.status.as_str(), job.enqueued_at) {
+    let (sql, values): (&Sql, Vec<Value>) = match (job.status.as_str(), job.enqueued_at) {
         ("enqueued", Some(enqueued_at)) => (
-            "SELECT count(*) AS n FROM (
-                SELECT 1 FROM outbox
-                 WHERE queue = $1 AND status = 'enqueued' AND (enqueued_at, id) < ($2, $3)
-                 LIMIT $4) a",
+            &AHEAD_OF_ENQUEUED,
             vec![queue.into(), enqueued_at.into(), job.id.into(), cap.into()],
         ),
         _ => (
-            "SELECT (SELECT count(*) FROM (
-                        SELECT 1 FROM outbox WHERE queue = $1 AND status = 'enqueued' LIMIT $4) e)
-                  + (SELECT count(*) FROM (
-                        SELECT 1 FROM outbox
-                         WHERE queue = $1 AND status = 'pending' AND (run_at, id) < ($2, $3)
-                         LIMIT $4) p) AS n",
+            &AHEAD_OF_PENDING,
             vec![queue.into(), job.run_at.into(), job.id.into(), cap.into()],
         ),
     };

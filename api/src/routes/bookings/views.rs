@@ -6,13 +6,29 @@ use chrono::{DateTime, Utc};
 use orderly_db::bookings::{self, BookingStatus};
 use orderly_db::notifications::{self, NotificationChannel, NotificationKind, NotificationStatus};
 use orderly_db::payments::{self, PaymentProvider, PaymentStatus};
+use orderly_db::sql;
+use orderly_db::sql::stmt;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    Statement,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+sql! {
+    /// Booking `$1` with its listing's provider, its payment and its messages.
+    FETCH = "SELECT b.id, b.listing_id, b.customer_id, b.quantity, b.amount_cents, b.currency, b.status,
+                    b.hold_expires_at, b.created_at, b.updated_at, l.provider_id,
+                    p.provider AS payment_provider, p.status AS payment_status, p.client_secret,
+                    COALESCE((SELECT json_agg(json_build_object('channel', n.channel, 'kind', n.kind,
+                                                                'status', n.status, 'sent_at', n.sent_at)
+                                              ORDER BY n.created_at)
+                                FROM notifications n WHERE n.booking_id = b.id), '[]'::json) AS notifications
+               FROM bookings b
+               JOIN listings l ON l.id = b.listing_id
+               LEFT JOIN payments p ON p.booking_id = b.id
+              WHERE b.id = $1";
+}
 
 /// A booking.
 #[derive(Debug, Serialize, ToSchema)]
@@ -203,23 +219,9 @@ impl BookingView {
     /// Reads one booking's view in one round trip (the hot path of `GET /bookings/{id}`).
     /// `deploy/bench.sh` replays this query with pgbench as GET's baseline: change both.
     pub async fn fetch(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Fetched>, DbErr> {
-        let row = BookingRow::find_by_statement(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT b.id, b.listing_id, b.customer_id, b.quantity, b.amount_cents, b.currency, b.status,
-                    b.hold_expires_at, b.created_at, b.updated_at, l.provider_id,
-                    p.provider AS payment_provider, p.status AS payment_status, p.client_secret,
-                    COALESCE((SELECT json_agg(json_build_object('channel', n.channel, 'kind', n.kind,
-                                                                'status', n.status, 'sent_at', n.sent_at)
-                                              ORDER BY n.created_at)
-                                FROM notifications n WHERE n.booking_id = b.id), '[]'::json) AS notifications
-               FROM bookings b
-               JOIN listings l ON l.id = b.listing_id
-               LEFT JOIN payments p ON p.booking_id = b.id
-              WHERE b.id = $1",
-            [id.into()],
-        ))
-        .one(db)
-        .await?;
+        let row = BookingRow::find_by_statement(stmt(&FETCH, [id.into()]))
+            .one(db)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
