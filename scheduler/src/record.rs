@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use orderly_db::outbox::OutboxStatus;
+use orderly_db::schedule_runs::ScheduleRunStatus;
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
+use orderly_jobs::outbox::ENDED;
 use orderly_jobs::schedules::{Entry, LEASE, TickJob};
 use orderly_jobs::{outbox, wake};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait, Value};
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
-}
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 /// The leader and its fencing token.
 #[derive(Debug, Clone, Copy)]
@@ -46,13 +47,7 @@ pub async fn now_and_latest(
     let names: Vec<String> = Entry::ALL.iter().map(|e| e.name().to_owned()).collect();
     // max() per name is one step down the primary key's index.
     let rows = db
-        .query_all_raw(stmt(
-            "SELECT now() AS now, e.name,
-                    (SELECT max(scheduled_for) FROM schedule_runs r
-                      WHERE r.schedule_name = e.name) AS last
-               FROM unnest($1::text[]) AS e(name)",
-            vec![names.into()],
-        ))
+        .query_all_raw(stmt(&NOW_AND_LATEST, vec![names.into()]))
         .await?;
     let mut now = None;
     let mut latest = HashMap::new();
@@ -81,9 +76,7 @@ pub async fn fire(
     // check holds until then.
     let leads = txn
         .query_one_raw(stmt(
-            "SELECT 1 AS one FROM leases
-              WHERE name = $1 AND holder = $2 AND token = $3 AND lease_until > now()
-                FOR SHARE",
+            &LEADS,
             vec![LEASE.into(), fence.holder.into(), fence.token.into()],
         ))
         .await?
@@ -93,9 +86,7 @@ pub async fn fire(
     }
     let claimed = txn
         .execute_raw(stmt(
-            "INSERT INTO schedule_runs (schedule_name, scheduled_for, leader, task_id)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (schedule_name, scheduled_for) DO NOTHING",
+            &CLAIM_TICK,
             vec![
                 entry.name().into(),
                 tick.into(),
@@ -120,27 +111,56 @@ pub async fn fire(
 pub async fn settle(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     let ended = db
         .execute_raw(stmt(
-            "UPDATE schedule_runs r
-                SET status = CASE o.status WHEN 'done' THEN 'done' ELSE 'failed' END,
-                    finished_at = COALESCE(o.completed_at, now()),
-                    error = CASE o.status WHEN 'dead' THEN o.last_error END
-               FROM outbox o
-              WHERE r.status = 'running' AND o.task_id = r.task_id
-                AND o.status IN ('done', 'dead')",
-            vec![],
+            &SETTLE_ENDED,
+            [
+                ScheduleRunStatus::Done.as_str().into(),
+                ScheduleRunStatus::Failed.as_str().into(),
+            ],
         ))
         .await?
         .rows_affected();
     let gone = db
         .execute_raw(stmt(
-            "UPDATE schedule_runs r
-                SET status = 'failed', finished_at = now(),
-                    error = 'its job is no longer in the outbox (discarded by an operator)'
-              WHERE r.status = 'running' AND r.task_id IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.task_id = r.task_id)",
-            vec![],
+            &SETTLE_GONE,
+            [ScheduleRunStatus::Failed.as_str().into()],
         ))
         .await?
         .rows_affected();
     Ok(ended + gone)
+}
+
+const RUNNING: &str = quoted!(ScheduleRunStatus::Running);
+
+sql! {
+    /// PostgreSQL's clock, and the latest tick of each entry of `$1` (names).
+    NOW_AND_LATEST = "SELECT now() AS now, e.name,
+                    (SELECT max(scheduled_for) FROM schedule_runs r
+                      WHERE r.schedule_name = e.name) AS last
+               FROM unnest($1::text[]) AS e(name)";
+
+    /// Whether `$2` holds lease `$1` under token `$3`, held until this transaction ends.
+    LEADS = "SELECT 1 AS one FROM leases
+              WHERE name = $1 AND holder = $2 AND token = $3 AND lease_until > now()
+                FOR SHARE";
+
+    /// Tick `$2` of entry `$1`, fired by `$3` with job `$4`, unless it was fired before.
+    CLAIM_TICK = "INSERT INTO schedule_runs (schedule_name, scheduled_for, leader, task_id)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (schedule_name, scheduled_for) DO NOTHING";
+
+    /// Running runs whose job ended are `$1` (done) or `$2` (failed, with the job's error).
+    SETTLE_ENDED = "UPDATE schedule_runs r
+                SET status = CASE o.status WHEN ", quoted!(OutboxStatus::Done), " THEN $1 ELSE $2 END,
+                    finished_at = COALESCE(o.completed_at, now()),
+                    error = CASE o.status WHEN ", quoted!(OutboxStatus::Dead), " THEN o.last_error END
+               FROM outbox o
+              WHERE r.status = ", RUNNING, " AND o.task_id = r.task_id
+                AND o.status IN ", ENDED;
+
+    /// Running runs whose job is gone from the outbox are `$1` (failed).
+    SETTLE_GONE = "UPDATE schedule_runs r
+                SET status = $1, finished_at = now(),
+                    error = 'its job is no longer in the outbox (discarded by an operator)'
+              WHERE r.status = ", RUNNING, " AND r.task_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.task_id = r.task_id)";
 }

@@ -10,7 +10,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, IntoActiveModel, QueryFilter, Set, Statement, TransactionTrait,
+    EntityTrait, IntoActiveModel, QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -21,6 +21,8 @@ use orderly_db::bookings::BookingStatus;
 use orderly_db::notifications::{NotificationChannel, NotificationKind};
 use orderly_db::payments::{self as payment_rows};
 use orderly_db::processed_webhook_events as inbox;
+use orderly_db::sql;
+use orderly_db::sql::stmt;
 use orderly_jobs::{ApplyPaymentEvent, outbox, wake};
 use orderly_providers::payments::{EventKind, PaymentEvent};
 
@@ -54,10 +56,8 @@ pub async fn receive(
 ) -> Result<Received, sea_orm::DbErr> {
     let txn = db.begin().await?;
     let first = txn
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "INSERT INTO processed_webhook_events (event_id, event_type, payload) VALUES ($1, $2, $3)
-             ON CONFLICT (event_id) DO NOTHING",
+        .execute_raw(stmt(
+            &RECEIVE,
             [event_id.into(), event_type.into(), payload.into()],
         ))
         .await?
@@ -113,12 +113,7 @@ async fn apply(
 ) -> Result<Applied, PaymentError> {
     let txn = db.begin().await?;
     let first = txn
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "UPDATE processed_webhook_events SET applied_at = now()
-              WHERE event_id = $1 AND applied_at IS NULL",
-            [event_id.into()],
-        ))
+        .execute_raw(stmt(&MARK_APPLIED, [event_id.into()]))
         .await?
         .rows_affected()
         == 1;
@@ -204,4 +199,14 @@ async fn booking_of(
         .one(txn)
         .await?;
     Ok(by_booking.map(|p| p.booking_id))
+}
+
+sql! {
+    /// Event `$1` of type `$2` with body `$3`, unless it was stored before.
+    RECEIVE = "INSERT INTO processed_webhook_events (event_id, event_type, payload) VALUES ($1, $2, $3)
+             ON CONFLICT (event_id) DO NOTHING";
+
+    /// Event `$1` is applied now, unless it was before.
+    MARK_APPLIED = "UPDATE processed_webhook_events SET applied_at = now()
+              WHERE event_id = $1 AND applied_at IS NULL";
 }

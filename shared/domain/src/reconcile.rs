@@ -18,15 +18,16 @@
 
 use std::time::Duration;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::bookings;
 use super::payments::{self, PaymentError};
 use orderly_db::bookings::{self as booking_rows, BookingStatus};
 use orderly_db::payments::{self as payment_rows, PaymentProvider, PaymentStatus};
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
+use orderly_jobs::outbox::LIVE;
 use orderly_jobs::{CancelPayment, CapturePayment, Job, MAX_ROUND, RefundPayment, outbox, wake};
 use orderly_providers::ProviderError;
 use orderly_providers::payments::{Intent, IntentState, PaymentGateway};
@@ -124,12 +125,8 @@ pub async fn reconcile_with(
 
 /// Sends a booking to the back of the reconciliation's line.
 async fn mark_reconciled(db: &impl ConnectionTrait, booking_id: Uuid) -> Result<(), PaymentError> {
-    db.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "UPDATE payments SET reconciled_at = now() WHERE booking_id = $1",
-        [booking_id.into()],
-    ))
-    .await?;
+    db.execute_raw(stmt(&MARK_RECONCILED, [booking_id.into()]))
+        .await?;
     Ok(())
 }
 
@@ -137,16 +134,8 @@ async fn mark_reconciled(db: &impl ConnectionTrait, booking_id: Uuid) -> Result<
 /// at the provider; not changed within `settle`; oldest comparison first.
 async fn candidates(db: &DatabaseConnection, options: &Options) -> Result<Vec<Uuid>, PaymentError> {
     let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT b.id FROM bookings b JOIN payments p ON p.booking_id = b.id
-              WHERE p.provider = 'stripe' AND p.provider_payment_id IS NOT NULL
-                AND (b.status IN ('pending_payment', 'confirmed')
-                     OR b.updated_at > now() - make_interval(secs => $1))
-                AND b.updated_at < now() - make_interval(secs => $2)
-                AND p.updated_at < now() - make_interval(secs => $2)
-              ORDER BY p.reconciled_at NULLS FIRST, b.id
-              LIMIT $3",
+        .query_all_raw(stmt(
+            &CANDIDATES,
             [
                 options.recent.as_secs_f64().into(),
                 options.settle.as_secs_f64().into(),
@@ -229,9 +218,8 @@ async fn repair(
     };
     if let Some(name) = name {
         let action = actions.join("; ");
-        txn.execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "INSERT INTO payment_repairs (id, booking_id, mismatch, action) VALUES ($1, $2, $3, $4)",
+        txn.execute_raw(stmt(
+            &REPAIRED,
             [
                 Uuid::now_v7().into(),
                 booking_id.into(),
@@ -365,16 +353,31 @@ async fn cancel_alive(txn: &DatabaseTransaction, booking_id: Uuid) -> Result<boo
     let keys: Vec<String> = (0..=MAX_ROUND)
         .map(|round| CancelPayment { booking_id, round }.dedup_key())
         .collect();
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT count(*) AS n FROM outbox
-              WHERE task_id = ANY($1) AND status IN ('pending', 'enqueued', 'running')",
-            [keys.into()],
-        ))
-        .await?;
+    let row = txn.query_one_raw(stmt(&LIVE_ROUNDS, [keys.into()])).await?;
     Ok(match row {
         Some(row) => row.try_get::<i64>("", "n")? > 0,
         None => false,
     })
+}
+
+sql! {
+    /// The payment of booking `$1` was compared now: it goes to the back of the line.
+    MARK_RECONCILED = "UPDATE payments SET reconciled_at = now() WHERE booking_id = $1";
+
+    /// Up to `$3` bookings with a Stripe payment, not final or changed within `$1` seconds,
+    /// neither they nor their payment changed within `$2` seconds; oldest comparison first.
+    CANDIDATES = "SELECT b.id FROM bookings b JOIN payments p ON p.booking_id = b.id
+              WHERE p.provider = ", quoted!(PaymentProvider::Stripe), " AND p.provider_payment_id IS NOT NULL
+                AND (b.status IN (", quoted!(BookingStatus::PendingPayment), ", ", quoted!(BookingStatus::Confirmed), ")
+                     OR b.updated_at > now() - make_interval(secs => $1))
+                AND b.updated_at < now() - make_interval(secs => $2)
+                AND p.updated_at < now() - make_interval(secs => $2)
+              ORDER BY p.reconciled_at NULLS FIRST, b.id
+              LIMIT $3";
+
+    /// Repair `$1` of booking `$2`: mismatch `$3`, what was done `$4`.
+    REPAIRED = "INSERT INTO payment_repairs (id, booking_id, mismatch, action) VALUES ($1, $2, $3, $4)";
+
+    /// How many of the outbox rows `$1` (task ids) are live.
+    LIVE_ROUNDS = "SELECT count(*) AS n FROM outbox WHERE task_id = ANY($1) AND status IN ", LIVE;
 }

@@ -3,11 +3,15 @@
 //! channel, kind) make that once per booking, however often a tick asks.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use uuid::Uuid;
 
 use super::notifications;
+use orderly_db::bookings::BookingStatus;
+use orderly_db::listings::ListingStatus;
 use orderly_db::notifications::{NotificationChannel, NotificationKind};
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
 use orderly_jobs::wake;
 
 /// Bookings asked about per transaction.
@@ -55,21 +59,24 @@ async fn due(
     // The reminder e-mail is asked for with every reminder (the SMS only with a phone
     // number), so its row is what says "reminded".
     let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT b.id, b.customer_id
-               FROM listings l
-               JOIN bookings b ON b.listing_id = l.id AND b.status IN ('confirmed', 'paid')
-              WHERE l.status = 'published' AND l.starts_at > now() AND l.starts_at <= $1
-                AND NOT EXISTS (SELECT 1 FROM notifications n
-                                 WHERE n.booking_id = b.id AND n.kind = 'reminder'
-                                   AND n.channel = 'email')
-              ORDER BY l.starts_at, b.id
-              LIMIT $2",
-            vec![until.into(), (limit as i64).into()],
-        ))
+        .query_all_raw(stmt(&DUE, vec![until.into(), (limit as i64).into()]))
         .await?;
     rows.into_iter()
         .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "customer_id")?)))
         .collect()
+}
+
+sql! {
+    /// Up to `$2` bookings (id, customer) confirmed or paid of published listings starting
+    /// after now and by `$1` without a reminder e-mail, soonest listing first.
+    DUE = "SELECT b.id, b.customer_id
+               FROM listings l
+               JOIN bookings b ON b.listing_id = l.id
+                AND b.status IN (", quoted!(BookingStatus::Confirmed), ", ", quoted!(BookingStatus::Paid), ")
+              WHERE l.status = ", quoted!(ListingStatus::Published), " AND l.starts_at > now() AND l.starts_at <= $1
+                AND NOT EXISTS (SELECT 1 FROM notifications n
+                                 WHERE n.booking_id = b.id AND n.kind = ", quoted!(NotificationKind::Reminder), "
+                                   AND n.channel = ", quoted!(NotificationChannel::Email), ")
+              ORDER BY l.starts_at, b.id
+              LIMIT $2";
 }

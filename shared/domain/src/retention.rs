@@ -24,8 +24,12 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbErr};
 
+use orderly_db::outbox::OutboxStatus;
+use orderly_db::schedule_runs::ScheduleRunStatus;
+use orderly_db::sql::{Sql, stmt};
+use orderly_db::{quoted, sql};
 use orderly_jobs::{DailyReport, Job, SendEmail, SendSms};
 
 /// One rule: which rows of which table go.
@@ -33,69 +37,104 @@ use orderly_jobs::{DailyReport, Job, SendEmail, SendSms};
 pub struct Rule {
     /// Its name in logs.
     pub name: &'static str,
-    table: &'static str,
-    /// The rows that go, as SQL over the table's columns.
-    condition: String,
+    /// Deletes up to `$1` of the rows that go, skipping rows locked by traffic.
+    delete: &'static Sql,
 }
 
 /// Every rule, in the order a run applies them.
 pub fn rules() -> Vec<Rule> {
-    // A scheduler run takes its outcome from its job: the job stays until it has.
-    let unread = "NOT EXISTS (SELECT 1 FROM schedule_runs r
-                               WHERE r.status = 'running' AND r.task_id = outbox.task_id)";
-    let kept_long = format!(
-        "'{}', '{}', '{}'",
-        SendEmail::NAME,
-        SendSms::NAME,
-        DailyReport::NAME
-    );
     vec![
         Rule {
             name: "outbox_done",
-            table: "outbox",
-            condition: format!(
-                "status = 'done' AND completed_at < now() - interval '1 day'
-                 AND job_type NOT IN ({kept_long}) AND {unread}"
-            ),
+            delete: &OUTBOX_DONE,
         },
         Rule {
             name: "outbox_done_kept_30_days",
-            table: "outbox",
-            condition: format!(
-                "status = 'done' AND completed_at < now() - interval '30 days' AND {unread}"
-            ),
+            delete: &OUTBOX_DONE_KEPT_30_DAYS,
         },
         Rule {
             name: "outbox_dead",
-            table: "outbox",
-            condition: format!(
-                "status = 'dead' AND completed_at < now() - interval '30 days' AND {unread}"
-            ),
+            delete: &OUTBOX_DEAD,
         },
         Rule {
             name: "idempotency_keys",
-            table: "idempotency_keys",
-            condition: "expires_at < now()".into(),
+            delete: &IDEMPOTENCY_KEYS,
         },
         Rule {
             name: "admin_sessions",
-            table: "admin_sessions",
-            condition: "expires_at < now()".into(),
+            delete: &ADMIN_SESSIONS,
         },
         Rule {
             name: "processed_webhook_events",
-            table: "processed_webhook_events",
-            condition: "received_at < now() - interval '30 days'".into(),
+            delete: &PROCESSED_WEBHOOK_EVENTS,
         },
         Rule {
             name: "schedule_runs",
-            table: "schedule_runs",
-            condition: "scheduled_for < now() - interval '30 days'
-                 AND (schedule_name, scheduled_for) NOT IN
-                     (SELECT schedule_name, max(scheduled_for) FROM schedule_runs GROUP BY 1)"
-                .into(),
+            delete: &SCHEDULE_RUNS,
         },
     ]
+}
+
+/// A scheduler run takes its outcome from its job: the job stays until it has.
+const UNREAD: &str = orderly_db::sql::const_format::concatcp!(
+    "NOT EXISTS (SELECT 1 FROM schedule_runs r WHERE r.status = ",
+    quoted!(ScheduleRunStatus::Running),
+    " AND r.task_id = outbox.task_id)"
+);
+
+/// The jobs whose `done` rows are kept 30 days, as a SQL list.
+const KEPT_LONG: &str = orderly_db::sql::const_format::concatcp!(
+    "('",
+    SendEmail::NAME,
+    "', '",
+    SendSms::NAME,
+    "', '",
+    DailyReport::NAME,
+    "')"
+);
+
+const DONE: &str = quoted!(OutboxStatus::Done);
+
+/// Deletes up to `$1` rows of `$table` that match the condition (the rest of the
+/// arguments, concatenated), skipping rows locked by traffic.
+macro_rules! delete_batch {
+    ($table:literal, $($condition:expr),+) => {
+        orderly_db::sql::const_format::concatcp!(
+            "DELETE FROM ", $table, " WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM ", $table, " WHERE ", $($condition,)+ "
+                 LIMIT $1 FOR UPDATE SKIP LOCKED))"
+        )
+    };
+}
+
+sql! {
+    /// Done jobs finished more than a day ago, but those kept 30 days.
+    OUTBOX_DONE = delete_batch!("outbox", "status = ", DONE,
+        " AND completed_at < now() - interval '1 day' AND job_type NOT IN ", KEPT_LONG,
+        " AND ", UNREAD);
+
+    /// Done jobs finished more than 30 days ago.
+    OUTBOX_DONE_KEPT_30_DAYS = delete_batch!("outbox", "status = ", DONE,
+        " AND completed_at < now() - interval '30 days' AND ", UNREAD);
+
+    /// Dead jobs given up more than 30 days ago.
+    OUTBOX_DEAD = delete_batch!("outbox", "status = ", quoted!(OutboxStatus::Dead),
+        " AND completed_at < now() - interval '30 days' AND ", UNREAD);
+
+    /// Expired idempotency keys.
+    IDEMPOTENCY_KEYS = delete_batch!("idempotency_keys", "expires_at < now()");
+
+    /// Expired dashboard sessions.
+    ADMIN_SESSIONS = delete_batch!("admin_sessions", "expires_at < now()");
+
+    /// Webhook events received more than 30 days ago.
+    PROCESSED_WEBHOOK_EVENTS = delete_batch!("processed_webhook_events",
+        "received_at < now() - interval '30 days'");
+
+    /// Scheduler runs older than 30 days, but each entry's latest.
+    SCHEDULE_RUNS = delete_batch!("schedule_runs", "scheduled_for < now() - interval '30 days'
+                 AND (schedule_name, scheduled_for) NOT IN
+                     (SELECT schedule_name, max(scheduled_for) FROM schedule_runs GROUP BY 1)");
 }
 
 /// How many rows a rule removed.
@@ -135,19 +174,8 @@ pub async fn prune(
 
 /// Deletes up to `batch` rows that `rule` says go; rows locked by traffic are skipped.
 async fn delete_batch(db: &impl ConnectionTrait, rule: &Rule, batch: u64) -> Result<u64, DbErr> {
-    let Rule {
-        table, condition, ..
-    } = rule;
     let done = db
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            format!(
-                "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
-                    SELECT ctid FROM {table} WHERE {condition}
-                     LIMIT $1 FOR UPDATE SKIP LOCKED))"
-            ),
-            vec![(batch as i64).into()],
-        ))
+        .execute_raw(stmt(rule.delete, [(batch as i64).into()]))
         .await?;
     Ok(done.rows_affected())
 }

@@ -4,10 +4,14 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use super::payments::{self, PaymentError};
+use orderly_db::bookings::BookingStatus;
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
+use orderly_jobs::outbox::LIVE;
 use orderly_jobs::{CapturePayment, Job, MAX_ROUND, round_key};
 use orderly_providers::payments::PaymentGateway;
 
@@ -61,19 +65,8 @@ pub async fn stuck_confirmed(
     sample: u64,
 ) -> Result<(u64, Vec<Uuid>), DbErr> {
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "WITH stuck AS (
-                SELECT b.id FROM bookings b
-                 WHERE b.status = 'confirmed'
-                   AND b.confirmed_at < now() - make_interval(secs => $1)
-                   AND NOT EXISTS (SELECT 1 FROM outbox o
-                                    WHERE o.task_id IN (SELECT $2 || b.id::text || r
-                                                          FROM unnest($4::text[]) r)
-                                      AND o.status IN ('pending', 'enqueued', 'running')))
-             SELECT count(*) AS n,
-                    COALESCE((array_agg(id ORDER BY id))[1:$3], '{}') AS sample
-               FROM stuck",
+        .query_one_raw(stmt(
+            &STUCK_CONFIRMED,
             vec![
                 older_than.as_secs_f64().into(),
                 capture_key_prefix().into(),
@@ -110,6 +103,23 @@ fn round_suffixes() -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+sql! {
+    /// How many bookings are confirmed since more than `$1` seconds with no live outbox row
+    /// among the keys `$2` (the capture key's prefix) + booking id + each suffix of `$4`, and
+    /// the first `$3` of them.
+    STUCK_CONFIRMED = "WITH stuck AS (
+                SELECT b.id FROM bookings b
+                 WHERE b.status = ", quoted!(BookingStatus::Confirmed), "
+                   AND b.confirmed_at < now() - make_interval(secs => $1)
+                   AND NOT EXISTS (SELECT 1 FROM outbox o
+                                    WHERE o.task_id IN (SELECT $2 || b.id::text || r
+                                                          FROM unnest($4::text[]) r)
+                                      AND o.status IN ", LIVE, "))
+             SELECT count(*) AS n,
+                    COALESCE((array_agg(id ORDER BY id))[1:$3], '{}') AS sample
+               FROM stuck";
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ macro_rules! claim_ms {
 }
 
 /// Outbox rows still alive (pending, queued or running), as a SQL list.
-const LIVE: &str = concatcp!(
+pub const LIVE: &str = concatcp!(
     "(",
     quoted!(OutboxStatus::Pending),
     ", ",
@@ -78,7 +78,7 @@ const LIVE: &str = concatcp!(
     ")"
 );
 /// Outbox rows whose job ended, as a SQL list.
-const ENDED: &str = concatcp!(
+pub const ENDED: &str = concatcp!(
     "(",
     quoted!(OutboxStatus::Done),
     ", ",

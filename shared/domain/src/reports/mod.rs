@@ -13,14 +13,15 @@ pub mod email;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use orderly_core::config::Settings;
+use orderly_db::bookings::BookingStatus;
 use orderly_db::daily_reports;
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
 use orderly_jobs::wake;
 use orderly_jobs::{self as jobs, outbox};
 
@@ -179,12 +180,13 @@ pub async fn run(
     Ok(report)
 }
 
-/// The report's one statement: every fact of the day (a booking made, a payment captured,
-/// a refund made, in full or in part, by us or in the provider's dashboard: each a row of
-/// `payment_refunds`) as a row of a `UNION ALL`, summed per currency and per listing and
-/// currency with `GROUPING SETS`. The one-row `clock` keeps the database's time on an empty
-/// day too.
-const COMPUTE: &str = r#"
+sql! {
+    /// The report's one statement: every fact of the day (a booking made, a payment captured,
+    /// a refund made, in full or in part, by us or in the provider's dashboard: each a row of
+    /// `payment_refunds`) as a row of a `UNION ALL`, summed per currency and per listing and
+    /// currency with `GROUPING SETS`. The one-row `clock` keeps the database's time on an empty
+    /// day too.
+    COMPUTE = r#"
 WITH facts AS (
     SELECT b.listing_id, b.currency, 1 AS bookings, b.quantity AS seats,
            0::bigint AS gross_cents, 0::bigint AS refunds_cents
@@ -192,7 +194,7 @@ WITH facts AS (
       LEFT JOIN payments p ON p.booking_id = b.id
      WHERE b.created_at >= $1 AND b.created_at < $2
        AND (b.confirmed_at IS NOT NULL OR b.paid_at IS NOT NULL)
-       AND b.status <> 'refunded' AND b.refunded_at IS NULL AND p.refunded_at IS NULL
+       AND b.status <> "#, quoted!(BookingStatus::Refunded), r#" AND b.refunded_at IS NULL AND p.refunded_at IS NULL
     UNION ALL
     SELECT b.listing_id, p.currency, 0, 0, p.amount_captured_cents, 0
       FROM payments p
@@ -218,6 +220,7 @@ SELECT clock.generated_at, s.is_total, s.currency, s.listing_id, l.title,
   LEFT JOIN (sums s LEFT JOIN listings l ON l.id = s.listing_id) ON true
  ORDER BY s.is_total DESC, s.currency, l.title, s.listing_id
 "#;
+}
 
 /// One row of [`COMPUTE`].
 #[derive(Debug, FromQueryResult)]
@@ -241,13 +244,9 @@ pub async fn compute(
     from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Report, DbErr> {
-    let lines = Line::find_by_statement(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        COMPUTE,
-        [from.into(), until.into()],
-    ))
-    .all(db)
-    .await?;
+    let lines = Line::find_by_statement(stmt(&COMPUTE, [from.into(), until.into()]))
+        .all(db)
+        .await?;
     let mut report = Report {
         date,
         timezone: tz.name().to_owned(),
@@ -294,14 +293,8 @@ pub async fn compute(
 pub async fn store(db: &impl ConnectionTrait, report: &Report) -> Result<bool, ReportError> {
     let json = serde_json::to_value(report).map_err(ReportError::Unwritable)?;
     let done = db
-        .execute_raw(Statement::from_sql_and_values(
-            sea_orm::DatabaseBackend::Postgres,
-            "INSERT INTO daily_reports (report_date, timezone, generated_at, report)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (report_date) DO UPDATE
-                SET timezone = EXCLUDED.timezone, generated_at = EXCLUDED.generated_at,
-                    report = EXCLUDED.report
-              WHERE daily_reports.generated_at <= EXCLUDED.generated_at",
+        .execute_raw(stmt(
+            &STORE,
             [
                 report.date.into(),
                 report.timezone.clone().into(),
@@ -354,10 +347,8 @@ pub async fn request(
         request_id,
     )
     .await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "INSERT INTO audit_log (actor_id, action, entity_type, entity_id, details, request_id)
-         VALUES ($1, 'report.requested', 'daily_report', $2, $3, $4)",
+    txn.execute_raw(stmt(
+        &AUDIT_REQUEST,
         [
             actor_id.into(),
             date.to_string().into(),
@@ -369,6 +360,21 @@ pub async fn request(
     wake::commit(db, txn).await?;
     tracing::info!(report.date = %date, report.run = %run, user.id = %actor_id, "daily report requested");
     Ok(run)
+}
+
+sql! {
+    /// The report `$1` (date), `$2` (timezone), `$3` (computed at), `$4` (JSON), replacing
+    /// a stored one computed no later.
+    STORE = "INSERT INTO daily_reports (report_date, timezone, generated_at, report)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (report_date) DO UPDATE
+                SET timezone = EXCLUDED.timezone, generated_at = EXCLUDED.generated_at,
+                    report = EXCLUDED.report
+              WHERE daily_reports.generated_at <= EXCLUDED.generated_at";
+
+    /// User `$1` asked for the report of `$2` again (details `$3`, request `$4`).
+    AUDIT_REQUEST = "INSERT INTO audit_log (actor_id, action, entity_type, entity_id, details, request_id)
+         VALUES ($1, 'report.requested', 'daily_report', $2, $3, $4)";
 }
 
 #[cfg(test)]
