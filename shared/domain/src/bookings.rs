@@ -24,7 +24,7 @@ use orderly_jobs::{
     CancelPayment, CapturePayment, CreatePayment, ExpireBooking, Job, RefundPayment, outbox,
 };
 use orderly_providers::ProviderError;
-use orderly_providers::payments::{self as gateways, IntentState, NewPayment, PaymentGateway};
+use orderly_providers::payments::PaymentGateway;
 
 use super::notifications::{self as messages, notify};
 
@@ -56,8 +56,8 @@ pub enum BookingError {
     /// The customer already made a booking with this idempotency key.
     #[error("a booking with this idempotency key already exists")]
     DuplicateKey,
-    /// The payment provider failed while the booking was made (an instant gateway is asked
-    /// inside the booking's transaction, which is then rolled back).
+    /// The payment provider refused the booking's payment while the request was served (the
+    /// booking is then withdrawn: `checkout::book`).
     #[error("payment provider: {0}")]
     Payment(ProviderError),
     /// Database trouble.
@@ -86,16 +86,13 @@ pub struct NewBooking {
     pub max_open_holds: Option<u32>,
 }
 
-/// A booking just made.
+/// A booking just made, waiting for its payment.
 #[derive(Debug, Clone)]
 pub struct Created {
-    /// The booking: `pending_payment`, or `confirmed` when an instant gateway authorised it.
+    /// The booking: `pending_payment`.
     pub booking: bookings::Model,
-    /// Its payment: `creating`; `requires_payment` or `authorized` when an instant gateway
-    /// made it.
+    /// Its payment: `creating` (the payment step makes it at the provider).
     pub payment: payments::Model,
-    /// The messages the booking asked for (its confirmation, when it is confirmed).
-    pub notifications: Vec<notifications::Model>,
 }
 
 /// Refuses a customer who already holds `max` unpaid bookings. The customer's row is locked
@@ -121,12 +118,11 @@ async fn check_open_holds(
     Ok(())
 }
 
-/// Takes the seats and records the booking, its payment and its expiry job, in one
-/// transaction of the same shape as the plain-SQL baseline of `deploy/bench.sh`. An instant
-/// gateway (the simulated one) creates the payment inside it, and when it authorises at
-/// once the booking is confirmed in the same transaction (messages and capture queued, and
-/// no expiry job: only an unpaid booking expires); any other gets a `create_payment`
-/// safety-net job, since its call happens after the commit.
+/// Takes the seats and records the booking, its payment (`creating`), its expiry job and
+/// the `create_payment` safety net, in one short transaction of the same shape as the
+/// plain-SQL baseline of `deploy/bench.sh`. No provider is asked here: the payment step
+/// (`payments::start`) runs after the commit, with no lock held. `gateway` names the
+/// payment's provider.
 pub async fn create(
     db: &DatabaseConnection,
     hold: Duration,
@@ -159,45 +155,20 @@ pub async fn create(
     listing.updated_at = Set(now.into());
     listing.update(&txn).await?;
 
-    let booking_id = Uuid::now_v7();
-    // An instant gateway answers without leaving the process, so it is asked before the
-    // booking is written: an authorisation then confirms it in this transaction.
-    let instant = if gateway.is_instant() {
-        Some(
-            gateway
-                .create(&NewPayment {
-                    booking_id,
-                    amount_cents,
-                    currency: currency.clone(),
-                    idempotency_key: gateways::idempotency_key(booking_id, "create"),
-                })
-                .await
-                .map_err(BookingError::Payment)?,
-        )
-    } else {
-        None
-    };
-    let authorized = instant
-        .as_ref()
-        .is_some_and(|p| p.state == IntentState::Authorized);
     let hold_expires_at =
         now + chrono::Duration::from_std(hold).unwrap_or(chrono::Duration::minutes(15));
     let booking = bookings::ActiveModel {
-        id: Set(booking_id),
+        id: Set(Uuid::now_v7()),
         listing_id: Set(new.listing_id),
         customer_id: Set(new.customer_id),
         quantity: Set(new.quantity),
         amount_cents: Set(amount_cents),
         currency: Set(currency.clone()),
-        status: Set(if authorized {
-            BookingStatus::Confirmed
-        } else {
-            BookingStatus::PendingPayment
-        }),
+        status: Set(BookingStatus::PendingPayment),
         hold_expires_at: Set(hold_expires_at.into()),
         idempotency_key: Set(new.idempotency_key),
         request_id: Set(new.request_id.clone()),
-        confirmed_at: Set(authorized.then(|| now.into())),
+        confirmed_at: Set(None),
         paid_at: Set(None),
         expired_at: Set(None),
         cancelled_at: Set(None),
@@ -215,15 +186,11 @@ pub async fn create(
         id: Set(Uuid::now_v7()),
         booking_id: Set(booking.id),
         provider: Set(gateway.provider()),
-        provider_payment_id: Set(instant.as_ref().map(|p| p.provider_payment_id.clone())),
-        status: Set(match &instant {
-            _ if authorized => PaymentStatus::Authorized,
-            Some(_) => PaymentStatus::RequiresPayment,
-            None => PaymentStatus::Creating,
-        }),
+        provider_payment_id: Set(None),
+        status: Set(PaymentStatus::Creating),
         amount_cents: Set(amount_cents),
         currency: Set(currency),
-        client_secret: Set(instant.as_ref().and_then(|p| p.client_secret.clone())),
+        client_secret: Set(None),
         amount_captured_cents: Set(0),
         amount_refunded_cents: Set(0),
         captured_at: Set(None),
@@ -240,62 +207,46 @@ pub async fn create(
     .insert(&txn)
     .await?;
     let request_id = new.request_id.as_deref();
-    let mut jobs = Vec::with_capacity(2);
-    if !authorized {
-        // Only an unpaid booking expires: one confirmed here never waits for a payment, so
-        // an expiry job would run at `hold_expires_at` to find nothing to do.
-        jobs.push(NewJob::of(
+    let jobs = [
+        NewJob::of(
             &ExpireBooking {
                 booking_id: booking.id,
             },
             Some(hold_expires_at),
             request_id,
-        )?);
-    }
-    if instant.is_none() {
+        )?,
         // The request creates the payment right after this commit; should it die first,
         // this job does it (and finds nothing to do otherwise).
-        jobs.push(NewJob::of(
+        NewJob::of(
             &CreatePayment {
                 booking_id: booking.id,
             },
             Some(now + chrono::Duration::seconds(PAYMENT_SAFETY_NET_SECONDS)),
             request_id,
-        )?);
-    }
-    let notes = if authorized {
-        confirm(&txn, booking.id, booking.customer_id, &jobs, request_id).await?
-    } else {
-        outbox::enqueue_many(&txn, &jobs).await?;
-        Vec::new()
-    };
+        )?,
+    ];
+    outbox::enqueue_many(&txn, &jobs).await?;
     wake::commit(db, txn).await?;
-    tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, booking.confirmed = authorized, "booking created");
-    Ok(Created {
-        booking,
-        payment,
-        notifications: notes,
-    })
+    tracing::info!(booking.id = %booking.id, listing.id = %booking.listing_id, booking.quantity = booking.quantity, "booking created");
+    Ok(Created { booking, payment })
 }
 
-/// What confirming a booking asks for, written in one statement with the caller's `also`
-/// jobs: the confirmation e-mail and SMS and their jobs, and the payment's capture.
+/// What confirming a booking asks for, written in one statement: the confirmation e-mail
+/// and SMS and their jobs, and the payment's capture.
 async fn confirm(
     txn: &DatabaseTransaction,
     booking_id: Uuid,
     customer_id: Uuid,
-    also: &[NewJob],
     request_id: Option<&str>,
 ) -> Result<Vec<notifications::Model>, BookingError> {
-    let mut jobs = also.to_vec();
-    jobs.push(NewJob::of(
+    let jobs = [NewJob::of(
         &CapturePayment {
             booking_id,
             round: 0,
         },
         None,
         request_id,
-    )?);
+    )?];
     Ok(messages::ask(
         txn,
         booking_id,
@@ -347,25 +298,12 @@ pub async fn lock(
     }
 }
 
-/// The payment was authorised (webhook, or the simulated provider at once): confirm the
-/// booking, tell the customer, queue the capture. Returns `false` when there was nothing
-/// to do. An authorisation that arrives after the booking expired or was cancelled is
-/// cancelled instead (a booking still `pending_payment` is confirmed, even if its hold
-/// has just run out: its seats are still held).
-pub async fn payment_authorized(
-    db: &DatabaseConnection,
-    booking_id: Uuid,
-    request_id: Option<&str>,
-) -> Result<bool, BookingError> {
-    let txn = db.begin().await?;
-    let (booking, payment) = lock(&txn, booking_id).await?;
-    let confirmed = authorize(&txn, booking, payment, request_id).await?;
-    wake::commit(db, txn).await?;
-    Ok(confirmed)
-}
-
-/// [`payment_authorized`] for a booking and payment the caller has locked in `txn` (a
-/// provider's event, recorded in the same transaction).
+/// The payment was authorised (a webhook, or the provider's answer when the payment was
+/// made): confirm the booking, tell the customer, queue the capture. Returns `false` when
+/// there was nothing to do. An authorisation that arrives after the booking expired or was
+/// cancelled is cancelled instead (a booking still `pending_payment` is confirmed, even if
+/// its hold has just run out: its seats are still held). The caller has locked the booking
+/// and its payment in `txn` and records the provider's answer in it.
 pub async fn authorize(
     txn: &DatabaseTransaction,
     booking: bookings::Model,
@@ -395,6 +333,8 @@ pub async fn authorize(
         }
         return Ok(false);
     }
+    // Only an unpaid booking expires: its expiry job, not yet due, goes with its hold.
+    outbox::withdraw(txn, &[ExpireBooking { booking_id }.dedup_key()]).await?;
     mark_confirmed(txn, booking, payment, request_id).await?;
     tracing::info!(booking.id = %booking_id, "booking confirmed");
     Ok(true)
@@ -420,7 +360,7 @@ async fn mark_confirmed(
     p.status = Set(PaymentStatus::Authorized);
     p.updated_at = Set(now.into());
     p.update(txn).await?;
-    confirm(txn, booking_id, customer_id, &[], request_id).await?;
+    confirm(txn, booking_id, customer_id, request_id).await?;
     Ok(())
 }
 

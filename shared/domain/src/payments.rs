@@ -62,18 +62,22 @@ pub enum PaymentError {
 /// the booking expires without asking, and its cancellation job reads the payment anyway.
 pub const ASK_PROVIDER_WITHIN: Duration = Duration::from_secs(3600);
 
-/// Creates the booking's payment at the provider while the booking request is served.
-/// When the provider (or the database) cannot be reached, the `create_payment` job queued
-/// with the booking takes over and the payment stays `creating` (the frontend polls until
-/// the client secret appears). A refusal (a card-level error) is returned: the request
-/// answers it and keeps nothing.
+/// Creates the booking's payment at the provider while the booking request is served, for
+/// every provider alike: the call runs outside any transaction, and its answer is recorded
+/// in one short one ([`apply_intent`]: an authorisation given at once confirms the booking
+/// there). `created` is what [`bookings::create`] just wrote. When the provider (or the
+/// database) cannot be reached, the `create_payment` job queued with the booking takes over
+/// and the payment stays `creating` (the frontend polls until the client secret appears).
+/// A refusal (a card-level error) is returned: the request answers it and keeps nothing.
 pub async fn start(
     db: &DatabaseConnection,
     gateway: &dyn PaymentGateway,
-    booking_id: Uuid,
+    created: &bookings::Created,
     request_id: Option<&str>,
 ) -> Result<(), ProviderError> {
-    match create_at_provider(db, gateway, booking_id, request_id).await {
+    let (booking, payment) = (created.booking.clone(), created.payment.clone());
+    let booking_id = booking.id;
+    match create(db, gateway, booking, payment, request_id).await {
         Ok(()) => Ok(()),
         Err(PaymentError::Provider(refused @ ProviderError::Permanent(_))) => Err(refused),
         Err(e) => {
@@ -95,6 +99,19 @@ pub async fn create_at_provider(
     let Some((booking, payment)) = bookings::read(db, booking_id).await? else {
         return Ok(());
     };
+    create(db, gateway, booking, payment, request_id).await
+}
+
+/// Creates the payment of `booking` as read (unlocked) from `payment`, and records the
+/// provider's answer in one transaction that locks them again.
+async fn create(
+    db: &DatabaseConnection,
+    gateway: &dyn PaymentGateway,
+    booking: booking_rows::Model,
+    payment: payment_rows::Model,
+    request_id: Option<&str>,
+) -> Result<(), PaymentError> {
+    let booking_id = booking.id;
     if booking.status != BookingStatus::PendingPayment || payment.status != PaymentStatus::Creating
     {
         return Ok(());
@@ -173,7 +190,7 @@ pub async fn create_at_provider(
         // payment through first: it is live, so leave it alone.
         _ => return Ok(()),
     }
-    if payment.status == PaymentStatus::Creating {
+    let payment = if payment.status == PaymentStatus::Creating {
         let mut p = payment.into_active_model();
         p.provider_payment_id = Set(Some(created.provider_payment_id.clone()));
         p.client_secret = Set(created.client_secret.clone());
@@ -181,13 +198,14 @@ pub async fn create_at_provider(
         p.provider_attempts = Set(0);
         p.last_error = Set(None);
         p.updated_at = Set(Utc::now().into());
-        p.update(&txn).await?;
-    }
-    txn.commit().await?;
-    if created.state == IntentState::Authorized {
-        bookings::payment_authorized(db, booking_id, request_id).await?;
-    }
-    Ok(())
+        p.update(&txn).await?
+    } else {
+        payment
+    };
+    // What the provider answered is applied as any of its answers is: authorised at once
+    // (the simulated provider, a card needing no action), the booking is confirmed here.
+    apply_intent(&txn, booking, payment, &created, request_id).await?;
+    Ok(wake::commit(db, txn).await?)
 }
 
 /// The `capture_payment` job: a confirmed booking's payment is captured and the booking

@@ -92,10 +92,6 @@ impl PaymentGateway for MeteredGateway {
         self.inner.name()
     }
 
-    fn is_instant(&self) -> bool {
-        self.inner.is_instant()
-    }
-
     async fn create(&self, payment: &NewPayment) -> Result<Intent, ProviderError> {
         observe(
             &self.meter,
@@ -248,10 +244,6 @@ mod tests {
             };
             gateway.create(&payment).await.unwrap();
         }
-        assert!(
-            gateway.is_instant(),
-            "the wrapped gateway's nature shows through"
-        );
         assert!(gateway.retrieve("sim_pi_1").await.is_err());
         let transient = MeteredSms {
             inner: Arc::new(Failing(Some(ProviderError::Transient("503".into())))),

@@ -60,11 +60,6 @@ pub trait PaymentGateway: Send + Sync {
     fn provider(&self) -> PaymentProvider;
     /// A short name for logs.
     fn name(&self) -> &'static str;
-    /// Whether `create` answers at once without a network call, so that it may run inside
-    /// the booking transaction (the simulated provider).
-    fn is_instant(&self) -> bool {
-        false
-    }
     /// Creates a payment with manual capture.
     async fn create(&self, payment: &NewPayment) -> Result<Intent, ProviderError>;
     /// Reads a payment's current state.
@@ -138,10 +133,6 @@ impl PaymentGateway for SimulatedGateway {
 
     fn name(&self) -> &'static str {
         "simulated"
-    }
-
-    fn is_instant(&self) -> bool {
-        true
     }
 
     async fn create(&self, payment: &NewPayment) -> Result<Intent, ProviderError> {

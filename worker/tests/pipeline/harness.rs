@@ -209,7 +209,7 @@ impl Pipeline {
         quantity: i32,
     ) -> Uuid {
         let gateway = self.providers.payments.as_ref();
-        let (created, _) = orderly_domain::checkout::book(
+        let created = orderly_domain::checkout::book(
             &self.db,
             self.settings.booking_hold,
             gateway,

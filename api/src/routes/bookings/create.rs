@@ -114,7 +114,7 @@ async fn book(
     let quantity = new.quantity;
     let key = new.idempotency_key.clone();
     let booked = checkout::book(&state.db, state.settings.booking_hold, gateway, new).await;
-    let (created, changed) = match booked {
+    let created = match booked {
         Ok(booked) => booked,
         // The key made a booking before whose answer was never stored: its request died
         // after the commit, or failed after it (a lost connection: `503`, the key released).
@@ -125,15 +125,6 @@ async fn book(
         }
         Err(e) => return Err(e.into()),
     };
-    if !changed {
-        // Nothing happened after the transaction: answer from what it wrote.
-        return Ok(BookingView::new(
-            created.booking,
-            Some(created.payment),
-            created.notifications,
-            true,
-        ));
-    }
     let fetched = BookingView::fetch(&state.db, created.booking.id)
         .await?
         .ok_or_else(|| {
