@@ -22,16 +22,28 @@
 //! the attempt count: attempt numbers are that fence's token, so they never repeat.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait, Value};
+use sea_orm::sea_query::{
+    Alias, Condition, Expr, LockBehavior, LockType, Order, Query, SelectStatement,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use orderly_db::audit_log::{self, Actor};
+use orderly_db::notifications::NotificationStatus;
+use orderly_db::outbox::{self as outbox_table, OutboxStatus};
+use orderly_db::sql::const_format::concatcp;
+use orderly_db::sql::stmt;
+use orderly_db::{quoted, sql};
 use orderly_jobs::{Job, Queue, SendEmail, SendSms, wake};
 
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
-}
+const PENDING: &str = quoted!(OutboxStatus::Pending);
+const ENQUEUED: &str = quoted!(OutboxStatus::Enqueued);
+const RUNNING: &str = quoted!(OutboxStatus::Running);
+const DEAD: &str = quoted!(OutboxStatus::Dead);
+const DONE: &str = quoted!(OutboxStatus::Done);
 
 /// A job's state as operators see it (see the module's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,18 +94,26 @@ impl JobState {
     /// The rows in this state, as SQL over the outbox aliased `o`.
     fn condition(self) -> &'static str {
         match self {
-            Self::Pending => {
-                "((o.status = 'pending' AND o.run_at <= now()) OR o.status = 'enqueued')"
-            }
-            Self::Scheduled => {
-                "(o.status = 'pending' AND o.run_at > now() AND o.last_error IS NULL)"
-            }
-            Self::Failed => {
-                "(o.status = 'pending' AND o.run_at > now() AND o.last_error IS NOT NULL)"
-            }
-            Self::Running => "(o.status = 'running')",
-            Self::Dead => "(o.status = 'dead')",
-            Self::Done => "(o.status = 'done')",
+            Self::Pending => concatcp!(
+                "((o.status = ",
+                PENDING,
+                " AND o.run_at <= now()) OR o.status = ",
+                ENQUEUED,
+                ")"
+            ),
+            Self::Scheduled => concatcp!(
+                "(o.status = ",
+                PENDING,
+                " AND o.run_at > now() AND o.last_error IS NULL)"
+            ),
+            Self::Failed => concatcp!(
+                "(o.status = ",
+                PENDING,
+                " AND o.run_at > now() AND o.last_error IS NOT NULL)"
+            ),
+            Self::Running => concatcp!("(o.status = ", RUNNING, ")"),
+            Self::Dead => concatcp!("(o.status = ", DEAD, ")"),
+            Self::Done => concatcp!("(o.status = ", DONE, ")"),
         }
     }
 
@@ -142,26 +162,7 @@ pub struct QueueStats {
 pub async fn queue_stats(db: &impl ConnectionTrait) -> Result<Vec<QueueStats>, DbErr> {
     let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
     let rows = db
-        .query_all_raw(stmt(
-            "SELECT q.queue,
-                (SELECT count(*) FROM outbox WHERE status = 'pending' AND queue = q.queue AND run_at <= now()) AS due,
-                (SELECT count(*) FROM outbox WHERE status = 'enqueued' AND queue = q.queue) AS in_redis,
-                (SELECT count(*) FROM outbox WHERE status = 'pending' AND queue = q.queue AND run_at > now()) AS later,
-                (SELECT count(*) FROM outbox WHERE status = 'pending' AND last_error IS NOT NULL
-                                                AND queue = q.queue AND run_at > now()) AS failed,
-                (SELECT count(*) FROM outbox WHERE status = 'running' AND queue = q.queue) AS running,
-                (SELECT count(*) FROM outbox WHERE status = 'dead' AND queue = q.queue) AS dead,
-                (SELECT count(*) FROM outbox WHERE status = 'done' AND queue = q.queue
-                                                AND completed_at > now() - interval '1 hour') AS done_last_hour,
-                extract(epoch FROM now() - LEAST(
-                    (SELECT min(run_at) FROM outbox WHERE status = 'pending' AND queue = q.queue AND run_at <= now()),
-                    (SELECT min(run_at) FROM outbox WHERE status = 'enqueued' AND queue = q.queue)))::float8 AS oldest_s,
-                p.paused_at
-               FROM unnest($1::text[]) WITH ORDINALITY AS q(queue, n)
-               LEFT JOIN queue_pauses p ON p.queue = q.queue
-              ORDER BY q.n",
-            vec![queues.into()],
-        ))
+        .query_all_raw(stmt(&QUEUE_STATS, [queues.into()]))
         .await?;
     rows.into_iter()
         .map(|row| {
@@ -206,16 +207,7 @@ pub struct Backlog {
 /// The backlog over every queue, from the per-queue counts and one indexed read.
 pub async fn backlog(db: &impl ConnectionTrait, stats: &[QueueStats]) -> Result<Backlog, DbErr> {
     let queues: Vec<String> = Queue::ALL.iter().map(|q| q.as_str().to_owned()).collect();
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT extract(epoch FROM now() - min(f.run_at))::float8 AS oldest_s
-               FROM unnest($1::text[]) AS q(queue) CROSS JOIN LATERAL (
-                    SELECT run_at FROM outbox
-                     WHERE status = 'pending' AND queue = q.queue AND run_at <= now()
-                     ORDER BY run_at LIMIT 1) f",
-            vec![queues.into()],
-        ))
-        .await?;
+    let row = db.query_one_raw(stmt(&OLDEST_DUE, [queues.into()])).await?;
     let oldest = match row {
         Some(row) => row.try_get::<Option<f64>>("", "oldest_s")?,
         None => None,
@@ -261,13 +253,7 @@ pub async fn live_workers(
     live_within: std::time::Duration,
 ) -> Result<Vec<LiveWorker>, DbErr> {
     let rows = db
-        .query_all_raw(stmt(
-            "SELECT name, host, pid, queues, concurrency, started_at, heartbeat_at,
-                    extract(epoch FROM now() - heartbeat_at)::float8 AS age_s
-               FROM workers WHERE heartbeat_at > now() - make_interval(secs => $1)
-              ORDER BY name",
-            vec![live_within.as_secs_f64().into()],
-        ))
+        .query_all_raw(stmt(&LIVE_WORKERS, [live_within.as_secs_f64().into()]))
         .await?;
     rows.into_iter()
         .map(|row| {
@@ -303,39 +289,55 @@ pub struct JobFilter {
     pub booking_id: Option<Uuid>,
 }
 
+/// The jobs of a booking (`$1`, as text): its own first (each arm by a partial expression
+/// index), then by primary key: a plain OR let the planner walk the whole outbox newest first.
+const BOOKING_JOBS: &str = "o.id = ANY (ARRAY(
+    SELECT id FROM outbox
+     WHERE payload ? 'booking_id' AND payload ->> 'booking_id' = $1
+    UNION ALL
+    SELECT id FROM outbox
+     WHERE payload ? 'notification_id' AND payload ->> 'notification_id' = ANY (ARRAY(
+           SELECT id::text FROM notifications WHERE booking_id = CAST($1 AS uuid)))))";
+
+/// The outbox's alias in the statements built from a [`JobFilter`] (and in [`JOB_COLUMNS`]).
+fn o() -> Alias {
+    Alias::new("o")
+}
+
 impl JobFilter {
-    /// The filter as SQL over the outbox aliased `o`, with its parameters numbered from `$1`.
-    fn sql(&self) -> (String, Vec<Value>) {
-        let mut conditions = vec!["true".to_owned()];
-        let mut values: Vec<Value> = Vec::new();
+    /// The filter as a condition over the outbox aliased `o`.
+    fn condition(&self) -> Condition {
+        use sea_orm::sea_query::ExprTrait as _;
+        let mut condition = Condition::all();
         if let Some(queue) = self.queue {
-            values.push(queue.as_str().into());
-            conditions.push(format!("o.queue = ${}", values.len()));
+            condition =
+                condition.add(Expr::col((o(), outbox_table::Column::Queue)).eq(queue.as_str()));
         }
         if let Some(state) = self.state {
-            conditions.push(state.condition().to_owned());
+            condition = condition.add(Expr::cust(state.condition()));
         }
         if let Some(job_type) = &self.job_type {
-            values.push(job_type.clone().into());
-            conditions.push(format!("o.job_type = ${}", values.len()));
+            condition = condition
+                .add(Expr::col((o(), outbox_table::Column::JobType)).eq(job_type.as_str()));
         }
         if let Some(booking) = self.booking_id {
-            values.push(booking.to_string().into());
-            let p = values.len();
-            // The booking's few jobs first (each arm by a partial expression index), then
-            // by primary key: a plain OR let the planner walk the whole outbox newest first.
-            conditions.push(format!(
-                "o.id = ANY (ARRAY(
-                    SELECT id FROM outbox
-                     WHERE payload ? 'booking_id' AND payload ->> 'booking_id' = ${p}
-                    UNION ALL
-                    SELECT id FROM outbox
-                     WHERE payload ? 'notification_id' AND payload ->> 'notification_id' = ANY (ARRAY(
-                           SELECT id::text FROM notifications WHERE booking_id = ${p}::uuid))))"
-            ));
+            condition = condition.add(Expr::cust_with_values(BOOKING_JOBS, [booking.to_string()]));
         }
-        (conditions.join(" AND "), values)
+        condition
     }
+
+    /// The outbox aliased `o`, filtered, selecting nothing yet.
+    fn select(&self) -> SelectStatement {
+        Query::select()
+            .from_as(outbox_table::Entity, o())
+            .cond_where(self.condition())
+            .to_owned()
+    }
+}
+
+/// A statement built with sea-query, for PostgreSQL.
+fn built(query: &SelectStatement) -> Statement {
+    DatabaseBackend::Postgres.build(query)
 }
 
 /// A job as operators see it.
@@ -450,14 +452,7 @@ async fn attach_history(db: &impl ConnectionTrait, jobs: &mut [JobView]) -> Resu
         return Ok(());
     }
     let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-    let rows = db
-        .query_all_raw(stmt(
-            "SELECT outbox_id, attempt, started_at, finished_at, outcome, error, worker
-               FROM outbox_attempts WHERE outbox_id = ANY($1)
-              ORDER BY outbox_id, attempt",
-            vec![ids.into()],
-        ))
-        .await?;
+    let rows = db.query_all_raw(stmt(&HISTORY, [ids.into()])).await?;
     for row in rows {
         let id: Uuid = row.try_get("", "outbox_id")?;
         let attempt = AttemptView {
@@ -475,17 +470,88 @@ async fn attach_history(db: &impl ConnectionTrait, jobs: &mut [JobView]) -> Resu
     Ok(())
 }
 
-const JOB_COLUMNS: &str = "o.id, o.queue, o.job_type, o.status, o.attempts, o.worker_losses,
+const JOB_COLUMNS: &str = concatcp!("o.id, o.queue, o.job_type, o.status, o.attempts, o.worker_losses,
     o.last_error, o.run_at, o.created_at, o.updated_at, o.enqueued_at, o.started_at,
     o.completed_at, o.locked_by, o.lease_until, o.request_id, o.payload, now() AS now,
-    CASE WHEN o.status = 'running' THEN
+    CASE WHEN o.status = ", RUNNING, " THEN
         (SELECT extract(epoch FROM now() - w.heartbeat_at)::float8 FROM workers w WHERE w.name = o.locked_by)
     END AS heartbeat_age_s,
     COALESCE(
         CASE WHEN o.payload ->> 'booking_id' ~* '^[0-9a-f-]{36}$' THEN (o.payload ->> 'booking_id')::uuid END,
         CASE WHEN o.payload ->> 'notification_id' ~* '^[0-9a-f-]{36}$' THEN
             (SELECT n.booking_id FROM notifications n WHERE n.id = (o.payload ->> 'notification_id')::uuid)
-        END) AS booking_id";
+        END) AS booking_id");
+
+sql! {
+    /// Counts of the queues in `$1`, in that order, each by a partial index.
+    QUEUE_STATS = "SELECT q.queue,
+                (SELECT count(*) FROM outbox WHERE status = ", PENDING, " AND queue = q.queue AND run_at <= now()) AS due,
+                (SELECT count(*) FROM outbox WHERE status = ", ENQUEUED, " AND queue = q.queue) AS in_redis,
+                (SELECT count(*) FROM outbox WHERE status = ", PENDING, " AND queue = q.queue AND run_at > now()) AS later,
+                (SELECT count(*) FROM outbox WHERE status = ", PENDING, " AND last_error IS NOT NULL
+                                                AND queue = q.queue AND run_at > now()) AS failed,
+                (SELECT count(*) FROM outbox WHERE status = ", RUNNING, " AND queue = q.queue) AS running,
+                (SELECT count(*) FROM outbox WHERE status = ", DEAD, " AND queue = q.queue) AS dead,
+                (SELECT count(*) FROM outbox WHERE status = ", DONE, " AND queue = q.queue
+                                                AND completed_at > now() - interval '1 hour') AS done_last_hour,
+                extract(epoch FROM now() - LEAST(
+                    (SELECT min(run_at) FROM outbox WHERE status = ", PENDING, " AND queue = q.queue AND run_at <= now()),
+                    (SELECT min(run_at) FROM outbox WHERE status = ", ENQUEUED, " AND queue = q.queue)))::float8 AS oldest_s,
+                p.paused_at
+               FROM unnest($1::text[]) WITH ORDINALITY AS q(queue, n)
+               LEFT JOIN queue_pauses p ON p.queue = q.queue
+              ORDER BY q.n";
+    /// Seconds since the oldest due row of the queues in `$1` not yet in Redis fell due.
+    OLDEST_DUE = "SELECT extract(epoch FROM now() - min(f.run_at))::float8 AS oldest_s
+               FROM unnest($1::text[]) AS q(queue) CROSS JOIN LATERAL (
+                    SELECT run_at FROM outbox
+                     WHERE status = ", PENDING, " AND queue = q.queue AND run_at <= now()
+                     ORDER BY run_at LIMIT 1) f";
+    /// Workers that heartbeat within the last `$1` seconds, by name.
+    LIVE_WORKERS = "SELECT name, host, pid, queues, concurrency, started_at, heartbeat_at,
+                    extract(epoch FROM now() - heartbeat_at)::float8 AS age_s
+               FROM workers WHERE heartbeat_at > now() - make_interval(secs => $1)
+              ORDER BY name";
+    /// The failed attempts of the jobs `$1`.
+    HISTORY = "SELECT outbox_id, attempt, started_at, finished_at, outcome, error, worker
+               FROM outbox_attempts WHERE outbox_id = ANY($1)
+              ORDER BY outbox_id, attempt";
+    /// Job `$1` of queue `$2`.
+    FIND = "SELECT ", JOB_COLUMNS, " FROM outbox o WHERE o.id = $1 AND o.queue = $2";
+    /// Job `$1`, locked.
+    LOCK = "SELECT ", JOB_COLUMNS, " FROM outbox o WHERE o.id = $1 FOR UPDATE OF o";
+    /// Puts the dead or failed rows of `$1` back to `$3` (pending), due now, and their failed message jobs' (types `$2`) messages to `$4` (pending).
+    REQUEUE = "WITH retried AS (
+                UPDATE outbox o
+                   SET status = $3, run_at = now(), completed_at = NULL,
+                       lease_until = NULL, locked_by = NULL
+                 WHERE o.id = ANY($1)
+                   AND (o.status = ", DEAD, "
+                        OR (o.status = ", PENDING, " AND o.last_error IS NOT NULL AND o.run_at > now()))
+                RETURNING o.id, o.job_type, o.payload),
+             reopened AS (
+                UPDATE notifications n SET status = $4, last_error = NULL, sending_until = NULL
+                  FROM retried r
+                 WHERE r.job_type = ANY($2) AND n.status = ", quoted!(NotificationStatus::Failed), "
+                   AND r.payload ->> 'notification_id' ~* '^[0-9a-f-]{36}$'
+                   AND n.id = (r.payload ->> 'notification_id')::uuid
+                RETURNING 1)
+             SELECT id FROM retried";
+    /// Deletes the rows of `$1` not running or done; their message jobs' (types `$2`) unsent messages become `$3` (failed).
+    DROP_ROWS = "WITH gone AS (
+                DELETE FROM outbox o
+                 WHERE o.id = ANY($1) AND o.status IN (", PENDING, ", ", ENQUEUED, ", ", DEAD, ")
+                RETURNING o.id, o.job_type, o.payload),
+             given_up AS (
+                UPDATE notifications n
+                   SET status = $3, last_error = 'discarded by an operator'
+                  FROM gone g
+                 WHERE g.job_type = ANY($2) AND n.status = ", quoted!(NotificationStatus::Pending), "
+                   AND g.payload ->> 'notification_id' ~* '^[0-9a-f-]{36}$'
+                   AND n.id = (g.payload ->> 'notification_id')::uuid
+                RETURNING 1)
+             SELECT id FROM gone";
+}
 
 fn job_view(row: &sea_orm::QueryResult) -> Result<JobView, DbErr> {
     let name: String = row.try_get("", "queue")?;
@@ -533,12 +599,19 @@ pub async fn list(
     offset: u64,
     limit: u64,
 ) -> Result<(u64, Vec<JobView>), DbErr> {
-    let (condition, mut values) = filter.sql();
-    let count_sql = format!(
-        "SELECT count(*) AS n FROM (SELECT 1 FROM outbox o WHERE {condition} LIMIT {LIST_CAP}) c"
-    );
+    let counted = Query::select()
+        .expr_as(Expr::cust("count(*)"), Alias::new("n"))
+        .from_subquery(
+            filter
+                .select()
+                .expr(Expr::cust("1"))
+                .limit(LIST_CAP)
+                .to_owned(),
+            Alias::new("c"),
+        )
+        .to_owned();
     let count = db
-        .query_one_raw(stmt(&count_sql, values.clone()))
+        .query_one_raw(built(&counted))
         .await?
         .map(|row| row.try_get::<i64>("", "n"))
         .transpose()?
@@ -548,15 +621,14 @@ pub async fn list(
     if limit == 0 {
         return Ok((count, Vec::new()));
     }
-    values.push((limit as i64).into());
-    values.push((offset as i64).into());
-    let n = values.len();
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM outbox o WHERE {condition}
-          ORDER BY o.id DESC LIMIT ${} OFFSET ${n}",
-        n - 1
-    );
-    let rows = db.query_all_raw(stmt(&sql, values)).await?;
+    let page = filter
+        .select()
+        .expr(Expr::cust(JOB_COLUMNS))
+        .order_by((o(), outbox_table::Column::Id), Order::Desc)
+        .limit(limit)
+        .offset(offset)
+        .to_owned();
+    let rows = db.query_all_raw(built(&page)).await?;
     let mut jobs: Vec<JobView> = rows.iter().map(job_view).collect::<Result<_, _>>()?;
     attach_history(db, &mut jobs).await?;
     Ok((count, jobs))
@@ -569,10 +641,7 @@ pub async fn find(
     id: Uuid,
 ) -> Result<Option<JobView>, DbErr> {
     let row = db
-        .query_one_raw(stmt(
-            &format!("SELECT {JOB_COLUMNS} FROM outbox o WHERE o.id = $1 AND o.queue = $2"),
-            vec![id.into(), queue.as_str().into()],
-        ))
+        .query_one_raw(stmt(&FIND, [id.into(), queue.as_str().into()]))
         .await?;
     let Some(row) = row else {
         return Ok(None);
@@ -604,10 +673,7 @@ pub enum ActionError {
 /// Locks job `id` of `queue` for an action: its state, or why there is none.
 async fn lock(db: &impl ConnectionTrait, queue: Queue, id: Uuid) -> Result<JobView, ActionError> {
     let row = db
-        .query_one_raw(stmt(
-            &format!("SELECT {JOB_COLUMNS} FROM outbox o WHERE o.id = $1 FOR UPDATE OF o"),
-            vec![id.into()],
-        ))
+        .query_one_raw(stmt(&LOCK, [id.into()]))
         .await?
         .ok_or(ActionError::NotFound(queue.as_str()))?;
     let job = job_view(&row)?;
@@ -666,23 +732,13 @@ pub async fn retry(
 async fn requeue(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Uuid>, DbErr> {
     let rows = txn
         .query_all_raw(stmt(
-            "WITH retried AS (
-                UPDATE outbox o
-                   SET status = 'pending', run_at = now(), completed_at = NULL,
-                       lease_until = NULL, locked_by = NULL
-                 WHERE o.id = ANY($1)
-                   AND (o.status = 'dead'
-                        OR (o.status = 'pending' AND o.last_error IS NOT NULL AND o.run_at > now()))
-                RETURNING o.id, o.job_type, o.payload),
-             reopened AS (
-                UPDATE notifications n SET status = 'pending', last_error = NULL, sending_until = NULL
-                  FROM retried r
-                 WHERE r.job_type = ANY($2) AND n.status = 'failed'
-                   AND r.payload ->> 'notification_id' ~* '^[0-9a-f-]{36}$'
-                   AND n.id = (r.payload ->> 'notification_id')::uuid
-                RETURNING 1)
-             SELECT id FROM retried",
-            vec![ids.to_vec().into(), message_types().into()],
+            &REQUEUE,
+            [
+                ids.to_vec().into(),
+                message_types().into(),
+                OutboxStatus::Pending.as_str().into(),
+                NotificationStatus::Pending.as_str().into(),
+            ],
         ))
         .await?;
     let ids = rows
@@ -732,20 +788,12 @@ pub async fn discard(
 async fn drop_rows(txn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Uuid>, DbErr> {
     let rows = txn
         .query_all_raw(stmt(
-            "WITH gone AS (
-                DELETE FROM outbox o
-                 WHERE o.id = ANY($1) AND o.status IN ('pending', 'enqueued', 'dead')
-                RETURNING o.id, o.job_type, o.payload),
-             given_up AS (
-                UPDATE notifications n
-                   SET status = 'failed', last_error = 'discarded by an operator'
-                  FROM gone g
-                 WHERE g.job_type = ANY($2) AND n.status = 'pending'
-                   AND g.payload ->> 'notification_id' ~* '^[0-9a-f-]{36}$'
-                   AND n.id = (g.payload ->> 'notification_id')::uuid
-                RETURNING 1)
-             SELECT id FROM gone",
-            vec![ids.to_vec().into(), message_types().into()],
+            &DROP_ROWS,
+            [
+                ids.to_vec().into(),
+                message_types().into(),
+                NotificationStatus::Failed.as_str().into(),
+            ],
         ))
         .await?;
     rows.iter().map(|r| r.try_get::<Uuid>("", "id")).collect()
@@ -789,18 +837,16 @@ pub async fn bulk(
         state: Some(state),
         ..JobFilter::default()
     };
-    let (condition, mut values) = filter.sql();
-    values.push((BULK_LIMIT as i64).into());
+    let pick = filter
+        .select()
+        .column((o(), outbox_table::Column::Id))
+        .order_by((o(), outbox_table::Column::Id), Order::Asc)
+        .limit(BULK_LIMIT)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
     let txn = db.begin().await?;
     let picked = txn
-        .query_all_raw(stmt(
-            &format!(
-                "SELECT o.id FROM outbox o WHERE {condition} ORDER BY o.id LIMIT ${}
-                   FOR UPDATE SKIP LOCKED",
-                values.len()
-            ),
-            values,
-        ))
+        .query_all_raw(built(&pick))
         .await?
         .iter()
         .map(|r| r.try_get::<Uuid>("", "id"))
@@ -809,12 +855,14 @@ pub async fn bulk(
         BulkAction::Retry => requeue(&txn, &picked).await?,
         BulkAction::Discard => drop_rows(&txn, &picked).await?,
     };
-    let (condition, values) = filter.sql();
+    let left = Query::select()
+        .expr_as(
+            Expr::exists(filter.select().expr(Expr::cust("1")).to_owned()),
+            Alias::new("more"),
+        )
+        .to_owned();
     let more = txn
-        .query_one_raw(stmt(
-            &format!("SELECT EXISTS (SELECT 1 FROM outbox o WHERE {condition}) AS more"),
-            values,
-        ))
+        .query_one_raw(built(&left))
         .await?
         .map(|r| r.try_get::<bool>("", "more"))
         .transpose()?
