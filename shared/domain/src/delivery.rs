@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, IdenStatic, Iterable, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -37,7 +35,8 @@ use super::reports;
 use crate::templates::Templates;
 use orderly_core::batcher::Batcher;
 use orderly_db::notifications::{self, NotificationStatus};
-use orderly_db::{bookings, daily_reports, listings};
+use orderly_db::sql::stmt;
+use orderly_db::{bookings, daily_reports, listings, quoted, sql};
 use orderly_providers::mail::{EmailAttachment, Mailer, OutgoingEmail};
 use orderly_providers::sms::{OutgoingSms, SmsSender};
 use orderly_providers::{Detail, ProviderError};
@@ -57,17 +56,82 @@ pub struct Locked {
     pub report: Option<daily_reports::Model>,
 }
 
-/// `alias."column" AS "prefix_column", ...` for every column of `E`.
-fn columns<E: sea_orm::EntityTrait>(alias: &str, prefix: &str) -> String {
-    E::Column::iter()
-        .map(|c| format!(r#"{alias}."{0}" AS "{prefix}{0}""#, c.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `alias."column" AS "prefix_column", ...` for the columns named, a literal.
+macro_rules! columns {
+    ($alias:literal, $prefix:literal, $first:ident $(, $column:ident)* $(,)?) => {
+        concat!(
+            $alias, ".\"", stringify!($first), "\" AS \"", $prefix, stringify!($first), "\""
+            $(, ", ", $alias, ".\"", stringify!($column), "\" AS \"", $prefix, stringify!($column), "\"")*
+        )
+    };
 }
 
-fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
-}
+/// Every column of `notifications`, as `n_*` (a test checks the list against the entity).
+const NOTIFICATION_COLUMNS: &str = columns!(
+    "n",
+    "n_",
+    id,
+    dedup_key,
+    booking_id,
+    user_id,
+    channel,
+    kind,
+    recipient,
+    subject,
+    status,
+    attempts,
+    last_error,
+    provider_message_id,
+    sent_at,
+    sending_until,
+    report_date,
+    created_at,
+    updated_at
+);
+/// Every column of `bookings`, as `b_*`.
+const BOOKING_COLUMNS: &str = columns!(
+    "b",
+    "b_",
+    id,
+    listing_id,
+    customer_id,
+    quantity,
+    amount_cents,
+    currency,
+    status,
+    hold_expires_at,
+    idempotency_key,
+    request_id,
+    confirmed_at,
+    paid_at,
+    expired_at,
+    cancelled_at,
+    refunded_at,
+    created_at,
+    updated_at
+);
+/// Every column of `listings`, as `l_*`.
+const LISTING_COLUMNS: &str = columns!(
+    "l",
+    "l_",
+    id,
+    provider_id,
+    title,
+    description,
+    starts_at,
+    capacity,
+    seats_left,
+    price_cents,
+    currency,
+    status,
+    created_at,
+    updated_at
+);
+/// Every column of `daily_reports`, as `r_*`.
+const REPORT_COLUMNS: &str = columns!("r", "r_", report_date, timezone, generated_at, report);
+
+const PENDING: &str = quoted!(NotificationStatus::Pending);
+const SENDING: &str = quoted!(NotificationStatus::Sending);
 
 /// Claims the sendable rows of `ids` (pending, or `sending` whose lease ran out) for
 /// `lease`, in one committed statement, with their booking, listing and user's name, or
@@ -77,29 +141,14 @@ async fn claim(
     ids: &[Uuid],
     lease: Duration,
 ) -> Result<Vec<Locked>, DbErr> {
-    let sql = format!(
-        "WITH claimed AS (
-            UPDATE notifications
-               SET status = 'sending', attempts = attempts + 1,
-                   sending_until = now() + make_interval(secs => $2)
-             WHERE id = ANY($1)
-               AND (status = 'pending' OR (status = 'sending' AND sending_until < now()))
-            RETURNING *)
-         SELECT {}, {}, {}, {}, u.name AS u_name
-           FROM claimed n
-           LEFT JOIN bookings b ON b.id = n.booking_id
-           LEFT JOIN listings l ON l.id = b.listing_id
-           LEFT JOIN users u ON u.id = n.user_id
-           LEFT JOIN daily_reports r ON r.report_date = n.report_date",
-        columns::<notifications::Entity>("n", "n_"),
-        columns::<bookings::Entity>("b", "b_"),
-        columns::<listings::Entity>("l", "l_"),
-        columns::<daily_reports::Entity>("r", "r_"),
-    );
     let rows = db
         .query_all_raw(stmt(
-            &sql,
-            vec![ids.to_vec().into(), lease.as_secs_f64().into()],
+            &CLAIM,
+            [
+                ids.to_vec().into(),
+                lease.as_secs_f64().into(),
+                NotificationStatus::Sending.as_str().into(),
+            ],
         ))
         .await?;
     rows.iter()
@@ -139,10 +188,7 @@ async fn unclaimed(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Result<(), ProviderError>>, DbErr> {
     let rows = db
-        .query_all_raw(stmt(
-            "SELECT id, status, last_error FROM notifications WHERE id = ANY($1)",
-            vec![ids.to_vec().into()],
-        ))
+        .query_all_raw(stmt(&OUTCOMES, [ids.to_vec().into()]))
         .await?;
     let mut outcomes = HashMap::with_capacity(rows.len());
     for row in rows {
@@ -176,47 +222,27 @@ type Answer = (Uuid, i32, Outcome);
 /// written only while `sending`; a failure only under the claim it answers (a newer claim
 /// owns the row), while a send is a fact whichever claim made it.
 async fn record(db: &DatabaseConnection, outcomes: &[Answer]) -> Result<(), DbErr> {
-    let mut ids = Vec::with_capacity(outcomes.len());
-    let mut attempts = Vec::with_capacity(outcomes.len());
-    let mut statuses = Vec::with_capacity(outcomes.len());
-    let mut errors: Vec<String> = Vec::with_capacity(outcomes.len());
-    let mut provider_ids: Vec<String> = Vec::with_capacity(outcomes.len());
-    for (id, attempt, outcome) in outcomes {
-        ids.push(*id);
-        attempts.push(*attempt);
-        let (status, error, provider_id) = match outcome {
-            Ok(provider_id) => (NotificationStatus::Sent, None, Some(provider_id.clone())),
-            Err(e @ ProviderError::Permanent(_)) => {
-                (NotificationStatus::Failed, Some(e.describe()), None)
-            }
-            Err(e) => (NotificationStatus::Pending, Some(e.describe()), None),
-        };
-        statuses.push(status.as_str().to_owned());
-        // Arrays of text cannot carry NULLs here: '' stands for none.
-        errors.push(error.unwrap_or_default());
-        provider_ids.push(provider_id.unwrap_or_default());
-    }
-    db.execute_raw(stmt(
-        "UPDATE notifications n
-            SET status = d.status,
-                last_error = NULLIF(d.error, ''),
-                provider_message_id = COALESCE(NULLIF(d.provider_id, ''), n.provider_message_id),
-                sent_at = CASE WHEN d.status = 'sent' THEN now() ELSE n.sent_at END,
-                sending_until = NULL
-           FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[])
-                AS d(id, attempt, status, error, provider_id)
-          WHERE n.id = d.id
-            AND n.status = 'sending'
-            AND (n.attempts = d.attempt OR d.status = 'sent')",
-        vec![
-            ids.into(),
-            attempts.into(),
-            statuses.into(),
-            errors.into(),
-            provider_ids.into(),
-        ],
-    ))
-    .await?;
+    let answers: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|(id, attempt, outcome)| {
+            let (status, error, provider_id) = match outcome {
+                Ok(provider_id) => (NotificationStatus::Sent, None, Some(provider_id.clone())),
+                Err(e @ ProviderError::Permanent(_)) => {
+                    (NotificationStatus::Failed, Some(e.describe()), None)
+                }
+                Err(e) => (NotificationStatus::Pending, Some(e.describe()), None),
+            };
+            serde_json::json!({
+                "id": id,
+                "attempt": attempt,
+                "status": status.as_str(),
+                "error": error,
+                "provider_id": provider_id,
+            })
+        })
+        .collect();
+    db.execute_raw(stmt(&RECORD, [serde_json::Value::Array(answers).into()]))
+        .await?;
     Ok(())
 }
 
@@ -230,11 +256,7 @@ async fn renew(
 ) -> Result<HashSet<Claim>, DbErr> {
     let rows = db
         .query_all_raw(stmt(
-            "UPDATE notifications n
-                SET sending_until = now() + make_interval(secs => $3)
-               FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)
-              WHERE n.id = c.id AND n.status = 'sending' AND n.attempts = c.attempt
-          RETURNING n.id, n.attempts",
+            &RENEW,
             vec![
                 ids.to_vec().into(),
                 attempts.to_vec().into(),
@@ -516,5 +538,79 @@ impl Delivery {
             |sms| async move { sender.send(&sms).await },
         )
         .await
+    }
+}
+
+sql! {
+    /// Claims the rows `$1` that are pending, or sending under a lapsed lease, for `$2`
+    /// seconds (status `$3`, sending), and returns them with their booking, listing, user's
+    /// name and report.
+    CLAIM = "WITH claimed AS (
+            UPDATE notifications
+               SET status = $3, attempts = attempts + 1,
+                   sending_until = now() + make_interval(secs => $2)
+             WHERE id = ANY($1)
+               AND (status = ", PENDING, " OR (status = ", SENDING, " AND sending_until < now()))
+            RETURNING *)
+         SELECT ", NOTIFICATION_COLUMNS, ", ", BOOKING_COLUMNS, ", ", LISTING_COLUMNS, ", ",
+            REPORT_COLUMNS, ", u.name AS u_name
+           FROM claimed n
+           LEFT JOIN bookings b ON b.id = n.booking_id
+           LEFT JOIN listings l ON l.id = b.listing_id
+           LEFT JOIN users u ON u.id = n.user_id
+           LEFT JOIN daily_reports r ON r.report_date = n.report_date";
+
+    /// The status and error of the rows `$1`.
+    OUTCOMES = "SELECT id, status, last_error FROM notifications WHERE id = ANY($1)";
+
+    /// The answers `$1` (records of id, attempt, status, error, provider_id) of rows still
+    /// sending: a failure only under the claim it answers, a send under any.
+    RECORD = "UPDATE notifications n
+            SET status = d.status,
+                last_error = d.error,
+                provider_message_id = COALESCE(d.provider_id, n.provider_message_id),
+                sent_at = CASE WHEN d.status = ", quoted!(NotificationStatus::Sent), " THEN now() ELSE n.sent_at END,
+                sending_until = NULL
+           FROM jsonb_to_recordset($1::jsonb)
+                AS d(id uuid, attempt int, status text, error text, provider_id text)
+          WHERE n.id = d.id
+            AND n.status = ", SENDING, "
+            AND (n.attempts = d.attempt OR d.status = ", quoted!(NotificationStatus::Sent), ")";
+
+    /// Extends by `$3` seconds the leases of the claims `$1` (ids), `$2` (attempts) that
+    /// still own their rows, and returns those.
+    RENEW = "UPDATE notifications n
+                SET sending_until = now() + make_interval(secs => $3)
+               FROM unnest($1::uuid[], $2::int[]) AS c(id, attempt)
+              WHERE n.id = c.id AND n.status = ", SENDING, " AND n.attempts = c.attempt
+          RETURNING n.id, n.attempts";
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{EntityTrait, IdenStatic, Iterable};
+
+    use super::*;
+
+    /// `alias."column" AS "prefix_column", ...` for every column of `E`, in its order.
+    fn columns_of<E: EntityTrait>(alias: &str, prefix: &str) -> String {
+        E::Column::iter()
+            .map(|c| format!(r#"{alias}."{0}" AS "{prefix}{0}""#, c.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    #[test]
+    fn the_claim_selects_every_column_of_its_entities() {
+        assert_eq!(
+            NOTIFICATION_COLUMNS,
+            columns_of::<notifications::Entity>("n", "n_")
+        );
+        assert_eq!(BOOKING_COLUMNS, columns_of::<bookings::Entity>("b", "b_"));
+        assert_eq!(LISTING_COLUMNS, columns_of::<listings::Entity>("l", "l_"));
+        assert_eq!(
+            REPORT_COLUMNS,
+            columns_of::<daily_reports::Entity>("r", "r_")
+        );
     }
 }
