@@ -22,7 +22,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, IntoActiveModel,
-    Set, Statement, TransactionTrait,
+    Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -31,6 +31,8 @@ use orderly_db::bookings::{self as booking_rows, BookingStatus};
 use orderly_db::notifications::NotificationKind;
 use orderly_db::payment_refunds::RefundSource;
 use orderly_db::payments::{self as payment_rows, PaymentProvider, PaymentStatus};
+use orderly_db::sql;
+use orderly_db::sql::stmt;
 use orderly_jobs::{CancelPayment, RefundPayment, outbox, wake};
 use orderly_providers::payments::{Intent, IntentState, NewPayment, PaymentGateway, attempt_key};
 use orderly_providers::{Detail, ProviderError};
@@ -606,10 +608,8 @@ async fn refunded(
         Some(id) => id.to_owned(),
         None => format!("{provider_id}:refunded:{total_cents}"),
     };
-    txn.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "INSERT INTO payment_refunds (id, payment_id, amount_cents, currency, source, refunded_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+    txn.execute_raw(stmt(
+        &RECORD_REFUND,
         [
             row_id.into(),
             payment.id.into(),
@@ -778,11 +778,8 @@ async fn bump_attempts(
     booking_id: Uuid,
     error: &ProviderError,
 ) -> Result<(), PaymentError> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        sea_orm::DatabaseBackend::Postgres,
-        "UPDATE payments SET provider_attempts = provider_attempts + 1, last_error = $2,
-                updated_at = now()
-          WHERE booking_id = $1",
+    txn.execute_raw(stmt(
+        &BUMP_ATTEMPTS,
         [booking_id.into(), error.describe().into()],
     ))
     .await?;
@@ -823,4 +820,15 @@ async fn lock_if_any(
         Err(BookingError::NotFound) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+sql! {
+    /// Refund `$1` of payment `$2`: `$3` cents in `$4`, made by `$5` at `$6`; once.
+    RECORD_REFUND = "INSERT INTO payment_refunds (id, payment_id, amount_cents, currency, source, refunded_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
+
+    /// One more provider call of booking `$1`'s payment whose outcome is unknown, with `$2`.
+    BUMP_ATTEMPTS = "UPDATE payments SET provider_attempts = provider_attempts + 1, last_error = $2,
+                updated_at = now()
+          WHERE booking_id = $1";
 }
