@@ -11,7 +11,9 @@ use orderly_core::redis_conn::RedisConn;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
-use crate::pipeline::{connect, scalar, stmt};
+use orderly_db::sql::stmt;
+
+use crate::pipeline::{connect, scalar};
 
 /// Arguments of `backlog`.
 #[derive(Debug, clap::Args)]
@@ -33,15 +35,7 @@ async fn redis_memory(conn: &mut RedisConn) -> anyhow::Result<u64> {
 }
 
 async fn queue_left(db: &DatabaseConnection) -> anyhow::Result<bool> {
-    Ok(scalar(
-        db,
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND queue = 'bookings' AND job_type = 'noop' AND run_at <= now())
-                      OR EXISTS (SELECT 1 FROM outbox WHERE status IN ('enqueued', 'running') AND job_type = 'noop')
-                     THEN 1 ELSE 0 END::float8",
-        vec![],
-    )
-    .await?
-        > 0.0)
+    Ok(scalar(db, &orderly_bench::NOOPS_DRAINED, vec![]).await? > 0.0)
 }
 
 /// Runs the measurement.
@@ -59,10 +53,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
     while queued < args.count {
         let n = (args.count - queued).min(100_000);
         db.execute_raw(stmt(
-            "INSERT INTO outbox (id, queue, job_type, payload, task_id)
-             SELECT gen_random_uuid(), 'bookings', 'noop', jsonb_build_object('id', gen_random_uuid()),
-                    'noop:' || $1 || ':' || g
-               FROM generate_series($2::bigint, $3::bigint) AS g",
+            &orderly_bench::BACKLOG_NOOPS,
             vec![
                 tag.clone().into(),
                 (queued as i64).into(),
@@ -114,24 +105,14 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<Value> {
         .status();
     let _ = worker.wait();
     let like = format!("noop:{tag}:%");
-    let done = scalar(
-        &db,
-        "SELECT count(*)::float8 FROM outbox WHERE task_id LIKE $1 AND status = 'done'",
-        vec![like.clone().into()],
-    )
-    .await?;
+    let done = scalar(&db, &orderly_bench::DONE_LIKE, vec![like.clone().into()]).await?;
     anyhow::ensure!(
         done as u64 == args.count,
         "{} of {} jobs ended other than done",
         args.count - done as u64,
         args.count
     );
-    let seconds = scalar(
-        &db,
-        "SELECT extract(epoch FROM max(completed_at) - min(started_at))::float8 FROM outbox WHERE task_id LIKE $1",
-        vec![like.into()],
-    )
-    .await?;
+    let seconds = scalar(&db, &orderly_bench::SPAN_LIKE, vec![like.into()]).await?;
     Ok(json!({
         "jobs": args.count,
         "seconds": seconds,

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 
 use crate::cpu;
 use crate::http::{self, LoadArgs};
-use crate::pipeline::{connect, scalar, stmt};
+use orderly_db::sql::stmt;
+
+use crate::pipeline::{connect, scalar};
 
 /// How long PostgreSQL may keep an idle backend's statistics before publishing them
 /// (`PGSTAT_IDLE_INTERVAL`, 10 s): counters are read only after this much quiet.
@@ -29,28 +31,13 @@ struct Counters {
 }
 
 async fn counters(db: &DatabaseConnection, redis: &mut RedisConn) -> anyhow::Result<Counters> {
-    let commits = scalar(
-        db,
-        "SELECT xact_commit::float8 FROM pg_stat_database WHERE datname = current_database()",
-        vec![],
-    )
-    .await?;
+    let commits = scalar(db, &orderly_bench::COMMITS, vec![]).await?;
     // pg_stat_statements counts each statement a client sent (BEGIN and COMMIT included)
     // as it ends; absent when the server was not started with it.
-    let statements = scalar(
-        db,
-        "SELECT sum(calls)::float8 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-          WHERE d.datname = current_database()",
-        vec![],
-    )
-    .await
-    .ok();
-    let wal_bytes = scalar(
-        db,
-        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8",
-        vec![],
-    )
-    .await?;
+    let statements = scalar(db, &orderly_bench::STATEMENTS_RUN, vec![])
+        .await
+        .ok();
+    let wal_bytes = scalar(db, &orderly_bench::WAL_BYTES, vec![]).await?;
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)
@@ -68,18 +55,6 @@ async fn counters(db: &DatabaseConnection, redis: &mut RedisConn) -> anyhow::Res
         redis_commands,
     })
 }
-
-/// Jobs due now that have not ended.
-const UNFINISHED: &str = "SELECT count(*)::float8 FROM outbox
-  WHERE status IN ('pending', 'enqueued', 'running') AND run_at <= now()";
-
-/// 1 while any job due now has not ended, else 0: answered from the partial indexes, so
-/// that polling it costs the database next to nothing while the worker drains.
-const ANY_UNFINISHED: &str = "SELECT (
-    EXISTS (SELECT 1 FROM unnest(ARRAY['bookings', 'payments', 'email', 'sms', 'reports']) AS q(queue)
-             WHERE EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND queue = q.queue AND run_at <= now()))
-    OR EXISTS (SELECT 1 FROM outbox WHERE status = 'enqueued')
-    OR EXISTS (SELECT 1 FROM outbox WHERE status = 'running'))::int::float8";
 
 /// Arguments of `flow`.
 #[derive(Debug, clap::Args)]
@@ -117,14 +92,7 @@ impl std::ops::Sub for StatementTotals {
 /// The totals of each statement (by its text) in this database so far.
 async fn statement_calls(db: &DatabaseConnection) -> HashMap<String, StatementTotals> {
     let rows = db
-        .query_all_raw(stmt(
-            "SELECT regexp_replace(left(s.query, 160), '\\s+', ' ', 'g') AS query, sum(s.calls)::float8 AS calls,
-                    sum(s.total_exec_time)::float8 AS ms, sum(s.plans)::float8 AS plans,
-                    sum(s.total_plan_time)::float8 AS plan_ms
-               FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-              WHERE d.datname = current_database() GROUP BY 1",
-            vec![],
-        ))
+        .query_all_raw(stmt(&orderly_bench::STATEMENT_TOTALS, []))
         .await
         .unwrap_or_default();
     rows.into_iter()
@@ -150,15 +118,15 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
     let redis_url = std::env::var("REDIS_URL").context("REDIS_URL is not set")?;
     let mut redis = RedisConn::open(&redis_url).await?;
     tokio::time::sleep(STATS_SETTLE).await;
-    let since = scalar(&db, "SELECT extract(epoch FROM now())::float8", vec![]).await?;
+    let since = scalar(&db, &orderly_bench::NOW_EPOCH, vec![]).await?;
     let before = counters(&db, &mut redis).await?;
     let calls_before = statement_calls(&db).await;
     let cpu_before = cpu::snapshot();
 
     let load = http::bookings(args).await?;
     let load_ended = Instant::now();
-    let backlog = scalar(&db, UNFINISHED, vec![]).await?;
-    while scalar(&db, ANY_UNFINISHED, vec![]).await? > 0.0 {
+    let backlog = scalar(&db, &orderly_bench::UNFINISHED, vec![]).await?;
+    while scalar(&db, &orderly_bench::ANY_UNFINISHED, vec![]).await? > 0.0 {
         anyhow::ensure!(
             load_ended.elapsed() < Duration::from_secs(1800),
             "the jobs of the load did not end within 30 minutes"
@@ -172,21 +140,9 @@ pub async fn flow(args: FlowArgs) -> anyhow::Result<Value> {
     let after = counters(&db, &mut redis).await?;
     let calls_after = statement_calls(&db).await;
     let window = vec![since.into()];
-    let booked = scalar(
-        &db,
-        "SELECT count(*)::float8 FROM bookings WHERE created_at >= to_timestamp($1)",
-        window.clone(),
-    )
-    .await?;
+    let booked = scalar(&db, &orderly_bench::BOOKED_SINCE, window.clone()).await?;
     // Completed: paid, and every message about it sent.
-    let completed = scalar(
-        &db,
-        "SELECT count(*)::float8 FROM bookings b
-          WHERE b.created_at >= to_timestamp($1) AND b.status = 'paid'
-            AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.booking_id = b.id AND n.status <> 'sent')",
-        window,
-    )
-    .await?;
+    let completed = scalar(&db, &orderly_bench::COMPLETED_SINCE, window).await?;
     if let Some(path) = statements_out {
         let mut deltas: Vec<(StatementTotals, &String)> = calls_after
             .iter()
@@ -234,9 +190,9 @@ pub async fn durability() -> anyhow::Result<Value> {
     let mut out = serde_json::Map::new();
     for name in ["fsync", "synchronous_commit", "full_page_writes"] {
         let row = db
-            .query_one_raw(stmt(&format!("SHOW {name}"), vec![]))
+            .query_one_raw(stmt(&orderly_bench::SETTING, [name.into()]))
             .await?
-            .context("SHOW returned nothing")?;
+            .context("no setting")?;
         out.insert(name.to_owned(), json!(row.try_get_by_index::<String>(0)?));
     }
     Ok(Value::Object(out))

@@ -5,15 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use orderly_db::sql::{Sql, stmt};
 use orderly_jobs::outbox::NewJob;
 use orderly_jobs::{Enqueuer, Job, Noop, outbox, wake};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-pub(crate) fn stmt(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
-}
 
 pub(crate) async fn connect(max: u32) -> anyhow::Result<DatabaseConnection> {
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set")?;
@@ -28,7 +25,7 @@ pub(crate) async fn connect(max: u32) -> anyhow::Result<DatabaseConnection> {
 
 pub(crate) async fn scalar(
     db: &DatabaseConnection,
-    sql: &str,
+    sql: &Sql,
     values: Vec<sea_orm::Value>,
 ) -> anyhow::Result<f64> {
     let row = db
@@ -41,7 +38,7 @@ pub(crate) async fn scalar(
 /// Polls every 20 ms until `sql` (a count) reaches `target`, or `limit` passes.
 async fn wait_for(
     db: &DatabaseConnection,
-    sql: &str,
+    sql: &Sql,
     values: Vec<sea_orm::Value>,
     target: f64,
     limit: Duration,
@@ -52,7 +49,7 @@ async fn wait_for(
 /// [`wait_for`], polling every `every`.
 async fn wait_for_every(
     db: &DatabaseConnection,
-    sql: &str,
+    sql: &Sql,
     values: Vec<sea_orm::Value>,
     target: f64,
     limit: Duration,
@@ -60,7 +57,11 @@ async fn wait_for_every(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while scalar(db, sql, values.clone()).await? < target {
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for: {sql}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out waiting for: {}",
+            sql.name
+        );
         tokio::time::sleep(every).await;
     }
     Ok(())
@@ -82,21 +83,9 @@ pub struct DrainArgs {
 pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     let db = connect(4).await?;
     let ids: Vec<Uuid> = (0..args.count).map(|_| Uuid::now_v7()).collect();
-    let sql = match args.kind.as_str() {
-        "noop" => {
-            "INSERT INTO outbox (id, queue, job_type, payload, task_id)
-             SELECT gen_random_uuid(), 'bookings', 'noop', jsonb_build_object('id', x), 'noop:' || x
-               FROM unnest($1::uuid[]) AS x"
-        }
-        "send_email" => {
-            "WITH n AS (
-                INSERT INTO notifications (id, dedup_key, channel, kind, recipient)
-                SELECT x, 'bench:' || x, 'email', 'reminder', 'bench@example.com' FROM unnest($1::uuid[]) AS x
-                RETURNING id)
-             INSERT INTO outbox (id, queue, job_type, payload, task_id)
-             SELECT gen_random_uuid(), 'email', 'send_email', jsonb_build_object('notification_id', id), 'send_email:' || id
-               FROM n"
-        }
+    let sql: &Sql = match args.kind.as_str() {
+        "noop" => &orderly_bench::DRAIN_NOOP,
+        "send_email" => &orderly_bench::DRAIN_SEND_EMAIL,
         other => anyhow::bail!("unknown kind `{other}` (noop or send_email)"),
     };
     let task_ids: Vec<String> = ids.iter().map(|id| format!("{}:{id}", args.kind)).collect();
@@ -112,24 +101,22 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     // the completion times recorded in the outbox.
     wait_for(
         &db,
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND queue = $2 AND run_at <= now() AND job_type = $1)
-                       OR EXISTS (SELECT 1 FROM outbox WHERE status IN ('enqueued', 'running') AND job_type = $1)
-                     THEN 0 ELSE 1 END::float8",
+        &orderly_bench::DRAINED,
         vec![
             args.kind.clone().into(),
-            if args.kind == "noop" { "bookings" } else { "email" }.into(),
+            if args.kind == "noop" {
+                "bookings"
+            } else {
+                "email"
+            }
+            .into(),
         ],
         1.0,
         Duration::from_secs(600),
     )
     .await?;
     let cpu_after = crate::cpu::snapshot();
-    let done = scalar(
-        &db,
-        "SELECT count(*)::float8 FROM outbox WHERE task_id = ANY($1) AND status = 'done'",
-        vec![task_ids.clone().into()],
-    )
-    .await?;
+    let done = scalar(&db, &orderly_bench::DONE_OF, vec![task_ids.clone().into()]).await?;
     anyhow::ensure!(
         done as usize == args.count,
         "{} of {} jobs ended other than done",
@@ -137,12 +124,7 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
         args.count
     );
     if args.kind == "send_email" {
-        let sent = scalar(
-            &db,
-            "SELECT count(*)::float8 FROM notifications WHERE id = ANY($1) AND status = 'sent' AND sent_at IS NOT NULL",
-            vec![ids.clone().into()],
-        )
-        .await?;
+        let sent = scalar(&db, &orderly_bench::SENT_OF, vec![ids.clone().into()]).await?;
         anyhow::ensure!(
             sent as usize == args.count,
             "only {sent} of {} e-mail notifications are marked sent",
@@ -152,7 +134,7 @@ pub async fn drain(args: DrainArgs) -> anyhow::Result<Value> {
     let wall = started.elapsed().as_secs_f64();
     let span = scalar(
         &db,
-        "SELECT extract(epoch FROM max(completed_at) - $2)::float8 FROM outbox WHERE task_id = ANY($1)",
+        &orderly_bench::DRAIN_SPAN,
         vec![task_ids.into(), committed.into()],
     )
     .await?;
@@ -189,12 +171,7 @@ pub struct EnqueueArgs {
 pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<Value> {
     let db = connect(args.concurrency).await?;
     let enqueuer = Enqueuer::start(db.clone());
-    let before = scalar(
-        &db,
-        "SELECT count(*)::float8 FROM outbox WHERE job_type = 'noop'",
-        vec![],
-    )
-    .await?;
+    let before = scalar(&db, &orderly_bench::NOOP_ROWS, vec![]).await?;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
@@ -233,13 +210,7 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<Value> {
         task.await??;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let added = scalar(
-        &db,
-        "SELECT count(*)::float8 FROM outbox WHERE job_type = 'noop'",
-        vec![],
-    )
-    .await?
-        - before;
+    let added = scalar(&db, &orderly_bench::NOOP_ROWS, vec![]).await? - before;
     anyhow::ensure!(
         added as u64 == args.count,
         "{added} outbox rows were added for {} jobs",
@@ -277,7 +248,7 @@ pub async fn latency(args: LatencyArgs) -> anyhow::Result<Value> {
     let n = ids.len() as f64;
     wait_for(
         &db,
-        "SELECT count(*)::float8 FROM outbox WHERE task_id = ANY($1) AND status = 'done'",
+        &orderly_bench::DONE_OF,
         vec![ids.clone().into()],
         n,
         Duration::from_secs(60),
@@ -289,8 +260,7 @@ pub async fn latency(args: LatencyArgs) -> anyhow::Result<Value> {
         async move {
             scalar(
                 &db,
-                "SELECT (percentile_cont($2) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at)) * 1000)::float8
-                   FROM outbox WHERE task_id = ANY($1)",
+                &orderly_bench::JOB_LATENCY_MS,
                 vec![ids.into(), p.into()],
             )
             .await
@@ -318,17 +288,14 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
     let db = connect(4).await?;
     let listing: Uuid = db
         .query_one_raw(stmt(
-            "SELECT id FROM listings WHERE seats_left > $1 LIMIT 1",
+            &orderly_bench::LISTING_WITH_SEATS,
             vec![(args.count as i32).into()],
         ))
         .await?
         .context("no listing with enough seats (run setup first)")?
         .try_get_by_index(0)?;
     let customer: Uuid = db
-        .query_one_raw(stmt(
-            "SELECT id FROM users WHERE role = 'customer' LIMIT 1",
-            vec![],
-        ))
+        .query_one_raw(stmt(&orderly_bench::A_CUSTOMER, vec![]))
         .await?
         .context("no customer (run setup first)")?
         .try_get_by_index(0)?;
@@ -362,7 +329,7 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(args.hold_seconds + args.spread_seconds)).await;
     wait_for_every(
         &db,
-        "SELECT count(*)::float8 FROM bookings WHERE id = ANY($1) AND status = 'expired'",
+        &orderly_bench::EXPIRED_OF,
         vec![ids.clone().into()],
         ids.len() as f64,
         Duration::from_secs(60),
@@ -375,8 +342,7 @@ pub async fn expiry(args: ExpiryArgs) -> anyhow::Result<Value> {
         async move {
             scalar(
                 &db,
-                "SELECT (percentile_cont($2) WITHIN GROUP (ORDER BY extract(epoch FROM expired_at - hold_expires_at)) * 1000)::float8
-                   FROM bookings WHERE id = ANY($1)",
+                &orderly_bench::EXPIRY_LAG_MS,
                 vec![ids.into(), p.into()],
             )
             .await
