@@ -10,7 +10,6 @@ pub mod deadline;
 pub mod errors_fallback;
 pub mod extract;
 pub mod idempotency;
-pub mod jobs;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;

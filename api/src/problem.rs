@@ -3,11 +3,11 @@
 //! Handlers return [`ApiError`]; a 5xx never carries its cause to the client — the cause goes
 //! to the log (and Sentry) with the request id.
 
-use crate::jobs::admin::ActionError;
 use crate::rate_limit::Standing;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use orderly_admin::jobs::ActionError;
 use orderly_domain::bookings::BookingError;
 use orderly_domain::payments::PaymentError;
 use orderly_domain::reports::ReportError;

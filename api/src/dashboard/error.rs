@@ -54,9 +54,9 @@ impl From<sea_orm::DbErr> for DashboardError {
     }
 }
 
-impl From<crate::jobs::admin::ActionError> for DashboardError {
-    fn from(error: crate::jobs::admin::ActionError) -> Self {
-        use crate::jobs::admin::ActionError;
+impl From<orderly_admin::jobs::ActionError> for DashboardError {
+    fn from(error: orderly_admin::jobs::ActionError) -> Self {
+        use orderly_admin::jobs::ActionError;
         match error {
             ActionError::NotFound(_) => Self::NotFound(error.to_string()),
             ActionError::WrongState { .. } => Self::Conflict(error.to_string()),

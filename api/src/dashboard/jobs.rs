@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use crate::jobs::admin::{self, JobFilter, JobState, JobView, LIST_CAP};
-use crate::jobs::explain::{self, Limits};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context as _;
+use orderly_admin::explain::{self, Limits};
+use orderly_admin::jobs::{self as admin, JobFilter, JobState, JobView, LIST_CAP};
 use orderly_jobs::outbox::Window;
 use orderly_jobs::{JobKind, Queue};
 use serde::Serialize;

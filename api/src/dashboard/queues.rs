@@ -2,8 +2,8 @@
 //! live workers and the throughput chart's sample; pausing, resuming and retrying a
 //! queue's dead jobs.
 
-use crate::jobs::admin::{self, BulkAction, JobState, QueueStats};
 use actix_web::{HttpRequest, HttpResponse, web};
+use orderly_admin::jobs::{self as admin, BulkAction, JobState, QueueStats};
 use orderly_db::outbox::OutboxStatus;
 use orderly_db::sql::stmt;
 use orderly_db::{quoted, sql};

@@ -71,7 +71,7 @@ static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
         env.add_filter("when", when);
         env.add_filter("ago", ago);
         env.add_filter("short", |text: String| {
-            crate::jobs::explain::short(&text).to_owned()
+            orderly_admin::explain::short(&text).to_owned()
         });
         for (name, source) in TEMPLATES {
             env.add_template(name, source)?;
@@ -94,7 +94,7 @@ fn when(value: Value) -> String {
 /// A number of seconds as the sentences say it (`25 s`, `4 min`).
 fn ago(value: Value) -> String {
     match f64::try_from(value) {
-        Ok(secs) => crate::jobs::explain::span(secs),
+        Ok(secs) => orderly_admin::explain::span(secs),
         Err(_) => String::new(),
     }
 }

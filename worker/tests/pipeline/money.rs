@@ -281,7 +281,7 @@ async fn a_signed_event_this_version_cannot_read_becomes_a_dead_job_and_applies_
         .unwrap()
         .parse()
         .unwrap();
-    orderly_api::jobs::admin::retry(
+    orderly_admin::jobs::retry(
         &p.db,
         queue,
         job_id,

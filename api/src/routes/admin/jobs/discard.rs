@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/admin/jobs/{queue}/{job_id}`: a job that is not running is dropped.
 
-use crate::jobs::admin;
 use actix_web::{HttpRequest, HttpResponse, delete, web};
+use orderly_admin::jobs as admin;
 
 use super::super::operator;
 use crate::extract::AuthUser;

@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/admin/jobs?queue=&state=dead`: discard a queue's jobs in one state.
 
-use crate::jobs::admin::{self, Bulk, BulkAction, JobState};
 use actix_web::{HttpRequest, HttpResponse, delete, web};
+use orderly_admin::jobs::{self as admin, Bulk, BulkAction, JobState};
 
 use super::super::operator;
 use super::retry_many::BulkQuery;

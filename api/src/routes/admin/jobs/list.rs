@@ -1,7 +1,7 @@
 //! `GET /api/v1/admin/jobs`: the outbox's jobs, filtered, newest first.
 
-use crate::jobs::admin::{self, JobFilter, JobState, JobView};
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use orderly_admin::jobs::{self as admin, JobFilter, JobState, JobView};
 use orderly_db::users::Role;
 use orderly_jobs::{JobKind, Queue};
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! `POST /api/v1/admin/jobs/{queue}/{job_id}/retry`: a dead or failed job runs again now.
 
-use crate::jobs::admin::{self, JobView};
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use orderly_admin::jobs::{self as admin, JobView};
 
 use super::super::operator;
 use crate::extract::AuthUser;

@@ -1,7 +1,7 @@
 //! `POST /api/v1/admin/jobs/retry?queue=&state=dead`: retry a queue's dead or failed jobs.
 
-use crate::jobs::admin::{self, Bulk, BulkAction, JobState};
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use orderly_admin::jobs::{self as admin, Bulk, BulkAction, JobState};
 use orderly_jobs::Queue;
 use serde::Deserialize;
 use utoipa::IntoParams;

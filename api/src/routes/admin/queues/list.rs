@@ -1,8 +1,8 @@
 //! `GET /api/v1/admin/queues`: per queue its counts, age and paused state, the outbox's
 //! backlog, and the live worker processes.
 
-use crate::jobs::admin::{self, Backlog, LiveWorker, QueueStats};
 use actix_web::{HttpResponse, get, web};
+use orderly_admin::jobs::{self as admin, Backlog, LiveWorker, QueueStats};
 use orderly_db::users::Role;
 use orderly_jobs::outbox::Window;
 use serde::Serialize;

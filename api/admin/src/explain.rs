@@ -15,7 +15,7 @@ use orderly_db::sql::{Sql, stmt};
 use orderly_db::{quoted, sql};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::admin::{JobState, JobView};
+use crate::jobs::{JobState, JobView};
 use orderly_jobs::PolicyOverrides;
 
 /// The most jobs counted ahead of a pending one: past it the sentence says "more than".
