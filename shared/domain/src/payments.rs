@@ -33,7 +33,7 @@ use orderly_db::payment_refunds::RefundSource;
 use orderly_db::payments::{self as payment_rows, PaymentProvider, PaymentStatus};
 use orderly_db::sql;
 use orderly_db::sql::stmt;
-use orderly_jobs::{CancelPayment, RefundPayment, outbox, wake};
+use orderly_jobs::{CancelPayment, CreatePayment, Job, RefundPayment, outbox, wake};
 use orderly_providers::payments::{Intent, IntentState, NewPayment, PaymentGateway, attempt_key};
 use orderly_providers::{Detail, ProviderError};
 
@@ -200,7 +200,11 @@ async fn create(
         p.provider_attempts = Set(0);
         p.last_error = Set(None);
         p.updated_at = Set(Utc::now().into());
-        p.update(&txn).await?
+        let payment = p.update(&txn).await?;
+        // The safety net that would have created it, not yet due, goes: nothing is left
+        // for it to do (one in queue already finds the payment made).
+        outbox::withdraw(&txn, &[CreatePayment { booking_id }.dedup_key()]).await?;
+        payment
     } else {
         payment
     };
