@@ -1,7 +1,9 @@
 //! The dashboard's pages: templates compiled into the binary (`api/templates/admin`, HTML
 //! escaped by default), rendered into `text/html` answers.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use anyhow::Context;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -63,7 +65,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 /// The compiled templates: built once from constants, like a table; a template that does
 /// not compile fails this module's tests (and every render, as a 500 page).
-static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
+static ENVIRONMENT: LazyLock<Result<Environment<'static>, Arc<minijinja::Error>>> =
     LazyLock::new(|| {
         let mut env = Environment::new();
         // Printing a misspelt variable is an error, not an empty cell; `if` may test one.
@@ -74,7 +76,7 @@ static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> =
             orderly_admin::explain::short(&text).to_owned()
         });
         for (name, source) in TEMPLATES {
-            env.add_template(name, source)?;
+            env.add_template(name, source).map_err(Arc::new)?;
         }
         Ok(env)
     });
@@ -103,11 +105,11 @@ fn ago(value: Value) -> String {
 pub fn render(name: &str, ctx: impl Serialize) -> anyhow::Result<String> {
     let env = ENVIRONMENT
         .as_ref()
-        .map_err(|e| anyhow::anyhow!("the dashboard templates: {e}"))?;
+        .map_err(|e| anyhow::Error::new(Arc::clone(e)).context("the dashboard templates"))?;
     let page = env
         .get_template(name)
         .and_then(|t| t.render(Value::from(Serde(&ctx))))
-        .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))?;
+        .with_context(|| format!("rendering {name}"))?;
     Ok(page)
 }
 

@@ -63,7 +63,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<RedisConn> {
 impl RedisConn {
     /// Connects to `url` (a `REDIS_URL`) and checks that Redis answers.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let target = RedisTarget::parse(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+        let target = RedisTarget::parse(url).context("REDIS_URL")?;
         Self::connect_to(target).await
     }
 

@@ -162,8 +162,11 @@ impl NewJob {
         Ok(Self {
             queue: J::QUEUE.as_str(),
             job_type: J::NAME,
-            payload: serde_json::to_string(job)
-                .map_err(|e| DbErr::Custom(format!("serialising {}: {e}", J::NAME)))?,
+            payload: serde_json::to_string(job).map_err(|e| DbErr::TryIntoErr {
+                from: J::NAME,
+                into: "JSON",
+                source: std::sync::Arc::new(e),
+            })?,
             task_id: job.dedup_key(),
             run_at,
             request_id: request_id.map(str::to_owned),
@@ -334,7 +337,7 @@ pub async fn claim_due(
         };
         let attempts: i32 = row.try_get("", "attempts")?;
         let queue = crate::Queue::parse(&queue)
-            .ok_or_else(|| DbErr::Custom(format!("unknown queue `{queue}` in outbox")))?;
+            .ok_or_else(|| DbErr::Type(format!("unknown queue `{queue}` in outbox")))?;
         let at = Cursor {
             run_at: row.try_get("", "run_at")?,
             id: row.try_get("", "id")?,
