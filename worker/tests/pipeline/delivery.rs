@@ -217,6 +217,8 @@ async fn a_message_another_worker_is_sending_waits_for_its_lease_then_goes_again
 /// every other message at once.
 struct HoldingMailer {
     held: Uuid,
+    /// Told when the held message reaches the provider (past every check before sending).
+    entered: tokio::sync::Notify,
     release: tokio::sync::Notify,
     held_answer: Result<(), ProviderError>,
 }
@@ -225,6 +227,7 @@ impl HoldingMailer {
     fn new(held: Uuid) -> Self {
         Self {
             held,
+            entered: tokio::sync::Notify::new(),
             release: tokio::sync::Notify::new(),
             held_answer: Ok(()),
         }
@@ -239,6 +242,7 @@ impl Mailer for HoldingMailer {
 
     async fn send(&self, email: &OutgoingEmail) -> Result<String, ProviderError> {
         if email.id == self.held {
+            self.entered.notify_one();
             self.release.notified().await;
             self.held_answer.clone()?;
         }
@@ -368,6 +372,8 @@ async fn a_late_failure_leaves_a_newer_claim_alone_but_a_late_send_is_recorded()
             status(failing).await.as_deref() == Some("sending 1")
         })
         .await;
+        // The claim is bumped only once the message is at the provider, as a lapse would.
+        mailer.entered.notified().await;
         claimed_again(failing).await;
         mailer.release.notify_one();
     };
@@ -387,6 +393,7 @@ async fn a_late_failure_leaves_a_newer_claim_alone_but_a_late_send_is_recorded()
             status(sending).await.as_deref() == Some("sending 1")
         })
         .await;
+        mailer.entered.notified().await;
         claimed_again(sending).await;
         mailer.release.notify_one();
     };
