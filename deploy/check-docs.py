@@ -4,7 +4,10 @@ link's file exists, and every #anchor names a heading of its target (GitHub's sl
 import glob, os, re, sys
 os.chdir(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 files = ["README.md"] + sorted(glob.glob("docs/*.md"))
-TOP = {p.split("/")[0] for p in os.popen("git ls-files").read().split()} | {".local", "data", ".ci"}
+TOP = {p.split("/")[0] for p in os.popen("git ls-files").read().split()} | {".ci"}
+# Folders the scripts create at run time (services' data, logs): named in the docs, absent
+# from a fresh clone.
+RUNTIME = (".local/", "data/")
 def slug(h):
     h = re.sub(r"[`*_]", "", h.strip().lower())
     h = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", h)
@@ -27,6 +30,8 @@ for f in files:
         if "://" in p or p.startswith(("/api", "/admin", "/", "$", "-")) or "<" in p or "*" in p or "{" in p or "=" in p:
             continue
         if "/" not in p and not re.search(r"\.(rs|md|sh|py|yaml|yml|json|txt|toml|png|html)$", p):
+            continue
+        if p.startswith(RUNTIME):
             continue
         first = p.split("/")[0]
         if first not in TOP:
