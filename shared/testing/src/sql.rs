@@ -25,3 +25,18 @@ pub async fn unprepared_statements() -> (usize, Vec<String>) {
     db.close().await.expect("closing the test database");
     (statements.len(), refused)
 }
+
+/// Fails the calling test, naming each statement, unless every registered statement
+/// PREPAREs (see [`unprepared_statements`]). Returns how many were checked.
+pub async fn assert_every_statement_prepares() -> usize {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (checked, refused) = unprepared_statements().await;
+    assert!(checked > 0, "no statement is registered");
+    assert!(
+        refused.is_empty(),
+        "{} of {checked} statements do not prepare:\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
+    checked
+}
